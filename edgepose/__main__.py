@@ -1,0 +1,5 @@
+"""Allow ``python -m edgepose``."""
+
+from edgepose.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The ``edgepose`` command: argument parsing, config assembly, exit codes and error reporting.
+
+Exit codes: 0 success, 2 bad usage/config/input, 1 runtime failure. Errors are one line on stderr,
+``edgepose: error: …``; tracebacks only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from edgepose import __version__
+from edgepose.commands import COMMANDS
+from edgepose.commands.flags import FLAGS
+from edgepose.config import Config, build_config, redacted, to_toml
+from edgepose.errors import ConfigError, EdgePoseError
+from edgepose.logs import setup_logging
+
+log = logging.getLogger("edgepose")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors become :class:`ConfigError` (one line, exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing usage and exiting."""
+        raise ConfigError(f"{message} (see: {self.prog} --help)")
+
+
+def _common_flags() -> ArgumentParser:
+    """Flags every subcommand accepts; unset ones stay absent so they never clobber each other."""
+    common = ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    group = common.add_argument_group("common options")
+    group.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
+    group.add_argument("--print-config", action="store_true", help="print the merged config (secrets redacted) and exit")
+    group.add_argument("-v", "--verbose", action="count", help="more log output; show tracebacks")
+    group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    group.add_argument("--version", action="version", version=f"edgepose {__version__}")
+    for flag in FLAGS:
+        if flag.common:
+            flag.add_to(group)
+    return common
+
+
+def build_parser() -> ArgumentParser:
+    """Build the full command-line parser."""
+    common = _common_flags()
+    parser = ArgumentParser(
+        prog="edgepose",
+        description="MoveNet INT8 pose estimation on Raspberry Pi / Coral EdgeTPU, published over MQTT.",
+        parents=[common],
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    subparsers.required = True
+    for name, command in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=command.HELP, description=command.HELP, parents=[common])
+        command.add_arguments(sub, common)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Merge ``--config``, the environment and the flags given on the command line."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for flag in FLAGS:
+        if hasattr(args, flag.dest):
+            overrides.setdefault(flag.section, {})[flag.key] = getattr(args, flag.dest)
+    return build_config(getattr(args, "config", None), overrides=overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
+    try:
+        args = build_parser().parse_args(argv)
+        verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0) or 0
+        setup_logging(verbosity)
+        config = config_from_args(args)
+        if getattr(args, "print_config", False):
+            sys.stdout.write(to_toml(redacted(config)))
+            return 0
+        return int(COMMANDS[args.command].execute(args, config))
+    except EdgePoseError as exc:
+        if verbose:
+            log.exception("failed")
+        print(f"edgepose: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgepose: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if verbose:
+            raise
+        print(f"edgepose: error: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return 1

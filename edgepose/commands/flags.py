@@ -1,0 +1,92 @@
+"""Command-line flags that map onto config keys.
+
+Every flag in :data:`FLAGS` sets one ``[section] key`` of the config, so CLI flags, TOML keys
+and ``EDGEPOSE_<SECTION>_<KEY>`` variables are one namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line flag bound to a config key.
+
+    Attributes:
+        names: Option strings, e.g. ``("--model",)``.
+        section: Config section.
+        key: Key within the section.
+        help: Help text.
+        common: Accepted by every subcommand (else only by the ones in ``commands``).
+        commands: Subcommands that accept it, when not common.
+        kind: Value type for argparse (``None`` for a switch).
+        choices: Allowed values.
+        metavar: Placeholder in help.
+    """
+
+    names: tuple[str, ...]
+    section: str
+    key: str
+    help: str
+    common: bool = False
+    commands: tuple[str, ...] = ()
+    kind: Any = str
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        """The argparse destination, unique per flag."""
+        return f"{self.section}__{self.key}"
+
+    def add_to(self, parser: argparse.ArgumentParser | Any) -> None:
+        """Add the flag to a parser or argument group (absent unless given)."""
+        if self.kind is None:
+            parser.add_argument(*self.names, dest=self.dest, action="store_const", const=True, help=self.help,
+                                default=argparse.SUPPRESS)  # fmt: skip
+        else:
+            parser.add_argument(*self.names, dest=self.dest, type=self.kind, choices=self.choices,
+                                metavar=self.metavar, help=self.help, default=argparse.SUPPRESS)  # fmt: skip
+
+
+_RUN = ("run",)
+_RUN_BENCH = ("run", "bench")
+
+FLAGS: tuple[Flag, ...] = (
+    Flag(("--model",), "model", "name", "lightning (default), thunder, or a .tflite path", common=True,
+         metavar="NAME|PATH"),
+    Flag(("--runtime",), "model", "runtime", "interpreter package: auto (default), ai_edge_litert, tflite_runtime",
+         common=True, metavar="NAME"),
+    Flag(("--delegate",), "model", "delegate", "auto (default): edgetpu → xnnpack → cpu", common=True,
+         metavar="auto|edgetpu|xnnpack|cpu"),
+    Flag(("--threads",), "model", "threads", "CPU threads (default: all cores, at most 4)", common=True,
+         kind=int, metavar="N"),
+    Flag(("--models-dir",), "model", "models_dir", "where model files live", common=True, metavar="DIR"),
+    Flag(("--edgetpu-library",), "model", "edgetpu_library", "EdgeTPU delegate library (default libedgetpu.so.1)",
+         common=True, metavar="LIB"),
+    Flag(("--source",), "source", "source",
+         "camera index, /dev/videoN, picamera[:N], rtsp:// or http:// URL, video file, image or folder, "
+         "synthetic[:WxH]", commands=_RUN_BENCH, metavar="SRC"),
+    Flag(("--width",), "source", "width", "capture width for cameras (default 640)", commands=_RUN, kind=int,
+         metavar="PX"),
+    Flag(("--height",), "source", "height", "capture height for cameras (default 480)", commands=_RUN, kind=int,
+         metavar="PX"),
+    Flag(("--fps",), "source", "fps", "capture rate for cameras (default 30)", commands=_RUN, kind=float),
+    Flag(("--realtime",), "source", "realtime", "read files at their own frame rate, newest frame wins",
+         commands=_RUN, kind=None),
+    Flag(("--max-frames",), "source", "max_frames", "stop after N processed frames (default: no limit)",
+         commands=_RUN, kind=int, metavar="N"),
+    Flag(("--output", "-o"), "output", "path", "write JSON lines to FILE, or - for stdout (default when no other "
+         "sink is enabled)", commands=_RUN, metavar="-|FILE"),
+)  # fmt: skip
+
+
+def add_command_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """Add the config-bound flags of one subcommand to its parser."""
+    group = parser.add_argument_group(f"{command} options")
+    for flag in FLAGS:
+        if command in flag.commands:
+            flag.add_to(group)

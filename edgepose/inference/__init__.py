@@ -1,0 +1,1 @@
+"""Model execution: interpreter backends, MoveNet pre/post-processing and crop tracking."""

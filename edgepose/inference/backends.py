@@ -1,0 +1,369 @@
+"""Interpreter backends: the only module that imports tflite_runtime, ai_edge_litert or libedgetpu.
+
+Runtimes and delegates are chosen from explicit tables. ``auto`` tries the EdgeTPU (with the
+``_edgetpu`` model variant), then XNNPACK, then plain CPU kernels, and logs why each step fell
+back. Loading libedgetpu can crash the process outright when it does not match the runtime
+(google-coral/edgetpu#812), so it is first tried in a child process (:mod:`.edgetpu_probe`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepose.errors import BackendUnavailableError, ModelError
+from edgepose.pose import BackendInfo
+
+log = logging.getLogger(__name__)
+
+DELEGATES = ("auto", "edgetpu", "xnnpack", "cpu")
+RUNTIME_CHOICES = ("auto", "ai_edge_litert", "tflite_runtime")
+DEFAULT_EDGETPU_LIBRARY = "libedgetpu.so.1"
+EDGETPU_PROBE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An importable TFLite interpreter package.
+
+    Attributes:
+        name: Import name (``ai_edge_litert`` or ``tflite_runtime``).
+        version: Installed distribution version.
+        module: Its ``interpreter`` module (``Interpreter``, ``load_delegate``, ``OpResolverType``).
+    """
+
+    name: str
+    version: str
+    module: Any
+
+
+def _import_runtime(name: str, module: str, dist: str, hint: str) -> Runtime:
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendUnavailableError(f"{name} is not installed ({exc}); {hint}") from exc
+    try:
+        version = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return Runtime(name=name, version=version, module=mod)
+
+
+def _litert() -> Runtime:
+    return _import_runtime(
+        "ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert", "install it: pip install ai-edge-litert"
+    )
+
+
+def _tflite() -> Runtime:
+    return _import_runtime(
+        "tflite_runtime",
+        "tflite_runtime.interpreter",
+        "tflite-runtime",
+        "install it: pip install tflite-runtime 'numpy<2' (Python <= 3.11 only)",
+    )
+
+
+#: Runtimes in order of preference.
+RUNTIMES: dict[str, Callable[[], Runtime]] = {"ai_edge_litert": _litert, "tflite_runtime": _tflite}
+
+
+def find_runtime(choice: str = "auto") -> Runtime:
+    """Import the requested runtime, or the first installed one for ``auto``.
+
+    Raises:
+        BackendUnavailableError: Nothing usable is installed.
+    """
+    if choice != "auto":
+        if choice not in RUNTIMES:
+            raise BackendUnavailableError(f"unknown runtime {choice!r}; choose one of {', '.join(RUNTIME_CHOICES)}")
+        return RUNTIMES[choice]()
+    reasons = []
+    for loader in RUNTIMES.values():
+        try:
+            return loader()
+        except BackendUnavailableError as exc:
+            reasons.append(str(exc))
+    raise BackendUnavailableError(
+        "no TFLite runtime is installed; install one: pip install ai-edge-litert (" + "; ".join(reasons) + ")"
+    )
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The model to run: its CPU file and, when known, its EdgeTPU-compiled twin."""
+
+    name: str
+    cpu_path: Path | None
+    edgetpu_path: Path | None
+
+
+@dataclass(frozen=True)
+class BackendRequest:
+    """What the user asked for.
+
+    Attributes:
+        runtime: ``auto`` or a key of :data:`RUNTIMES`.
+        delegate: One of :data:`DELEGATES`.
+        threads: CPU threads for XNNPACK/CPU kernels.
+        edgetpu_library: Shared library name or path passed to ``load_delegate``.
+        edgetpu_probe: Try the EdgeTPU delegate in a child process first.
+    """
+
+    runtime: str = "auto"
+    delegate: str = "auto"
+    threads: int = 1
+    edgetpu_library: str = DEFAULT_EDGETPU_LIBRARY
+    edgetpu_probe: bool = True
+
+
+class Backend:
+    """A ready interpreter with MoveNet's single uint8 input and ``[1, 1, 17, 3]`` output."""
+
+    def __init__(self, interpreter: Any, info: BackendInfo) -> None:
+        self._interpreter = interpreter
+        self.info = info
+        inp = interpreter.get_input_details()
+        out = interpreter.get_output_details()
+        if len(inp) != 1 or len(out) != 1:
+            raise ModelError(
+                f"{info.model} has {len(inp)} inputs and {len(out)} outputs; a MoveNet single-pose model "
+                "has one of each (use --model lightning or thunder)"
+            )
+        shape = tuple(int(d) for d in inp[0]["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2] or inp[0]["dtype"] != np.uint8:
+            raise ModelError(
+                f"{info.model} takes input {shape} {np.dtype(inp[0]['dtype']).name}; edgepose needs a "
+                "MoveNet INT8 model with a 1×N×N×3 uint8 input (use --model lightning or thunder)"
+            )
+        out_shape = tuple(int(d) for d in out[0]["shape"])
+        if out_shape != (1, 1, 17, 3):
+            raise ModelError(
+                f"{info.model} outputs {out_shape}; a MoveNet single-pose model outputs (1, 1, 17, 3) "
+                "(multi-pose models are not supported)"
+            )
+        self.input_size = shape[1]
+        self._input_index = int(inp[0]["index"])
+        self._output_index = int(out[0]["index"])
+
+    def input_tensor(self) -> np.ndarray:
+        """Return a writable ``(S, S, 3)`` view of the input tensor.
+
+        Drop the reference before calling :meth:`invoke`: the interpreter refuses to run while
+        views of its buffers are alive.
+        """
+        view: np.ndarray = self._interpreter.tensor(self._input_index)()[0]
+        return view
+
+    def invoke(self) -> None:
+        """Run the model once on the current input tensor."""
+        self._interpreter.invoke()
+
+    def output(self) -> np.ndarray:
+        """Return a copy of the ``[1, 1, 17, 3]`` output."""
+        result: np.ndarray = self._interpreter.get_tensor(self._output_index)
+        return result
+
+
+def _is_edgetpu_model(path: Path) -> bool:
+    return path.name.endswith("_edgetpu.tflite")
+
+
+def _read_model(path: Path) -> bytes:
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path} (run: edgepose models fetch)")
+    data = path.read_bytes()
+    # Every TFLite flatbuffer carries the "TFL3" identifier at offset 4.
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path} is not a TFLite model (re-fetch it: edgepose models fetch)")
+    return data
+
+
+def make_interpreter(runtime: Runtime, path: Path, delegate: str, threads: int, edgetpu: Any = None) -> Any:
+    interp_cls = runtime.module.Interpreter
+    kwargs: dict[str, Any] = {"model_path": str(path)}
+    if delegate == "edgetpu":
+        kwargs["experimental_delegates"] = [edgetpu]
+    else:
+        kwargs["num_threads"] = threads
+        if delegate == "cpu":
+            resolver = getattr(runtime.module, "OpResolverType", None)
+            if resolver is not None:
+                kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = interp_cls(**kwargs)
+    except ValueError as exc:
+        raise ModelError(f"{path} is not a valid TFLite model ({_first_line(exc)}); re-fetch it") from exc
+    except (ImportError, AttributeError) as exc:
+        raise BackendUnavailableError(_numpy_hint(runtime, exc)) from exc
+    except RuntimeError as exc:
+        raise ModelError(f"{path} cannot be loaded by {runtime.name}: {_first_line(exc)}") from exc
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError as exc:
+        if "edgetpu-custom-op" in str(exc):
+            raise ModelError(
+                f"{path.name} is compiled for the Coral EdgeTPU and cannot run on the CPU; use the CPU model "
+                "(--model lightning) or --delegate edgetpu with a Coral attached"
+            ) from exc
+        raise ModelError(f"{path} cannot be prepared: {_first_line(exc)}") from exc
+    return interpreter
+
+
+def _numpy_hint(runtime: Runtime, exc: BaseException) -> str:
+    if runtime.name == "tflite_runtime" and int(np.__version__.split(".")[0]) >= 2:
+        return (
+            f"tflite-runtime {runtime.version} does not work with numpy {np.__version__} ({_first_line(exc)}); "
+            "install numpy<2 or use ai-edge-litert (--runtime ai_edge_litert)"
+        )
+    return f"{runtime.name} failed to start: {_first_line(exc)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+def probe_edgetpu(runtime: Runtime, library: str, model: Path) -> str | None:
+    """Try the EdgeTPU delegate in a child process, where a crash cannot take us down.
+
+    Returns:
+        ``None`` when the delegate loaded and the model ran once, else the reason it did not.
+    """
+    cmd = [
+        sys.executable, "-m", "edgepose.inference.edgetpu_probe",
+        "--runtime", runtime.name, "--library", library, "--model", str(model),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EDGETPU_PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return f"the EdgeTPU probe hung for {EDGETPU_PROBE_TIMEOUT_S:.0f} s (is the Coral plugged in and powered?)"
+    if proc.returncode == 0:
+        return None
+    if proc.returncode < 0:
+        sig = signal.Signals(-proc.returncode).name
+        return (
+            f"{library} crashed the process ({sig}) under {runtime.name} {runtime.version}: the library does not "
+            "match this runtime (google-coral/edgetpu#812); install a libedgetpu built for this TF version "
+            "(see edgepose doctor)"
+        )
+    from edgepose.inference.edgetpu_probe import REASON_PREFIX
+
+    reasons = [ln[len(REASON_PREFIX) :] for ln in proc.stderr.splitlines() if ln.startswith(REASON_PREFIX)]
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    return (reasons or lines or [f"the EdgeTPU probe exited with status {proc.returncode}"])[-1]
+
+
+def load_edgetpu_delegate(runtime: Runtime, library: str) -> Any:
+    """Load the EdgeTPU delegate in this process.
+
+    Raises:
+        BackendUnavailableError: The library is missing or no EdgeTPU answers.
+    """
+    try:
+        return runtime.module.load_delegate(library)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise BackendUnavailableError(
+            f"cannot load {library}: {_first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
+            "and plug in the Coral)"
+        ) from exc
+
+
+def _open_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) -> Backend:
+    if files.edgetpu_path is None or not files.edgetpu_path.is_file():
+        where = files.edgetpu_path or f"an _edgetpu variant of {files.name}"
+        raise BackendUnavailableError(f"no EdgeTPU model: {where} is missing (run: edgepose models fetch)")
+    _read_model(files.edgetpu_path)
+    if request.edgetpu_probe:
+        reason = probe_edgetpu(runtime, request.edgetpu_library, files.edgetpu_path)
+        if reason is not None:
+            raise BackendUnavailableError(reason)
+    delegate = load_edgetpu_delegate(runtime, request.edgetpu_library)
+    interpreter = make_interpreter(runtime, files.edgetpu_path, "edgetpu", 1, delegate)
+    info = BackendInfo(runtime.name, "edgetpu", 1, files.edgetpu_path.name)
+    return Backend(interpreter, info)
+
+
+def _cpu_model(files: ModelFiles) -> Path:
+    if files.cpu_path is None:
+        assert files.edgetpu_path is not None
+        raise ModelError(
+            f"{files.edgetpu_path.name} is compiled for the Coral EdgeTPU and cannot run on the CPU; use the CPU "
+            "model (--model lightning) or --delegate edgetpu with a Coral attached"
+        )
+    _read_model(files.cpu_path)
+    return files.cpu_path
+
+
+def _open_cpu(kind: str) -> Callable[[Runtime, ModelFiles, BackendRequest], Backend]:
+    def opener(runtime: Runtime, files: ModelFiles, request: BackendRequest) -> Backend:
+        path = _cpu_model(files)
+        interpreter = make_interpreter(runtime, path, kind, request.threads)
+        return Backend(interpreter, BackendInfo(runtime.name, kind, request.threads, path.name))
+
+    return opener
+
+
+#: How each delegate is opened, in ``auto``'s order of preference.
+OPENERS: dict[str, Callable[[Runtime, ModelFiles, BackendRequest], Backend]] = {
+    "edgetpu": _open_edgetpu,
+    "xnnpack": _open_cpu("xnnpack"),
+    "cpu": _open_cpu("cpu"),
+}
+
+
+def open_backend(files: ModelFiles, request: BackendRequest) -> Backend:
+    """Open the requested delegate, or walk ``auto``'s chain, logging every fallback.
+
+    Raises:
+        ModelError: The model is missing, corrupt, of the wrong shape or for the wrong delegate.
+        BackendUnavailableError: The runtime or the explicitly requested delegate is unavailable.
+    """
+    runtime = find_runtime(request.runtime)
+    if request.delegate not in DELEGATES:
+        raise BackendUnavailableError(f"unknown delegate {request.delegate!r}; choose one of {', '.join(DELEGATES)}")
+    if request.delegate != "auto":
+        backend = OPENERS[request.delegate](runtime, files, request)
+        _log_choice(backend, runtime)
+        return backend
+    chain = list(OPENERS)
+    for position, name in enumerate(chain):
+        try:
+            backend = OPENERS[name](runtime, files, request)
+        except BackendUnavailableError as exc:
+            if position == len(chain) - 1:
+                raise
+            log.warning("delegate %s unavailable, falling back to %s: %s", name, chain[position + 1], exc)
+            continue
+        except ModelError as exc:
+            if name != "edgetpu":
+                raise
+            log.warning("delegate edgetpu unavailable, falling back to %s: %s", chain[position + 1], exc)
+            continue
+        _log_choice(backend, runtime)
+        return backend
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _log_choice(backend: Backend, runtime: Runtime) -> None:
+    info = backend.info
+    log.info(
+        "running %s on %s %s, delegate %s, %d thread(s)",
+        info.model, runtime.name, runtime.version, info.delegate, info.threads,
+    )  # fmt: skip
+
+
+def default_threads() -> int:
+    """Return all cores, at most 4 (a Pi 4/5 has 4; more threads than cores hurts)."""
+    return max(1, min(4, os.cpu_count() or 1))

@@ -1,0 +1,93 @@
+"""MoveNet's crop-region tracker for video.
+
+From the keypoints of the current frame, pick the square region to run the model on in the
+next frame: centred on the hips, big enough for the torso (×1.9) and the whole visible body
+(×1.2). When the torso is not visible the person is lost and the tracker resets to the full
+frame. This follows the algorithm of TensorFlow's MoveNet tutorial, with each joint's own
+score checked in the body-range loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgepose.inference.movenet import CropBox, full_frame_box
+from edgepose.pose import KEYPOINT_INDEX
+
+#: Keypoints scoring below this do not shape the crop.
+MIN_CROP_KEYPOINT_SCORE = 0.2
+TORSO_JOINTS = tuple(KEYPOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+_LEFT_HIP = KEYPOINT_INDEX["left_hip"]
+_RIGHT_HIP = KEYPOINT_INDEX["right_hip"]
+_LEFT_SHOULDER = KEYPOINT_INDEX["left_shoulder"]
+_RIGHT_SHOULDER = KEYPOINT_INDEX["right_shoulder"]
+
+
+def torso_visible(keypoints: np.ndarray) -> bool:
+    """Return whether at least one hip and one shoulder are confidently visible."""
+    scores = keypoints[:, 2]
+    hip = scores[_LEFT_HIP] > MIN_CROP_KEYPOINT_SCORE or scores[_RIGHT_HIP] > MIN_CROP_KEYPOINT_SCORE
+    shoulder = (
+        scores[_LEFT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE or scores[_RIGHT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE
+    )
+    return bool(hip and shoulder)
+
+
+def crop_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
+    """Return the region to run the model on next, from keypoints in source pixels.
+
+    Args:
+        keypoints: ``(17, 3)`` array of x, y (source pixels) and score.
+        width: Frame width.
+        height: Frame height.
+
+    Returns:
+        A square box around the person, or the full-frame box when the torso is not visible
+        or the person fills the frame.
+    """
+    if not torso_visible(keypoints):
+        return full_frame_box(width, height)
+    center_x = float(keypoints[_LEFT_HIP, 0] + keypoints[_RIGHT_HIP, 0]) / 2.0
+    center_y = float(keypoints[_LEFT_HIP, 1] + keypoints[_RIGHT_HIP, 1]) / 2.0
+
+    torso = keypoints[list(TORSO_JOINTS)]
+    torso_x = float(np.abs(center_x - torso[:, 0]).max())
+    torso_y = float(np.abs(center_y - torso[:, 1]).max())
+
+    body = keypoints[keypoints[:, 2] > MIN_CROP_KEYPOINT_SCORE]
+    body_x = float(np.abs(center_x - body[:, 0]).max())
+    body_y = float(np.abs(center_y - body[:, 1]).max())
+
+    half = max(torso_x * 1.9, torso_y * 1.9, body_x * 1.2, body_y * 1.2)
+    half = min(half, max(center_x, width - center_x, center_y, height - center_y))
+    if half > max(width, height) / 2.0:
+        return full_frame_box(width, height)
+    return CropBox(center_x - half, center_y - half, 2.0 * half, 2.0 * half)
+
+
+class CropTracker:
+    """Remembers the crop region between video frames and resets when the person is lost."""
+
+    def __init__(self) -> None:
+        self._box: CropBox | None = None
+        self._size: tuple[int, int] = (0, 0)
+        self.resets = 0
+
+    def region(self, width: int, height: int) -> CropBox:
+        """Return the region for the next frame of the given size."""
+        if self._box is None or self._size != (width, height):
+            self._size = (width, height)
+            self._box = full_frame_box(width, height)
+        return self._box
+
+    def update(self, keypoints: np.ndarray, width: int, height: int) -> None:
+        """Derive the next frame's region from this frame's keypoints."""
+        self._size = (width, height)
+        box = crop_region_for(keypoints, width, height)
+        if box == full_frame_box(width, height) and self._box != box:
+            self.resets += 1
+        self._box = box
+
+    def reset(self) -> None:
+        """Forget the person: the next frame is processed whole."""
+        self._box = None

@@ -1,0 +1,210 @@
+"""The model manifest, model resolution, and fetching from upstream or a local mirror with verification."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgepose.errors import EdgePoseError, ModelError
+from edgepose.inference.backends import ModelFiles
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MIRROR_ENV = "EDGEPOSE_MODEL_MIRROR"
+DEFAULT_FETCH = ("lightning",)
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One manifest entry: a model file with its checksums and upstream URL."""
+
+    name: str
+    variant: str
+    file: str
+    input_size: int
+    url: str
+    sha256: str = ""
+    git_blob: str = ""
+    bytes: int = 0
+
+
+def manifest_path() -> Path:
+    """Return the manifest: packaged beside this module, or ``models/manifest.toml`` in a checkout."""
+    packaged = Path(__file__).with_name("manifest.toml")
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "models" / "manifest.toml"
+
+
+def load_manifest(path: Path | None = None) -> list[ModelSpec]:
+    """Read the manifest's ``[[model]]`` entries."""
+    with (path or manifest_path()).open("rb") as fh:
+        data = tomllib.load(fh)
+    return [ModelSpec(**entry) for entry in data["model"]]
+
+
+def model_names(specs: Iterable[ModelSpec]) -> list[str]:
+    """Return the distinct model names, in manifest order."""
+    return list(dict.fromkeys(s.name for s in specs))
+
+
+def default_models_dir() -> Path:
+    """Return where models live when not configured.
+
+    ``$STATE_DIRECTORY/models`` under systemd, else the checkout's ``models/`` folder when running from
+    source, else ``~/.local/share/edgepose/models``.
+    """
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0]) / "models"
+    checkout = Path(__file__).resolve().parents[1] / "models"
+    if (checkout / "manifest.toml").is_file():
+        return checkout
+    return Path.home() / ".local" / "share" / "edgepose" / "models"
+
+
+def resolve_model(choice: str, models_dir: Path, specs: list[ModelSpec] | None = None) -> ModelFiles:
+    """Turn ``--model`` (a manifest name or a file path) into the files to load.
+
+    Raises:
+        ModelError: Neither a known name nor an existing path.
+    """
+    specs = specs if specs is not None else load_manifest()
+    by_name = {(s.name, s.variant): s for s in specs}
+    if (choice, "cpu") in by_name or (choice, "edgetpu") in by_name:
+        cpu = by_name.get((choice, "cpu"))
+        tpu = by_name.get((choice, "edgetpu"))
+        return ModelFiles(
+            name=choice,
+            cpu_path=models_dir / cpu.file if cpu else None,
+            edgetpu_path=models_dir / tpu.file if tpu else None,
+        )
+    path = Path(choice).expanduser()
+    if path.suffix != ".tflite" and not path.exists():
+        names = ", ".join(model_names(specs))
+        raise ModelError(f"unknown model {choice!r}: use one of {names}, or a path to a .tflite file")
+    if path.name.endswith("_edgetpu.tflite"):
+        return ModelFiles(name=path.stem, cpu_path=None, edgetpu_path=path)
+    twin = path.with_name(path.stem + "_edgetpu.tflite")
+    return ModelFiles(name=path.stem, cpu_path=path, edgetpu_path=twin if twin.is_file() else None)
+
+
+def git_blob_id(path: Path) -> str:
+    """Return the git blob id of a file (``git hash-object``)."""
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    """Return the sha256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(spec: ModelSpec, path: Path) -> str | None:
+    """Check a file against its manifest entry.
+
+    Returns:
+        ``None`` when it matches, else what is wrong.
+    """
+    if not path.is_file():
+        return "missing"
+    size = path.stat().st_size
+    if spec.bytes and size != spec.bytes:
+        return f"size {size} bytes, expected {spec.bytes}"
+    if spec.sha256:
+        got = sha256_of(path)
+        return None if got == spec.sha256 else f"sha256 {got}, expected {spec.sha256}"
+    got = git_blob_id(path)
+    return None if got == spec.git_blob else f"git blob id {got}, expected {spec.git_blob}"
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def _copy_stream(src: object, dst: object, name: str, total: int, progress: Progress) -> None:
+    done = 0
+    read = src.read  # type: ignore[attr-defined]
+    write = dst.write  # type: ignore[attr-defined]
+    while chunk := read(_CHUNK):
+        write(chunk)
+        done += len(chunk)
+        progress(name, done, total)
+
+
+def fetch_one(spec: ModelSpec, models_dir: Path, mirror: Path | None, progress: Progress) -> str:
+    """Put one verified model file into ``models_dir``; keep a good existing copy.
+
+    Returns:
+        What was done: ``present``, ``copied from MIRROR`` or ``downloaded``.
+
+    Raises:
+        EdgePoseError: The file could not be obtained or failed verification (nothing is left behind).
+    """
+    target = models_dir / spec.file
+    if verify_file(spec, target) is None:
+        return "present, verified"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.file}.", suffix=".part", dir=models_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if mirror is not None:
+                source = mirror / spec.file
+                if not source.is_file():
+                    raise EdgePoseError(f"{spec.file} is not in the mirror {mirror}")
+                with source.open("rb") as src:
+                    _copy_stream(src, out, spec.file, source.stat().st_size, progress)
+                how = f"copied from {mirror}"
+            else:
+                try:
+                    with urllib.request.urlopen(spec.url, timeout=60) as resp:  # noqa: S310 (fixed https URL)
+                        total = int(resp.headers.get("Content-Length") or spec.bytes or 0)
+                        _copy_stream(resp, out, spec.file, total, progress)
+                except (urllib.error.URLError, OSError) as exc:
+                    raise EdgePoseError(
+                        f"cannot download {spec.file} from {spec.url}: {exc}; on an offline machine use "
+                        f"--from DIR or {MIRROR_ENV}=DIR"
+                    ) from exc
+                how = "downloaded"
+        problem = verify_file(spec, tmp)
+        if problem is not None:
+            raise EdgePoseError(f"{spec.file} failed verification ({problem}); nothing was installed")
+        tmp.chmod(0o644)
+        os.replace(tmp, target)
+        return how
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def select_specs(names: Iterable[str], specs: list[ModelSpec]) -> list[ModelSpec]:
+    """Return the manifest entries for the given model names (all variants).
+
+    Raises:
+        ModelError: A name is not in the manifest.
+    """
+    known = model_names(specs)
+    chosen = []
+    for name in names:
+        if name not in known:
+            raise ModelError(f"unknown model {name!r}: use one of {', '.join(known)}")
+        chosen.extend(s for s in specs if s.name == name)
+    return chosen
+

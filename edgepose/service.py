@@ -1,0 +1,121 @@
+"""Wires source → estimator → sinks: the capture thread, the inference loop, health and shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edgepose.capture import CaptureThread, Frame, FrameBuffer
+from edgepose.inference.estimator import PoseEstimator
+from edgepose.pose import PoseResult
+from edgepose.sinks import Sink
+from edgepose.sources.base import Source
+from edgepose.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+#: Seconds between progress lines in the log.
+PROGRESS_EVERY_S = 10.0
+#: How long the loop waits for a frame before checking for a stop request.
+POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """How the loop runs.
+
+    Attributes:
+        max_frames: Stop after this many processed frames (0: no limit).
+        realtime: Pace file sources at their own frame rate and let the newest frame win.
+        pace_fps: Frame rate to pace at when the source does not report one.
+    """
+
+    max_frames: int = 0
+    realtime: bool = False
+    pace_fps: float = 30.0
+
+
+class Service:
+    """Runs the pipeline until the source ends, ``max_frames`` is reached or ``stop`` is set.
+
+    Args:
+        source: An unopened source.
+        estimator: The pose estimator (owns the backend).
+        sinks: Started sinks; each ``publish`` is called from this loop.
+        options: Loop options.
+        stats: Shared health counters (also read by sinks).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        estimator: PoseEstimator,
+        sinks: Sequence[Sink],
+        options: ServiceOptions,
+        stats: PipelineStats,
+    ) -> None:
+        self.source = source
+        self.estimator = estimator
+        self.sinks = list(sinks)
+        self.options = options
+        self.stats = stats
+
+    def run(self, stop: threading.Event) -> int:
+        """Process frames; return how many were processed.
+
+        Raises:
+            EdgePoseError: The source failed (after capture stopped and the frames before were published).
+        """
+        self.source.open()
+        live = self.source.live or self.options.realtime
+        buffer = FrameBuffer(capacity=1 if live else 2, drop_oldest=live)
+        pace = 0.0
+        if self.options.realtime and not self.source.live:
+            pace = float(getattr(self.source, "fps", 0.0) or self.options.pace_fps)
+        capture = CaptureThread(self.source, buffer, pace_fps=pace)
+        capture.start()
+        processed = 0
+        next_progress = time.monotonic() + PROGRESS_EVERY_S
+        try:
+            while not stop.is_set():
+                try:
+                    frame = buffer.get(timeout=POLL_S)
+                except TimeoutError:
+                    continue
+                if frame is None:
+                    break
+                result = self._process(frame)
+                self.stats.record(result, buffer.dropped)
+                for sink in self.sinks:
+                    sink.publish(result)
+                processed += 1
+                if self.options.max_frames and processed >= self.options.max_frames:
+                    break
+                if time.monotonic() >= next_progress:
+                    next_progress += PROGRESS_EVERY_S
+                    log.info("%d frames, %.1f fps, %d dropped", processed, self.stats.fps(), buffer.dropped)
+        finally:
+            capture.stop()
+            capture.join(timeout=5.0)
+            self.source.close()
+        if capture.error is not None and not stop.is_set():
+            raise capture.error
+        log.info("processed %d frames (%d dropped)", processed, buffer.dropped)
+        return processed
+
+    def _process(self, frame: Frame) -> PoseResult:
+        image = frame.image
+        estimate = self.estimator.still(image) if self.source.still else self.estimator.track(image)
+        height, width = image.shape[:2]
+        total = frame.capture_ms + (time.perf_counter() - frame.captured_at) * 1e3
+        latency = {
+            "capture": frame.capture_ms,
+            "preprocess": estimate.preprocess_ms,
+            "invoke": estimate.invoke_ms,
+            "postprocess": estimate.postprocess_ms,
+            "total": total,
+        }
+        return PoseResult(frame.index, frame.ts, width, height, estimate.keypoints, latency, image)

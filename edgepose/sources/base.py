@@ -1,0 +1,30 @@
+"""The source protocol every frame source satisfies."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class Source(Protocol):
+    """A producer of BGR uint8 frames.
+
+    Attributes:
+        name: What the source is, for logs.
+        live: A camera or stream: frames arrive in real time and the newest one wins.
+        still: Independent still images: no tracking between frames, two passes each.
+    """
+
+    name: str
+    live: bool
+    still: bool
+
+    def open(self) -> None:
+        """Open the device, stream or file; raise a :class:`~edgepose.errors.EdgePoseError` if it fails."""
+
+    def read(self) -> np.ndarray | None:
+        """Return the next BGR frame, or ``None`` at the end of a finite source."""
+
+    def close(self) -> None:
+        """Release the device, stream or file."""

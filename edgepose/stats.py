@@ -1,0 +1,84 @@
+"""Pipeline health: frame counts, drops, frame rate, per-stage latency percentiles, frame age."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from edgepose.pose import STAGES, PoseResult
+
+#: Latency samples kept per stage for percentiles.
+WINDOW = 1024
+#: Seconds over which the frame rate is measured.
+FPS_WINDOW_S = 5.0
+
+
+class PipelineStats:
+    """Thread-safe counters updated by the inference loop and read by sinks and health checks."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self.frames = 0
+        self.dropped = 0
+        self.last_frame_at: float | None = None
+        self.last_score = 0.0
+        #: Set by the MQTT sink: ``True``/``False`` while enabled, ``None`` when MQTT is off.
+        self.mqtt_connected: bool | None = None
+        self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
+        self._latency = {stage: collections.deque[float](maxlen=WINDOW) for stage in STAGES}
+
+    def record(self, result: PoseResult, dropped: int) -> None:
+        """Account for one processed frame; ``dropped`` is the source's running drop count."""
+        now = time.monotonic()
+        with self._lock:
+            self.frames += 1
+            self.dropped = dropped
+            self.last_frame_at = now
+            self.last_score = result.score
+            self._times.append(now)
+            for stage, value in result.latency_ms.items():
+                if stage in self._latency:
+                    self._latency[stage].append(value)
+
+    def fps(self) -> float:
+        """Frames per second over the last few seconds."""
+        with self._lock:
+            now = time.monotonic()
+            recent = [t for t in self._times if now - t <= FPS_WINDOW_S]
+        if len(recent) < 2:
+            return 0.0
+        span = recent[-1] - recent[0]
+        return (len(recent) - 1) / span if span > 0 else 0.0
+
+    def frame_age(self) -> float | None:
+        """Seconds since the last processed frame, or ``None`` before the first."""
+        with self._lock:
+            return None if self.last_frame_at is None else time.monotonic() - self.last_frame_at
+
+    def percentiles(self, quantiles: tuple[int, ...] = (50, 95, 99)) -> dict[str, dict[str, float]]:
+        """Return ``{stage: {"p50": ms, ...}}`` over the recent window."""
+        with self._lock:
+            samples = {stage: list(values) for stage, values in self._latency.items()}
+        result: dict[str, dict[str, float]] = {}
+        for stage, values in samples.items():
+            if values:
+                points = np.percentile(np.asarray(values), quantiles)
+                result[stage] = {f"p{q}": round(float(v), 3) for q, v in zip(quantiles, points)}
+        return result
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready summary for stats messages and health pages."""
+        age = self.frame_age()
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "fps": round(self.fps(), 2),
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "frame_age_s": None if age is None else round(age, 3),
+            "latency_ms": self.percentiles((50, 95)),
+        }
