@@ -1,0 +1,79 @@
+"""Shared fixtures: the real models and test images from ../shared, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+TESTDATA = Path(os.environ.get("EDGEPOSE_TESTDATA", SHARED / "testdata"))
+MIRROR = Path(os.environ.get("EDGEPOSE_MODEL_MIRROR", SHARED / "models"))
+LIGHTNING = "movenet_single_pose_lightning_ptq.tflite"
+LIGHTNING_EDGETPU = "movenet_single_pose_lightning_ptq_edgetpu.tflite"
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder filled from the mirror by the real ``edgepose models fetch``."""
+    folder = tmp_path_factory.mktemp("models")
+    proc = run_cli("models", "fetch", "--from", str(MIRROR), "--models-dir", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+@pytest.fixture(scope="session")
+def lightning_path(models_dir: Path) -> Path:
+    """The real Lightning INT8 model."""
+    return models_dir / LIGHTNING
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """The folder of real photos with reference outputs."""
+    return TESTDATA
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for CLI subprocesses: no stray EDGEPOSE_* settings from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEPOSE_") or k == "EDGEPOSE_MODEL_MIRROR"}
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m edgepose ARGS`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgepose", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(env),
+        cwd=cwd,
+        input=input,
+        check=False,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, needle: str = "") -> None:
+    """Assert a clean failure: exit ``code``, one ``edgepose: error:`` line naming ``needle``, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("edgepose: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert needle.lower() in errors[0].lower(), errors[0]
+
+
+def model_args(models_dir: Path) -> list[str]:
+    """Common flags pointing the CLI at the test models folder."""
+    return ["--models-dir", str(models_dir)]
