@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # edgepose installer.
 #   ./install.sh              make .venv in this checkout, install edgepose + test tools, fetch and verify models
+#   ./install.sh --with-tflite   also make .venv-tflite with the legacy tflite-runtime backend (for the tests)
 #   EDGEPOSE_MODEL_MIRROR=DIR ./install.sh   take the models from a local folder (offline machines, CI)
 # Safe to re-run: it upgrades in place and keeps verified models.
 set -euo pipefail
@@ -12,21 +13,24 @@ python="${PYTHON:-python3}"
 
 usage() {
     cat <<USAGE
-usage: ./install.sh [--runtime litert|tflite] [--models-from DIR] [--venv DIR]
+usage: ./install.sh [--runtime litert|tflite] [--models-from DIR] [--venv DIR] [--with-tflite]
 
   --runtime litert   ai-edge-litert (default: maintained, numpy 2, fast INT8 XNNPACK)
   --runtime tflite   tflite-runtime 2.14 (Python <= 3.11, numpy < 2)
   --models-from DIR  copy models from a local mirror instead of downloading (or EDGEPOSE_MODEL_MIRROR=DIR)
   --venv DIR         where to create the virtual environment (default: .venv in this checkout)
+  --with-tflite      also create .venv-tflite with tflite-runtime, numpy < 2 (the tests compare both runtimes)
 USAGE
 }
 
 venv="$here/.venv"
+with_tflite=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --runtime) runtime="${2:?--runtime needs litert or tflite}"; shift 2 ;;
         --models-from) mirror="${2:?--models-from needs a folder}"; shift 2 ;;
         --venv) venv="${2:?--venv needs a folder}"; shift 2 ;;
+        --with-tflite) with_tflite=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: error: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -47,13 +51,19 @@ if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
     exit 1
 fi
 
-if [ ! -x "$venv/bin/python" ]; then
-    step "creating virtual environment $venv"
-    "$python" -m venv "$venv"
+install_into() {  # venv runtime
+    if [ ! -x "$1/bin/python" ]; then
+        step "creating virtual environment $1"
+        "$python" -m venv "$1"
+    fi
+    step "installing edgepose ($2 runtime) and test tools into $1"
+    "$1/bin/python" -m pip install --quiet --upgrade pip
+    "$1/bin/python" -m pip install --quiet -e "$here[$2,mqtt,preview,test]"
+}
+install_into "$venv" "$runtime"
+if [ "$with_tflite" = 1 ]; then
+    install_into "$here/.venv-tflite" tflite
 fi
-step "installing edgepose ($runtime runtime) and test tools"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e "$here[$runtime,mqtt,preview,test]"
 
 step "fetching and verifying models"
 if [ -n "$mirror" ]; then
