@@ -81,8 +81,10 @@ class FrameBuffer:
             TimeoutError: No frame arrived within ``timeout`` seconds.
         """
         with self._cond:
-            if not self._frames and not self._finished and not self._cond.wait_for(
-                lambda: self._frames or self._finished, timeout
+            if (
+                not self._frames
+                and not self._finished
+                and not self._cond.wait_for(lambda: self._frames or self._finished, timeout)
             ):
                 raise TimeoutError
             if not self._frames:

@@ -32,11 +32,13 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _common_flags() -> ArgumentParser:
-    """Flags every subcommand accepts; unset ones stay absent so they never clobber each other."""
+    """Build the flags every subcommand accepts; unset ones stay absent so they never clobber each other."""
     common = ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     group = common.add_argument_group("common options")
     group.add_argument("--config", type=Path, metavar="FILE", help="TOML config file")
-    group.add_argument("--print-config", action="store_true", help="print the merged config (secrets redacted) and exit")
+    group.add_argument(
+        "--print-config", action="store_true", help="print the merged config (secrets redacted) and exit"
+    )
     group.add_argument("-v", "--verbose", action="count", help="more log output; show tracebacks")
     group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     group.add_argument("--version", action="version", version=f"edgepose {__version__}")
@@ -55,7 +57,6 @@ def build_parser() -> ArgumentParser:
         parents=[common],
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    subparsers.required = True
     for name, command in COMMANDS.items():
         sub = subparsers.add_parser(name, help=command.HELP, description=command.HELP, parents=[common])
         command.add_arguments(sub, common)
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "print_config", False):
             sys.stdout.write(to_toml(redacted(config)))
             return 0
+        if args.command is None:
+            raise ConfigError(f"a command is required: {', '.join(COMMANDS)} (see: edgepose --help)")
         return int(COMMANDS[args.command].execute(args, config))
     except EdgePoseError as exc:
         if verbose:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import types
 import typing
@@ -274,7 +275,9 @@ def validate(config: Config) -> Config:
     if mqtt.url:
         parts = urlsplit(mqtt.url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ConfigError(f"mqtt url must look like mqtt://[user@]host[:port] or mqtts://…, not {redact_url(mqtt.url)!r}")
+            raise ConfigError(
+                f"mqtt url must look like mqtt://[user@]host[:port] or mqtts://…, not {redact_url(mqtt.url)!r}"
+            )
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
@@ -289,12 +292,31 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"mqtt keepalive_s must be at least 5, not {mqtt.keepalive_s}")
     if mqtt.reconnect_max_s < 1:
         raise ConfigError(f"mqtt reconnect_max_s must be at least 1, not {mqtt.reconnect_max_s}")
+    _validate_mqtt_names(mqtt)
     preview = config.preview
     if preview.mode not in PREVIEW_MODES:
         raise ConfigError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}, not {preview.mode!r}")
     if preview.fps <= 0:
         raise ConfigError(f"preview fps must be positive, not {preview.fps}")
     return dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))
+
+
+def _validate_mqtt_names(mqtt: MqttConfig) -> None:
+    """Check the MQTT url has no password, topic parts are safe, and TLS files come with mqtts://."""
+    if mqtt.url and urlsplit(mqtt.url).password is not None:
+        raise ConfigError("mqtt url must not contain a password (it would show in ps and logs); use "
+                          "--mqtt-password-file FILE or systemd LoadCredential=mqtt_password:FILE")  # fmt: skip
+    if mqtt.url and urlsplit(mqtt.url).path not in ("", "/"):
+        raise ConfigError(f"mqtt url must not have a path: {redact_url(mqtt.url)!r}")
+    if mqtt.device_id and not re.fullmatch(r"[a-zA-Z0-9_-]+", mqtt.device_id):
+        raise ConfigError(f"mqtt device_id may only contain letters, digits, _ and -, not {mqtt.device_id!r}")
+    if any(not level or "+" in level or "#" in level for level in mqtt.prefix.split("/")):
+        raise ConfigError(f"mqtt prefix must be topic levels without +, # or empty ones, not {mqtt.prefix!r}")
+    tls_files = [f for f in (mqtt.ca_file, mqtt.cert_file, mqtt.key_file) if f]
+    if tls_files and mqtt.url and not mqtt.url.startswith("mqtts://"):
+        raise ConfigError("mqtt ca_file, cert_file and key_file need an mqtts:// url")
+    if mqtt.key_file and not mqtt.cert_file:
+        raise ConfigError("mqtt key_file needs cert_file (the client certificate)")
 
 
 def redact_url(url: str) -> str:

@@ -175,7 +175,7 @@ def fetch_one(spec: ModelSpec, models_dir: Path, mirror: Path | None, progress: 
                 how = f"copied from {mirror}"
             else:
                 try:
-                    with urllib.request.urlopen(spec.url, timeout=60) as resp:  # noqa: S310 (fixed https URL)
+                    with urllib.request.urlopen(spec.url, timeout=60) as resp:
                         total = int(resp.headers.get("Content-Length") or spec.bytes or 0)
                         _copy_stream(resp, out, spec.file, total, progress)
                 except (urllib.error.URLError, OSError) as exc:
@@ -201,10 +201,9 @@ def select_specs(names: Iterable[str], specs: list[ModelSpec]) -> list[ModelSpec
         ModelError: A name is not in the manifest.
     """
     known = model_names(specs)
-    chosen = []
+    chosen: list[ModelSpec] = []
     for name in names:
         if name not in known:
             raise ModelError(f"unknown model {name!r}: use one of {', '.join(known)}")
         chosen.extend(s for s in specs if s.name == name)
     return chosen
-

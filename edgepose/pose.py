@@ -99,5 +99,5 @@ def keypoints_to_json(keypoints: np.ndarray) -> list[dict[str, Any]]:
     """Convert a (17, 3) keypoint array to the documented list of named keypoints."""
     return [
         {"name": name, "x": round(float(x), 2), "y": round(float(y), 2), "score": round(float(s), 4)}
-        for name, (x, y, s) in zip(KEYPOINT_NAMES, keypoints.tolist())
+        for name, (x, y, s) in zip(KEYPOINT_NAMES, keypoints.tolist(), strict=True)
     ]

@@ -68,11 +68,11 @@ class PipelineStats:
         for stage, values in samples.items():
             if values:
                 points = np.percentile(np.asarray(values), quantiles)
-                result[stage] = {f"p{q}": round(float(v), 3) for q, v in zip(quantiles, points)}
+                result[stage] = {f"p{q}": round(float(v), 3) for q, v in zip(quantiles, points, strict=True)}
         return result
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready summary for stats messages and health pages."""
+        """Return a JSON-ready summary for stats messages and health pages."""
         age = self.frame_age()
         return {
             "frames": self.frames,

@@ -81,6 +81,31 @@ FLAGS: tuple[Flag, ...] = (
          commands=_RUN, kind=int, metavar="N"),
     Flag(("--output", "-o"), "output", "path", "write JSON lines to FILE, or - for stdout (default when no other "
          "sink is enabled)", commands=_RUN, metavar="-|FILE"),
+    Flag(("--mqtt",), "mqtt", "url", "publish to an MQTT broker: mqtt://[user@]host[:port], or mqtts://… "
+         "for TLS (password: --mqtt-password-file or $CREDENTIALS_DIRECTORY/mqtt_password)", commands=_RUN,
+         metavar="URL"),
+    Flag(("--device-id",), "mqtt", "device_id", "device id in MQTT topics (default: the host name)",
+         commands=_RUN, metavar="ID"),
+    Flag(("--mqtt-prefix",), "mqtt", "prefix", "MQTT topic prefix (default edgepose)", commands=_RUN,
+         metavar="PREFIX"),
+    Flag(("--mqtt-max-rate",), "mqtt", "max_rate", "at most HZ pose messages per second (default: every "
+         "frame)", commands=_RUN, kind=float, metavar="HZ"),
+    Flag(("--mqtt-only-person",), "mqtt", "only_person", "publish pose messages only while a person is "
+         "present (pose score >= min_score)", commands=_RUN, kind=None),
+    Flag(("--ha-discovery",), "mqtt", "ha_discovery", "publish Home Assistant MQTT discovery configs",
+         commands=_RUN, kind=None),
+    Flag(("--mqtt-password-file",), "mqtt", "password_file", "file holding the MQTT password (never pass "
+         "the password itself)", commands=_RUN, metavar="FILE"),
+    Flag(("--mqtt-ca",), "mqtt", "ca_file", "CA certificate(s) to verify an mqtts:// broker (default: "
+         "the system's)", commands=_RUN, metavar="FILE"),
+    Flag(("--mqtt-cert",), "mqtt", "cert_file", "client certificate for mqtts://", commands=_RUN,
+         metavar="FILE"),
+    Flag(("--mqtt-key",), "mqtt", "key_file", "client key for mqtts:// (unencrypted)", commands=_RUN,
+         metavar="FILE"),
+    Flag(("--mqtt-tls-insecure",), "mqtt", "tls_insecure", "do not check the broker's host name against "
+         "its certificate (the chain is still verified)", commands=_RUN, kind=None),
+    Flag(("--stats-interval",), "mqtt", "stats_interval_s", "seconds between MQTT stats messages "
+         "(default 30)", commands=_RUN, kind=float, metavar="S"),
 )  # fmt: skip
 
 

@@ -30,10 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     actions.required = True
     actions.add_parser("list", parents=[common], help="show known models and whether they are present")
     fetch = actions.add_parser("fetch", parents=[common], help="download or copy models, verified")
-    fetch.add_argument("names", nargs="*", metavar="NAME", help=f"models to fetch (default: {' '.join(DEFAULT_FETCH)})")
+    fetch.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"models to fetch (default: {' '.join(DEFAULT_FETCH)})"
+    )
     fetch.add_argument("--all", action="store_true", help="fetch every model in the manifest")
-    fetch.add_argument("--from", dest="mirror", type=Path, metavar="DIR",
-                       help=f"copy from a local mirror folder instead of downloading (or set {MIRROR_ENV})")  # fmt: skip
+    fetch.add_argument(
+        "--from",
+        dest="mirror",
+        type=Path,
+        metavar="DIR",
+        help=f"copy from a local mirror folder instead of downloading (or set {MIRROR_ENV})",
+    )
     verify = actions.add_parser("verify", parents=[common], help="check present model files against their checksums")
     verify.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: all present)")
 

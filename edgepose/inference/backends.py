@@ -128,6 +128,10 @@ class BackendRequest:
     edgetpu_probe: bool = True
 
 
+class DelegateAbsentError(BackendUnavailableError):
+    """The delegate's library or model is simply not there (the normal case on a machine without a Coral)."""
+
+
 class Backend:
     """A ready interpreter with MoveNet's single uint8 input and ``[1, 1, 17, 3]`` output."""
 
@@ -191,6 +195,19 @@ def _read_model(path: Path) -> bytes:
 
 
 def make_interpreter(runtime: Runtime, path: Path, delegate: str, threads: int, edgetpu: Any = None) -> Any:
+    """Create and prepare an interpreter for one delegate.
+
+    Args:
+        runtime: The interpreter package.
+        path: Model file.
+        delegate: ``edgetpu``, ``xnnpack`` (the runtime's default CPU delegate) or ``cpu`` (built-in kernels).
+        threads: CPU threads (ignored for the EdgeTPU).
+        edgetpu: A loaded EdgeTPU delegate, with ``delegate="edgetpu"``.
+
+    Raises:
+        ModelError: Not a valid model, or an EdgeTPU-compiled model without the delegate.
+        BackendUnavailableError: The runtime cannot start (e.g. tflite-runtime under numpy 2).
+    """
     interp_cls = runtime.module.Interpreter
     kwargs: dict[str, Any] = {"model_path": str(path)}
     if delegate == "edgetpu":
@@ -241,6 +258,22 @@ def probe_edgetpu(runtime: Runtime, library: str, model: Path) -> str | None:
     Returns:
         ``None`` when the delegate loaded and the model ran once, else the reason it did not.
     """
+    try:
+        check_edgetpu_in_child(runtime, library, model)
+    except BackendUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def check_edgetpu_in_child(runtime: Runtime, library: str, model: Path) -> None:
+    """Load the delegate and run the model once in a child process.
+
+    Raises:
+        DelegateAbsentError: The library is not installed.
+        BackendUnavailableError: It crashed, hung or failed otherwise; the message says why.
+    """
+    from edgepose.inference.edgetpu_probe import ABSENT_EXIT, REASON_PREFIX
+
     cmd = [
         sys.executable, "-m", "edgepose.inference.edgetpu_probe",
         "--runtime", runtime.name, "--library", library, "--model", str(model),
@@ -248,21 +281,22 @@ def probe_edgetpu(runtime: Runtime, library: str, model: Path) -> str | None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EDGETPU_PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        return f"the EdgeTPU probe hung for {EDGETPU_PROBE_TIMEOUT_S:.0f} s (is the Coral plugged in and powered?)"
+        raise BackendUnavailableError(
+            f"the EdgeTPU probe hung for {EDGETPU_PROBE_TIMEOUT_S:.0f} s (is the Coral plugged in and powered?)"
+        ) from None
     if proc.returncode == 0:
-        return None
+        return
     if proc.returncode < 0:
         sig = signal.Signals(-proc.returncode).name
-        return (
+        raise BackendUnavailableError(
             f"{library} crashed the process ({sig}) under {runtime.name} {runtime.version}: the library does not "
             "match this runtime (google-coral/edgetpu#812); install a libedgetpu built for this TF version "
             "(see edgepose doctor)"
         )
-    from edgepose.inference.edgetpu_probe import REASON_PREFIX
-
     reasons = [ln[len(REASON_PREFIX) :] for ln in proc.stderr.splitlines() if ln.startswith(REASON_PREFIX)]
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-    return (reasons or lines or [f"the EdgeTPU probe exited with status {proc.returncode}"])[-1]
+    reason = (reasons or lines or [f"the EdgeTPU probe exited with status {proc.returncode}"])[-1]
+    raise (DelegateAbsentError if proc.returncode == ABSENT_EXIT else BackendUnavailableError)(reason)
 
 
 def load_edgetpu_delegate(runtime: Runtime, library: str) -> Any:
@@ -273,7 +307,12 @@ def load_edgetpu_delegate(runtime: Runtime, library: str) -> Any:
     """
     try:
         return runtime.module.load_delegate(library)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except OSError as exc:
+        raise DelegateAbsentError(
+            f"cannot load {library}: {_first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
+            "and plug in the Coral)"
+        ) from exc
+    except (ValueError, RuntimeError) as exc:
         raise BackendUnavailableError(
             f"cannot load {library}: {_first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
             "and plug in the Coral)"
@@ -283,12 +322,10 @@ def load_edgetpu_delegate(runtime: Runtime, library: str) -> Any:
 def _open_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) -> Backend:
     if files.edgetpu_path is None or not files.edgetpu_path.is_file():
         where = files.edgetpu_path or f"an _edgetpu variant of {files.name}"
-        raise BackendUnavailableError(f"no EdgeTPU model: {where} is missing (run: edgepose models fetch)")
+        raise DelegateAbsentError(f"no EdgeTPU model: {where} is missing (run: edgepose models fetch)")
     _read_model(files.edgetpu_path)
     if request.edgetpu_probe:
-        reason = probe_edgetpu(runtime, request.edgetpu_library, files.edgetpu_path)
-        if reason is not None:
-            raise BackendUnavailableError(reason)
+        check_edgetpu_in_child(runtime, request.edgetpu_library, files.edgetpu_path)
     delegate = load_edgetpu_delegate(runtime, request.edgetpu_library)
     interpreter = make_interpreter(runtime, files.edgetpu_path, "edgetpu", 1, delegate)
     info = BackendInfo(runtime.name, "edgetpu", 1, files.edgetpu_path.name)
@@ -344,7 +381,8 @@ def open_backend(files: ModelFiles, request: BackendRequest) -> Backend:
         except BackendUnavailableError as exc:
             if position == len(chain) - 1:
                 raise
-            log.warning("delegate %s unavailable, falling back to %s: %s", name, chain[position + 1], exc)
+            level = logging.INFO if isinstance(exc, DelegateAbsentError) else logging.WARNING
+            log.log(level, "delegate %s unavailable, falling back to %s: %s", name, chain[position + 1], exc)
             continue
         except ModelError as exc:
             if name != "edgetpu":

@@ -27,9 +27,7 @@ def torso_visible(keypoints: np.ndarray) -> bool:
     """Return whether at least one hip and one shoulder are confidently visible."""
     scores = keypoints[:, 2]
     hip = scores[_LEFT_HIP] > MIN_CROP_KEYPOINT_SCORE or scores[_RIGHT_HIP] > MIN_CROP_KEYPOINT_SCORE
-    shoulder = (
-        scores[_LEFT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE or scores[_RIGHT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE
-    )
+    shoulder = scores[_LEFT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE or scores[_RIGHT_SHOULDER] > MIN_CROP_KEYPOINT_SCORE
     return bool(hip and shoulder)
 
 

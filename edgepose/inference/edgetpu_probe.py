@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 REASON_PREFIX = "edgepose-probe: "
+#: Exit status meaning "the library is not installed" (as opposed to broken).
+ABSENT_EXIT = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         interpreter.invoke()
     except EdgePoseError as exc:
         print(f"{REASON_PREFIX}{exc}", file=sys.stderr, flush=True)
-        os._exit(1)  # skip interpreter teardown: a half-loaded delegate's destructor only adds noise
+        os._exit(
+            ABSENT_EXIT if isinstance(exc, backends.DelegateAbsentError) else 1
+        )  # skip interpreter teardown: a half-loaded delegate's destructor only adds noise
     return 0
 
 

@@ -28,7 +28,7 @@ class SyntheticSource:
 
     def read(self) -> np.ndarray:
         """Return the next frame."""
-        frame = self._base.copy()
+        frame: np.ndarray = self._base.copy()
         side = max(8, min(self._width, self._height) // 4)
         x = (self._count * 7) % max(1, self._width - side)
         y = (self._count * 3) % max(1, self._height - side)
