@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import LIGHTNING_EDGETPU, ROOT, assert_one_line_error, cli_env, model_args, run_cli
 
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
+from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend, tflite_numpy_problem
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.sources.images import load_image
 
@@ -138,3 +138,10 @@ def test_missing_runtime_is_named_with_install_hint(models_dir: Path, testdata: 
     proc = run_cli("infer", *model_args(models_dir), "--runtime", "tflite_runtime", str(testdata / "squat.bmp"))
     assert_one_line_error(proc, 1, "tflite_runtime is not installed")
     assert "pip install tflite-runtime" in proc.stderr
+
+
+def test_tflite_runtime_under_numpy2_is_refused_with_the_fix() -> None:
+    problem = tflite_numpy_problem("2.14.0", "2.1.3")
+    assert problem is not None and "numpy<2" in problem and "ai-edge-litert" in problem
+    assert tflite_numpy_problem("2.14.0", "1.26.4") is None
+    assert tflite_numpy_problem("2.20.0", "2.1.3") is None

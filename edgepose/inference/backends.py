@@ -67,12 +67,34 @@ def _litert() -> Runtime:
 
 
 def _tflite() -> Runtime:
+    try:
+        version = importlib.metadata.version("tflite-runtime")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    problem = tflite_numpy_problem(version, np.__version__) if version else None
+    if problem:
+        raise BackendUnavailableError(problem)
     return _import_runtime(
         "tflite_runtime",
         "tflite_runtime.interpreter",
         "tflite-runtime",
         "install it: pip install tflite-runtime 'numpy<2' (Python <= 3.11 only)",
     )
+
+
+def tflite_numpy_problem(tflite_version: str, numpy_version: str) -> str | None:
+    """Say why a tflite-runtime / numpy pair cannot work, or return ``None``.
+
+    tflite-runtime's last release (2.14) is built against numpy 1 and fails inside ``Interpreter()``
+    under numpy 2 (``_ARRAY_API not found``); it is refused up front with the fix instead.
+    """
+    major_minor = tuple(int(p) for p in tflite_version.split(".")[:2] if p.isdigit())
+    if major_minor and major_minor <= (2, 14) and int(numpy_version.split(".")[0]) >= 2:
+        return (
+            f"tflite-runtime {tflite_version} does not work with numpy {numpy_version}: install numpy<2 "
+            "(pip install 'numpy<2' 'opencv-python-headless<4.12') or use ai-edge-litert (--runtime ai_edge_litert)"
+        )
+    return None
 
 
 #: Runtimes in order of preference.
@@ -96,7 +118,7 @@ def find_runtime(choice: str = "auto") -> Runtime:
         except BackendUnavailableError as exc:
             reasons.append(str(exc))
     raise BackendUnavailableError(
-        "no TFLite runtime is installed; install one: pip install ai-edge-litert (" + "; ".join(reasons) + ")"
+        "no usable TFLite runtime (" + "; ".join(reasons) + ")"
     )
 
 
@@ -222,7 +244,7 @@ def make_interpreter(runtime: Runtime, path: Path, delegate: str, threads: int, 
         interpreter = interp_cls(**kwargs)
     except ValueError as exc:
         raise ModelError(f"{path} is not a valid TFLite model ({_first_line(exc)}); re-fetch it") from exc
-    except (ImportError, AttributeError) as exc:
+    except (ImportError, AttributeError, SystemError) as exc:
         raise BackendUnavailableError(_numpy_hint(runtime, exc)) from exc
     except RuntimeError as exc:
         raise ModelError(f"{path} cannot be loaded by {runtime.name}: {_first_line(exc)}") from exc
