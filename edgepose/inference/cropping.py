@@ -16,6 +16,8 @@ from edgepose.pose import KEYPOINT_INDEX
 
 #: Keypoints scoring below this do not shape the crop.
 MIN_CROP_KEYPOINT_SCORE = 0.2
+#: A crop narrower than this (pixels, half-width) is degenerate: keypoints all in one spot.
+MIN_CROP_HALF_PX = 16.0
 TORSO_JOINTS = tuple(KEYPOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
 _LEFT_HIP = KEYPOINT_INDEX["left_hip"]
 _RIGHT_HIP = KEYPOINT_INDEX["right_hip"]
@@ -40,8 +42,8 @@ def crop_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
         height: Frame height.
 
     Returns:
-        A square box around the person, or the full-frame box when the torso is not visible
-        or the person fills the frame.
+        A square box around the person, or the full-frame box when the torso is not visible,
+        the person fills the frame, or the keypoints collapse into a degenerate crop.
     """
     if not torso_visible(keypoints):
         return full_frame_box(width, height)
@@ -58,7 +60,7 @@ def crop_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
 
     half = max(torso_x * 1.9, torso_y * 1.9, body_x * 1.2, body_y * 1.2)
     half = min(half, max(center_x, width - center_x, center_y, height - center_y))
-    if half > max(width, height) / 2.0:
+    if half > max(width, height) / 2.0 or half < MIN_CROP_HALF_PX:
         return full_frame_box(width, height)
     return CropBox(center_x - half, center_y - half, 2.0 * half, 2.0 * half)
 

@@ -1,0 +1,57 @@
+"""Thunder's code path (256 px input) without its weights, through a real MoveNet-shaped probe model.
+
+The probe model outputs the RGB of the top-left pixels it was fed, so these tests check the input
+size taken from the model, the BGR→RGB conversion and the decoding back to source pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import run_cli
+from tflite_builder import probe_pose_model
+
+from edgepose.inference.backends import BackendRequest, open_backend
+from edgepose.inference.estimator import PoseEstimator
+from edgepose.models import resolve_model
+
+THUNDER_FILE = "movenet_single_pose_thunder_ptq.tflite"
+BGR = (255, 64, 128)  # R=128 → y, G=64 → x, B=255 → score
+
+
+@pytest.fixture
+def thunder_dir(tmp_path: Path) -> Path:
+    probe_pose_model(tmp_path / THUNDER_FILE, 256)
+    return tmp_path
+
+
+def test_thunder_resolves_and_runs_at_256(thunder_dir: Path) -> None:
+    files = resolve_model("thunder", thunder_dir)
+    backend = open_backend(files, BackendRequest(delegate="auto"))
+    assert backend.input_size == 256
+    assert backend.info.model == THUNDER_FILE
+    frame = np.empty((300, 300, 3), dtype=np.uint8)
+    frame[:] = BGR
+    keypoints = PoseEstimator(backend).still(frame).keypoints
+    # y = R/255 of the crop, x = G/255, score = B/255: proves RGB order and the decode to source pixels.
+    assert keypoints[0, 1] == pytest.approx(128 / 255 * 300, abs=0.5)
+    assert keypoints[0, 0] == pytest.approx(64 / 255 * 300, abs=0.5)
+    assert keypoints[0, 2] == pytest.approx(1.0)
+
+
+def test_infer_model_thunder_cli(thunder_dir: Path, tmp_path: Path) -> None:
+    image = tmp_path / "flat.png"
+    frame = np.empty((300, 300, 3), dtype=np.uint8)
+    frame[:] = BGR
+    cv2.imwrite(str(image), frame)
+    proc = run_cli("infer", "--model", "thunder", "--models-dir", str(thunder_dir), str(image))
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["backend"]["model"] == THUNDER_FILE
+    nose = record["keypoints"][0]
+    assert (nose["x"], nose["y"]) == (pytest.approx(75.3, abs=0.5), pytest.approx(150.6, abs=0.5))
+    assert "thunder_ptq_edgetpu" in proc.stderr, "auto names the missing Thunder EdgeTPU twin when falling back"
