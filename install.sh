@@ -3,10 +3,17 @@
 #   ./install.sh              make .venv in this checkout, install edgepose + test tools, fetch and verify models
 #   ./install.sh --with-tflite   also make .venv-tflite with the legacy tflite-runtime backend (for the tests)
 #   EDGEPOSE_MODEL_MIRROR=DIR ./install.sh   take the models from a local folder (offline machines, CI)
+#   sudo ./install.sh --system   the hardened systemd service (see scripts/install-system.sh;
+#                                also --prefix DIR to stage it, --uninstall to remove it)
 # Safe to re-run: it upgrades in place and keeps verified models.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+for arg in "$@"; do  # the service install lives in its own script
+    case "$arg" in
+        --system|--prefix|--uninstall) exec "$here/scripts/install-system.sh" "$@" ;;
+    esac
+done
 runtime="litert"
 mirror="${EDGEPOSE_MODEL_MIRROR:-}"
 python="${PYTHON:-python3}"
@@ -20,6 +27,11 @@ usage: ./install.sh [--runtime litert|tflite] [--models-from DIR] [--venv DIR] [
   --models-from DIR  copy models from a local mirror instead of downloading (or EDGEPOSE_MODEL_MIRROR=DIR)
   --venv DIR         where to create the virtual environment (default: .venv in this checkout)
   --with-tflite      also create .venv-tflite with tflite-runtime, numpy < 2 (the tests compare both runtimes)
+
+As a service (root):  sudo ./install.sh --system [--with-broker] [--edgetpu] [--mqtt-password-file FILE|-]
+                      ./install.sh --prefix DIR ...   (stage the same layout under DIR)
+                      sudo ./install.sh --uninstall   (keeps the config and the models)
+                      ./install.sh --system --help    (all options)
 USAGE
 }
 

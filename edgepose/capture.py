@@ -1,7 +1,9 @@
 """The capture thread and the frame buffer between it and the inference loop.
 
 Live sources use a one-frame buffer where the newest frame wins (the overwritten frame is counted
-as dropped); files use a small blocking buffer so no frame is lost while decoding overlaps inference.
+as dropped). Files use a lossless one-frame buffer read on demand: the next frame is decoded as soon
+as the slot frees, i.e. while the current one is inferred, so decoding overlaps inference without
+frames piling up (each waits at most one inference).
 """
 
 from __future__ import annotations
@@ -71,6 +73,17 @@ class FrameBuffer:
             self._cond.notify_all()
             return True
 
+    def wait_for_room(self) -> bool:
+        """Block until a lossless buffer has room (at once for a newest-wins one).
+
+        Returns:
+            ``False`` if the buffer was closed meanwhile.
+        """
+        with self._cond:
+            while not self._drop_oldest and len(self._frames) >= self._capacity and not self._finished:
+                self._cond.wait()
+            return not self._finished
+
     def get(self, timeout: float) -> Frame | None:
         """Take the oldest frame.
 
@@ -122,7 +135,8 @@ class CaptureThread(threading.Thread):
         """Capture until the end, an error or a stop request."""
         next_due = time.perf_counter()
         try:
-            while not self._stop_event.is_set():
+            # Read only when the frame can be handed over: a file is decoded on demand, not ahead.
+            while not self._stop_event.is_set() and self._buffer.wait_for_room():
                 started = time.perf_counter()
                 image = self._source.read()
                 done = time.perf_counter()

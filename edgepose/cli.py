@@ -18,7 +18,7 @@ from edgepose.commands import COMMANDS
 from edgepose.commands.flags import FLAGS
 from edgepose.config import Config, build_config, redacted, to_toml
 from edgepose.errors import ConfigError, EdgePoseError
-from edgepose.logs import setup_logging
+from edgepose.logs import journal_prefix, setup_logging
 
 log = logging.getLogger("edgepose")
 
@@ -80,7 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0) or 0
         setup_logging(verbosity)
-        config = config_from_args(args)
+        try:
+            config = config_from_args(args)
+        except ConfigError as exc:  # a command that diagnoses configs (doctor) reports it as a finding
+            if not getattr(COMMANDS.get(args.command), "REPORTS_CONFIG_ERRORS", False):
+                raise
+            args.config_error, config = str(exc), Config()
         if getattr(args, "print_config", False):
             sys.stdout.write(to_toml(redacted(config)))
             return 0
@@ -90,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgePoseError as exc:
         if verbose:
             log.exception("failed")
-        print(f"edgepose: error: {exc}", file=sys.stderr)
+        print(f"{journal_prefix(3)}edgepose: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgepose: interrupted", file=sys.stderr)
@@ -98,5 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if verbose:
             raise
-        print(f"edgepose: error: unexpected {type(exc).__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        print(f"{journal_prefix(3)}edgepose: error: unexpected {type(exc).__name__}: {exc} (run with -v for details)",
+              file=sys.stderr)  # fmt: skip
         return 1

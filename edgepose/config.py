@@ -302,10 +302,7 @@ def validate(config: Config) -> Config:
 
 
 def _validate_mqtt_names(mqtt: MqttConfig) -> None:
-    """Check the MQTT url has no password, topic parts are safe, and TLS files come with mqtts://."""
-    if mqtt.url and urlsplit(mqtt.url).password is not None:
-        raise ConfigError("mqtt url must not contain a password (it would show in ps and logs); use "
-                          "--mqtt-password-file FILE or systemd LoadCredential=mqtt_password:FILE")  # fmt: skip
+    """Check the MQTT url has no path, topic parts are safe, and TLS files come with mqtts://."""
     if mqtt.url and urlsplit(mqtt.url).path not in ("", "/"):
         raise ConfigError(f"mqtt url must not have a path: {redact_url(mqtt.url)!r}")
     if mqtt.device_id and not re.fullmatch(r"[a-zA-Z0-9_-]+", mqtt.device_id):

@@ -30,6 +30,11 @@ def under_journald() -> bool:
     return stream == f"{st.st_dev}:{st.st_ino}"
 
 
+def journal_prefix(priority: int) -> str:
+    """Return ``<priority>`` for a line printed straight to stderr when it goes to the journal, else ``""``."""
+    return f"<{priority}>" if under_journald() else ""
+
+
 def setup_logging(verbosity: int) -> None:
     """Configure the root logger.
 

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from edgepose.commands import infer, models, run
+from edgepose.commands import bench, doctor, infer, models, run
 
-COMMANDS: dict[str, ModuleType] = {"run": run, "infer": infer, "models": models}
+COMMANDS: dict[str, ModuleType] = {"run": run, "infer": infer, "models": models, "bench": bench, "doctor": doctor}

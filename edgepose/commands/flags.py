@@ -106,6 +106,22 @@ FLAGS: tuple[Flag, ...] = (
          "its certificate (the chain is still verified)", commands=_RUN, kind=None),
     Flag(("--stats-interval",), "mqtt", "stats_interval_s", "seconds between MQTT stats messages "
          "(default 30)", commands=_RUN, kind=float, metavar="S"),
+    Flag(("--preview",), "preview", "listen", "serve the live preview page, MJPEG, /pose, /events, /healthz and "
+         "/metrics on [HOST:]PORT (host 127.0.0.1 unless given)", commands=_RUN, metavar="[HOST:]PORT"),
+    Flag(("--preview-fps",), "preview", "fps", "at most this many preview pictures per second (default 10)",
+         commands=_RUN, kind=float, metavar="N"),
+    Flag(("--preview-mode",), "preview", "mode", "what the preview shows: video (default), skeleton (on a "
+         "blank canvas), blur", commands=_RUN, choices=("video", "skeleton", "blur")),
+    Flag(("--preview-token",), "preview", "token", "bearer token the preview requires (prefer "
+         "--preview-token-file: arguments are visible to other users)", commands=_RUN, metavar="TOKEN"),
+    Flag(("--preview-token-file",), "preview", "token_file", "file holding the preview's bearer token "
+         "(default: $CREDENTIALS_DIRECTORY/preview_token if present)", commands=_RUN, metavar="FILE"),
+    Flag(("--preview-insecure",), "preview", "insecure", "allow the preview beyond loopback without a token",
+         commands=_RUN, kind=None),
+    Flag(("--display",), "display", "enabled", "show the picture with the skeleton on an attached screen "
+         "(needs edgepose[display]; Esc or q quits)", commands=_RUN, kind=None),
+    Flag(("--fullscreen",), "display", "fullscreen", "use the whole screen for --display", commands=_RUN,
+         kind=None),
 )  # fmt: skip
 
 

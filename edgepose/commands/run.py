@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import logging
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import NoReturn
 
 from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
@@ -18,6 +22,7 @@ from edgepose.sinks import Sink
 from edgepose.sinks.jsonl import JsonlSink
 from edgepose.sources import open_source
 from edgepose.stats import PipelineStats
+from edgepose.systemd import notify_stopping
 
 HELP = "run pose estimation on a camera, stream, video or images and publish the results"
 log = logging.getLogger(__name__)
@@ -37,8 +42,44 @@ def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | No
     return JsonlSink(target) if target else None
 
 
+def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+    if not config.mqtt.url:
+        return None
+    from edgepose.sinks.mqtt import MqttSink
+
+    return MqttSink(config.mqtt, stats, info, config.model.min_score)
+
+
+def _preview(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+    if not config.preview.listen:
+        return None
+    from edgepose.sinks.preview import PreviewSink
+
+    return PreviewSink(config.preview, stats, info, config.model.min_score, config.source.stale_after_s)
+
+
+def _quit_foreground_run() -> None:
+    """Stop the run as Ctrl-C does: the SIGINT handler of :func:`install_signal_handlers` sets the stop event."""
+    _thread.interrupt_main(signal.SIGINT)
+
+
+def _display(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+    if not config.display.enabled:
+        return None
+    from edgepose.sinks.screen import ScreenSink
+
+    return ScreenSink(config.display, config.model.min_score, on_quit=_quit_foreground_run)
+
+
+def _systemd(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+    from edgepose.systemd import make_sink
+
+    return make_sink(stats, info)  # None outside systemd (no $NOTIFY_SOCKET)
+
+
 #: Sinks in the order they are started; each factory returns ``None`` when its sink is off.
-SINKS: dict[str, SinkFactory] = {"jsonl": _jsonl}
+SINKS: dict[str, SinkFactory] = {"jsonl": _jsonl, "mqtt": _mqtt, "preview": _preview, "display": _display,
+                               "systemd": _systemd}  # fmt: skip
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -48,6 +89,7 @@ def install_signal_handlers(stop: threading.Event) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         log.info("%s received, stopping", signal.Signals(signum).name)
+        notify_stopping()  # STOPPING=1 to systemd at once (no-op outside systemd)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -71,8 +113,24 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         options = ServiceOptions(max_frames=config.source.max_frames, realtime=config.source.realtime,
                                  pace_fps=config.source.fps)  # fmt: skip
         log.info("reading %s", source.name)
-        Service(source, estimator, sinks, options, stats).run(stop)
+        service = Service(source, estimator, sinks, options, stats)
+        service.run(stop)
     finally:
         for sink in reversed(sinks):
             sink.close()
+    if service.capture_stuck:
+        _exit_past_stuck_capture()
     return 0
+
+
+def _exit_past_stuck_capture() -> NoReturn:
+    """Exit 0 at once; the sinks are closed and flushed already.
+
+    The capture thread is still blocked in a driver or stream read. Python's normal exit would let it
+    return into OpenCV's C++ during interpreter shutdown, which aborts the process ("FATAL: exception
+    not rethrown"); systemd would see a crash instead of a clean stop.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,12 +1,14 @@
 """MoveNet single-pose pre- and post-processing as pure functions over numpy arrays.
 
 Frames inside edgepose are BGR (OpenCV's and picamera2's ``RGB888`` memory order); the model
-wants RGB. :func:`preprocess_into` crops, pads, resizes and swaps channels in two OpenCV calls,
-writing straight into the interpreter's input tensor.
+wants RGB. :func:`preprocess_into` crops, pads, resizes and swaps channels with a few OpenCV calls
+on the part of the frame under the crop, writing the result straight into the interpreter's input tensor.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -57,10 +59,48 @@ def crop_matrix(box: CropBox, size: int) -> np.ndarray:
     )
 
 
+def shrink_factor(scale: float) -> int:
+    """Return the whole factor to shrink a frame by (area averaging) before resampling at ``scale``.
+
+    Bilinear sampling below half size skips pixels and aliases; averaging factor×factor blocks first
+    keeps every pixel's share. ``1`` means no pre-shrink. Measured with Lightning: worst error on
+    squat.bmp against Coral's reference 0.022 with it, 0.032 without (tolerance 0.04); woman_standing
+    9.4 px vs 11.9 px; tracked clip frames worst 11 px vs 14 px. It costs about 0.03 ms per 640×480 frame.
+    """
+    if scale >= 0.5:
+        return 1
+    return max(1, int(1.0 / scale) // 2 * 2)
+
+
+class _Scratch(threading.local):
+    """Per-thread work buffers that grow as needed.
+
+    Fresh image arrays for every frame cost more than the resampling itself (measured on a 640×480
+    frame: 0.65 ms with new arrays, 0.29 ms with reused ones).
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Return a C-contiguous uint8 array of ``shape`` backed by the buffer called ``name``."""
+        size = math.prod(shape)
+        buffer = self.buffers.get(name)
+        if buffer is None or buffer.size < size:
+            buffer = self.buffers[name] = np.empty(size, dtype=np.uint8)
+        return buffer[:size].reshape(shape)
+
+
+_scratch = _Scratch()
+
+
 def preprocess_into(frame_bgr: np.ndarray, box: CropBox, dst: np.ndarray) -> None:
     """Crop ``box`` out of a BGR frame, resize it to ``dst`` and write it there as RGB.
 
-    Areas of the box outside the frame are filled with black, so the aspect ratio is kept.
+    Areas of the box outside the frame are filled with black, so the aspect ratio is kept. Only the
+    part of the frame under the box is touched; it is pre-shrunk (see :func:`shrink_factor`), padded
+    to 4 channels (OpenCV's bilinear warp is vectorised for 4 channels only, which more than pays for
+    the two conversions) and warped into the rows of ``dst`` that show the frame.
 
     Args:
         frame_bgr: Source frame, ``(H, W, 3)`` uint8, BGR order.
@@ -68,29 +108,43 @@ def preprocess_into(frame_bgr: np.ndarray, box: CropBox, dst: np.ndarray) -> Non
         dst: The model input, ``(S, S, 3)`` uint8, C-contiguous (the interpreter's tensor).
     """
     size = dst.shape[0]
-    matrix = crop_matrix(box, size)
-    # Downscaling by more than 2× with bilinear sampling aliases; pre-shrink with area averaging.
-    scale = size / box.width
-    if scale < 0.5:
-        factor = int(1.0 / scale) // 2 * 2 or 1
-        if factor >= 2:
-            h, w = frame_bgr.shape[:2]
-            small = cv2.resize(frame_bgr, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
-            fx = (w // factor) / w
-            fy = (h // factor) / h
-            box = CropBox(box.x * fx, box.y * fy, box.width * fx, box.height * fy)
-            matrix = crop_matrix(box, size)
-            frame_bgr = small
+    height, width = frame_bgr.shape[:2]
+    factor = shrink_factor(size / box.width)
+    # Source pixels under the box plus one (shrunk) pixel for the bilinear taps, on the shrink grid.
+    x0 = max(0, (math.floor(box.x) // factor - 1) * factor)
+    y0 = max(0, (math.floor(box.y) // factor - 1) * factor)
+    x1 = min(width // factor, -(-math.ceil(box.x + box.width) // factor) + 1) * factor
+    y1 = min(height // factor, -(-math.ceil(box.y + box.height) // factor) + 1) * factor
+    if x1 <= x0 or y1 <= y0:
+        dst[:] = 0
+        return
+    roi = frame_bgr[y0:y1, x0:x1]
+    if factor > 1:
+        shrunk = _scratch.get("shrunk", ((y1 - y0) // factor, (x1 - x0) // factor, 3))
+        roi = cv2.resize(roi, shrunk.shape[1::-1], dst=shrunk, interpolation=cv2.INTER_AREA)
+    local = CropBox((box.x - x0) / factor, (box.y - y0) / factor, box.width / factor, box.height / factor)
+    matrix = crop_matrix(local, size)
+    # Output rows whose bilinear taps all fall outside the frame are the black letterbox bands.
+    scale_y, shift_y = float(matrix[1, 1]), float(matrix[1, 2])
+    top = min(size, max(0, math.floor(shift_y - scale_y)))
+    bottom = max(top, min(size, math.ceil(shift_y + scale_y * roi.shape[0]) + 1))
+    dst[:top] = 0
+    dst[bottom:] = 0
+    if bottom == top:
+        return
+    matrix[1, 2] -= top
+    bgra = cv2.cvtColor(roi, cv2.COLOR_BGR2BGRA, dst=_scratch.get("bgra", (*roi.shape[:2], 4)))
+    warped = _scratch.get("warped", (bottom - top, size, 4))
     cv2.warpAffine(
-        frame_bgr,
+        bgra,
         matrix,
-        (size, size),
-        dst=dst,
+        (size, bottom - top),
+        dst=warped,
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0),
+        borderValue=(0, 0, 0, 0),
     )
-    cv2.cvtColor(dst, cv2.COLOR_BGR2RGB, dst=dst)
+    cv2.cvtColor(warped, cv2.COLOR_BGRA2RGB, dst=dst[top:bottom])
 
 
 def decode(output: np.ndarray, box: CropBox) -> np.ndarray:

@@ -1,0 +1,295 @@
+"""``edgepose bench`` measurements: the bare interpreter and the whole pipeline, side by side in one process.
+
+The bare loop fills the input tensor once and times ``invoke()`` alone: the model's speed on this
+machine. The pipeline is the real :class:`~edgepose.service.Service` (source, capture thread,
+estimator) with a sink that only records. Both run on the same :class:`Backend` in alternating
+rounds (ABAB…), so machine noise hits both alike. A last, paced run feeds frames at the source's
+frame rate, like a camera, and measures capture→result when the pipeline is not saturated.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepose.errors import SourceError
+from edgepose.inference.backends import Backend
+from edgepose.inference.estimator import PoseEstimator
+from edgepose.pose import STAGES, PoseResult
+from edgepose.service import Service, ServiceOptions
+from edgepose.sources.base import Source
+from edgepose.stats import PipelineStats
+
+QUANTILES = (50, 95, 99)
+#: Distribution names of the interpreter packages, for versions in reports.
+RUNTIME_DISTS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+#: Invokes before each timed bare round (caches, XNNPACK thread pool).
+BARE_WARMUP = 3
+#: Frames of the cold-start run that measures the time to the first result.
+COLD_FRAMES = 5
+#: Per-frame figures derived from ``latency_ms`` (see :func:`stage_percentiles`).
+DERIVED = ("capture_to_result", "pre_post", "overhead")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How much to measure.
+
+    Attributes:
+        frames: Frames for each of the bare loop and the pipeline, split over ``rounds``.
+        rounds: Alternating bare/pipeline rounds (0: 3, or 1 below 60 frames).
+        live_frames: Frames of the paced capture→result run (0: skip it).
+    """
+
+    frames: int = 300
+    rounds: int = 0
+    live_frames: int = 150
+
+    def round_sizes(self) -> list[int]:
+        """Split :attr:`frames` into the per-round frame counts."""
+        rounds = self.rounds or (3 if self.frames >= 60 else 1)
+        rounds = max(1, min(rounds, self.frames))
+        base, extra = divmod(self.frames, rounds)
+        return [base + (1 if i < extra else 0) for i in range(rounds)]
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    """Return ``{"p50": …, "p95": …, "p99": …}`` in the values' unit, rounded to µs for ms values."""
+    if not values:
+        return {f"p{q}": 0.0 for q in QUANTILES}
+    points = np.percentile(np.asarray(values, dtype=np.float64), QUANTILES)
+    return {f"p{q}": round(float(v), 3) for q, v in zip(QUANTILES, points, strict=True)}
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux ``/proc``), or ``None`` where that is unknown."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+    # Field 22 is the start time in clock ticks after boot; fields 3… follow the ")" of the command name.
+    start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    return max(0.0, uptime - start_ticks / ticks)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (``getrusage`` ``ru_maxrss``)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+def runtime_version(runtime: str) -> str:
+    """Return the installed version of an interpreter package, or ``"unknown"``."""
+    try:
+        return importlib.metadata.version(RUNTIME_DISTS.get(runtime, runtime))
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class Timing:
+    """Frames and seconds summed over rounds, with per-frame samples in milliseconds."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    samples_ms: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second over all rounds."""
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def time_invokes(backend: Backend, frames: int, timing: Timing) -> None:
+    """Time ``frames`` bare ``invoke()`` calls on a filled input; add them to ``timing``."""
+    tensor = backend.input_tensor()
+    tensor[:] = 128
+    del tensor  # the interpreter refuses to run while a view of its buffer is alive
+    for _ in range(BARE_WARMUP):
+        backend.invoke()
+    clock = time.perf_counter
+    samples = timing.samples_ms
+    invoke = backend.invoke
+    started = clock()
+    for _ in range(frames):
+        t0 = clock()
+        invoke()
+        samples.append((clock() - t0) * 1e3)
+    timing.seconds += clock() - started
+    timing.frames += frames
+
+
+def time_paced_invokes(backend: Backend, frames: int, fps: float) -> list[float]:
+    """Time bare ``invoke()`` calls spaced at ``fps``, as a camera would space them; return ms each.
+
+    An interpreter that idles between frames starts each invoke colder than in a tight loop; this is
+    the fair reference for the paced pipeline's latency.
+    """
+    tensor = backend.input_tensor()
+    tensor[:] = 128
+    del tensor
+    samples: list[float] = []
+    period = 1.0 / fps if fps > 0 else 0.0
+    due = time.perf_counter()
+    for _ in range(frames):
+        due += period
+        time.sleep(max(0.0, due - time.perf_counter()))
+        t0 = time.perf_counter()
+        backend.invoke()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return samples
+
+
+class RecordingSink:
+    """A sink that only records when each result arrived and its per-stage latency."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self.latency: list[dict[str, float]] = []
+        self.frame_size: tuple[int, int] = (0, 0)
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def publish(self, result: PoseResult) -> None:
+        """Record the arrival time and the latency dict."""
+        self.arrivals.append(time.perf_counter())
+        self.latency.append(result.latency_ms)
+        self.frame_size = (result.width, result.height)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def run_pipeline(source: Source, estimator: PoseEstimator, frames: int, realtime: bool = False) -> RecordingSink:
+    """Run the real service for ``frames`` frames (fewer if the source ends) and return what arrived.
+
+    Raises:
+        SourceError: The source produced no frame.
+    """
+    estimator.tracker.reset()
+    sink = RecordingSink()
+    options = ServiceOptions(max_frames=frames, realtime=realtime)
+    Service(source, estimator, [sink], options, PipelineStats()).run(threading.Event())
+    if not sink.arrivals:
+        raise SourceError(f"{source.name} produced no frames to measure")
+    return sink
+
+
+def add_pipeline_round(sink: RecordingSink, timing: Timing, latency: list[dict[str, float]]) -> None:
+    """Add a round's steady rate (first arrival to last) and its latencies to the totals."""
+    if len(sink.arrivals) >= 2:
+        timing.frames += len(sink.arrivals) - 1
+        timing.seconds += sink.arrivals[-1] - sink.arrivals[0]
+    latency.extend(sink.latency)
+
+
+def stage_percentiles(latency: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-stage percentiles of the frames' ``latency_ms``, plus three derived per frame.
+
+    ``capture_to_result`` is read/decode + ``total``; ``pre_post`` is preprocess + postprocess;
+    ``overhead`` is ``capture_to_result`` minus that frame's invoke: what the pipeline adds to the model.
+    """
+    stages: dict[str, list[float]] = {stage: [] for stage in (*STAGES, *DERIVED)}
+    for sample in latency:
+        for stage in STAGES:
+            if stage in sample:
+                stages[stage].append(sample[stage])
+        capture_to_result = sample.get("capture", 0.0) + sample.get("total", 0.0)
+        stages["capture_to_result"].append(capture_to_result)
+        stages["pre_post"].append(sample.get("preprocess", 0.0) + sample.get("postprocess", 0.0))
+        stages["overhead"].append(capture_to_result - sample.get("invoke", 0.0))
+    return {stage: percentiles(values) for stage, values in stages.items() if values}
+
+
+def run_bench(
+    open_source: Callable[[], Source],
+    estimator: PoseEstimator,
+    options: BenchOptions,
+    progress: Progress = lambda _message: None,
+) -> dict[str, Any]:
+    """Measure the bare interpreter and the pipeline; return the JSON-ready report.
+
+    Args:
+        open_source: Builds a fresh, unopened source for each run.
+        estimator: The estimator whose backend both loops use.
+        options: How many frames and rounds.
+        progress: Called with one line per finished step.
+
+    Raises:
+        EdgePoseError: The source failed or produced no frames.
+    """
+    backend = estimator.backend
+    source = open_source()
+    source_name = source.name
+    cold = run_pipeline(source, estimator, COLD_FRAMES)
+    age = process_age_s()
+    first_result_s = None if age is None else round(age - (time.perf_counter() - cold.arrivals[0]), 3)
+    progress(f"first result {first_result_s} s after start" if first_result_s is not None else "first result")
+
+    bare = Timing()
+    pipeline = Timing()
+    latency: list[dict[str, float]] = []
+    sizes = options.round_sizes()
+    for number, frames in enumerate(sizes, 1):
+        time_invokes(backend, frames, bare)
+        sink = run_pipeline(open_source(), estimator, frames)
+        add_pipeline_round(sink, pipeline, latency)
+        progress(f"round {number}/{len(sizes)}: bare invoke {bare.fps:.1f} fps, pipeline {pipeline.fps:.1f} fps")
+
+    live: dict[str, Any] | None = None
+    if options.live_frames > 0:
+        source = open_source()
+        frames = min(options.live_frames, options.frames)
+        sink = run_pipeline(source, estimator, frames, realtime=True)
+        span = sink.arrivals[-1] - sink.arrivals[0]
+        pace = float(getattr(source, "fps", 0.0) or ServiceOptions.pace_fps)
+        live = {
+            "frames": len(sink.arrivals),
+            "fps": round((len(sink.arrivals) - 1) / span, 2) if span > 0 else 0.0,
+            "latency_ms": stage_percentiles(sink.latency),
+            "bare_invoke_ms": percentiles(time_paced_invokes(backend, frames, pace)),
+        }
+        progress(f"paced run: capture→result p99 {live['latency_ms']['capture_to_result']['p99']:.1f} ms")
+
+    info = backend.info
+    return {
+        "model": info.model,
+        "input_size": backend.input_size,
+        "runtime": info.runtime,
+        "runtime_version": runtime_version(info.runtime),
+        "delegate": info.delegate,
+        "threads": info.threads,
+        "cpu_count": os.cpu_count() or 1,
+        "source": source_name,
+        "frame_size": list(cold.frame_size),
+        "frames": pipeline.frames,
+        "rounds": len(sizes),
+        "bare": {"fps": round(bare.fps, 2), "latency_ms": percentiles(bare.samples_ms)},
+        "pipeline": {"fps": round(pipeline.fps, 2), "latency_ms": stage_percentiles(latency)},
+        "live": live,
+        "ratio": round(pipeline.fps / bare.fps, 3) if bare.fps > 0 else 0.0,
+        "pre_post_ms": _pre_post(latency),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "first_result_s": first_result_s,
+    }
+
+
+def _pre_post(latency: Sequence[dict[str, float]]) -> float:
+    """Median of preprocess + postprocess per frame, in ms."""
+    values = [s.get("preprocess", 0.0) + s.get("postprocess", 0.0) for s in latency]
+    return round(float(np.median(values)), 3) if values else 0.0

@@ -1,0 +1,106 @@
+"""Skeleton drawing shared by the HTTP preview and the screen view.
+
+Pure functions over BGR numpy images: :func:`render` makes the picture a viewer sees for one
+:class:`~edgepose.pose.PoseResult` in one privacy mode, :func:`draw_skeleton` draws the edges of
+:data:`~edgepose.pose.SKELETON_EDGES` and the joints coloured by score (red → yellow → green).
+Keypoints scoring below the threshold are not drawn, nor are the edges that touch them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edgepose.pose import SKELETON_EDGES, PoseResult
+
+#: Privacy modes: the camera picture, a blank canvas with only the skeleton, or a blurred picture.
+MODES: tuple[str, ...] = ("video", "skeleton", "blur")
+#: Colour of the skeleton's edges (BGR): cyan, rare in camera pictures.
+EDGE_COLOR: tuple[int, int, int] = (255, 255, 0)
+#: Background of the ``skeleton`` mode (BGR).
+CANVAS_COLOR: tuple[int, int, int] = (32, 32, 32)
+#: The blur mode shrinks the picture by this factor and scales it back up.
+BLUR_FACTOR = 24
+
+
+def score_color(score: float) -> tuple[int, int, int]:
+    """Return a joint's colour (BGR) for a score: red at 0, yellow at 0.5, green at 1.
+
+    Args:
+        score: Keypoint score, clipped to [0, 1].
+    """
+    s = min(1.0, max(0.0, float(score)))
+    red = 255 if s <= 0.5 else round(255 * (1.0 - s) * 2)
+    green = 255 if s >= 0.5 else round(255 * s * 2)
+    return (0, green, red)
+
+
+def sizes(width: int, height: int) -> tuple[int, int]:
+    """Return ``(line thickness, joint radius)`` in pixels for a frame size."""
+    side = max(1, min(width, height))
+    return max(1, round(side / 160)), max(3, round(side / 80))
+
+
+def base_image(result: PoseResult, mode: str) -> np.ndarray:
+    """Return a fresh BGR canvas of the frame's size for a privacy mode.
+
+    Args:
+        result: The result whose ``image`` is shown (``video``, ``blur``); a missing image gives a blank canvas.
+        mode: One of :data:`MODES`.
+
+    Raises:
+        ValueError: Unknown mode.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown preview mode {mode!r}; choose one of {', '.join(MODES)}")
+    image = result.image
+    if mode == "skeleton" or image is None:
+        canvas = np.empty((result.height, result.width, 3), dtype=np.uint8)
+        canvas[:] = CANVAS_COLOR
+        return canvas
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if mode == "video":
+        copy: np.ndarray = image[:, :, :3].copy()
+        return copy
+    height, width = image.shape[:2]
+    small = cv2.resize(image[:, :, :3], (max(1, width // BLUR_FACTOR), max(1, height // BLUR_FACTOR)),
+                       interpolation=cv2.INTER_AREA)  # fmt: skip
+    blurred: np.ndarray = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    return blurred
+
+
+def draw_skeleton(canvas: np.ndarray, keypoints: np.ndarray, min_score: float) -> np.ndarray:
+    """Draw the skeleton onto ``canvas`` in place and return it.
+
+    Args:
+        canvas: BGR uint8 image, modified.
+        keypoints: ``(17, 3)`` x, y in the canvas's pixels, score.
+        min_score: Keypoints scoring below this are not drawn, nor edges touching them.
+    """
+    height, width = canvas.shape[:2]
+    thickness, radius = sizes(width, height)
+    points = [(round(float(x)), round(float(y))) for x, y, _ in keypoints.tolist()]
+    visible = [float(s) >= min_score for s in keypoints[:, 2].tolist()]
+    for a, b in SKELETON_EDGES:
+        if visible[a] and visible[b]:
+            cv2.line(canvas, points[a], points[b], EDGE_COLOR, thickness, cv2.LINE_AA)
+    for (x, y), score, shown in zip(points, keypoints[:, 2].tolist(), visible, strict=True):
+        if shown:
+            cv2.circle(canvas, (x, y), radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
+            cv2.circle(canvas, (x, y), radius, score_color(score), -1, cv2.LINE_AA)
+    return canvas
+
+
+def render(result: PoseResult, mode: str, min_score: float) -> np.ndarray:
+    """Return the picture for one result: the privacy mode's canvas with the skeleton drawn.
+
+    Args:
+        result: The pose result (keypoints in source pixels).
+        mode: One of :data:`MODES`.
+        min_score: Keypoints scoring below this are not drawn.
+
+    Raises:
+        ValueError: Unknown mode.
+    """
+    return draw_skeleton(base_image(result, mode), result.keypoints, min_score)

@@ -1,0 +1,260 @@
+"""The preview's HTTP server: routes, bearer-token check, MJPEG and Server-Sent Events.
+
+Standard library only (``http.server``). Every connection gets a daemon thread and a socket
+timeout, so a client that connects and never reads only ever blocks its own thread.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from edgepose.pose import BackendInfo
+from edgepose.sinks.preview_hub import Overflow, PreviewHub
+from edgepose.sinks.preview_page import PAGE
+from edgepose.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "edgeposeframe"
+#: Seconds a socket read or write may take before the client is dropped.
+SOCKET_TIMEOUT_S = 10.0
+#: Kernel send buffer of a stream connection: bounds what a stalled client holds (and costs) before its
+#: writes block and the encoder stops working for it.
+STREAM_SNDBUF = 64 * 1024
+#: Seconds between keep-alive comments on an idle event stream, and between ``stats`` events.
+KEEPALIVE_S = 1.0
+
+
+@dataclass
+class PreviewContext:
+    """Everything the request handler needs.
+
+    Attributes:
+        hub: Shared results and JPEGs.
+        stats: Pipeline counters.
+        info: Backend description.
+        mode: Privacy mode, shown on the page.
+        min_score: Keypoints below this score are not drawn (the page greys them out).
+        token: Bearer token; empty when none is required.
+        stale_after_s: ``/healthz`` fails when the last frame is older than this.
+        metrics: Renders ``/metrics`` text and its content type, or ``None`` without prometheus_client.
+    """
+
+    hub: PreviewHub
+    stats: PipelineStats
+    info: BackendInfo
+    mode: str
+    min_score: float
+    token: str
+    stale_after_s: float
+    metrics: tuple[Callable[[], bytes], str] | None = None
+    active: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+
+class PreviewServer(ThreadingHTTPServer):
+    """A threading HTTP server carrying the :class:`PreviewContext`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], context: PreviewContext, family: socket.AddressFamily) -> None:
+        self.address_family = family
+        self.context = context
+        super().__init__(address, PreviewHandler)
+
+
+def _redact(text: str) -> str:
+    """Hide a ``token=`` query value in a request line before it is logged."""
+    head, sep, rest = text.partition("token=")
+    if not sep:
+        return text
+    end = min((i for i in (rest.find("&"), rest.find(" ")) if i >= 0), default=len(rest))
+    return f"{head}token=***{rest[end:]}"
+
+
+class PreviewHandler(BaseHTTPRequestHandler):
+    """Serves one request; long-lived for ``/stream.mjpg`` and ``/events``."""
+
+    server: PreviewServer
+    timeout = SOCKET_TIMEOUT_S
+    server_version = "edgepose"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log requests at debug level, tokens redacted."""
+        log.debug("preview %s: %s", self.address_string(), _redact(format % args))
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    def _authorized(self, query: dict[str, list[str]]) -> bool:
+        token = self.server.context.token
+        if not token:
+            return True
+        offered = ""
+        header = self.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            offered = header[7:].strip()
+        elif query.get("token"):
+            offered = query["token"][0]
+        return hmac.compare_digest(offered.encode(), token.encode())
+
+    def do_GET(self) -> None:
+        """Route a GET request."""
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        route = ROUTES.get(parts.path)
+        if route is None:
+            self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+            return
+        if parts.path != "/healthz" and not self._authorized(query):
+            self._send(HTTPStatus.UNAUTHORIZED, b"a bearer token is required (Authorization header or ?token=)\n",
+                       "text/plain; charset=utf-8", {"WWW-Authenticate": 'Bearer realm="edgepose"'})  # fmt: skip
+            return
+        context = self.server.context
+        with context.cond:
+            context.active += 1
+        try:
+            route(self)
+        except (OSError, ValueError) as exc:  # the client went away or timed out
+            log.debug("preview %s: %s ended: %s", self.address_string(), parts.path, exc)
+            self.close_connection = True
+        finally:
+            with context.cond:
+                context.active -= 1
+                context.cond.notify_all()
+
+    def page(self) -> None:
+        """``/``: the self-contained page."""
+        self._send(HTTPStatus.OK, PAGE, "text/html; charset=utf-8")
+
+    def pose(self) -> None:
+        """``/pose``: the newest result as JSON (503 before the first frame)."""
+        context = self.server.context
+        _, result = context.hub.latest()
+        if result is None:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "no frame yet"})
+            return
+        self._json(HTTPStatus.OK, {**result.to_dict(), **self._status()})
+
+    def healthz(self) -> None:
+        """``/healthz``: 200 while the last frame is fresh, else 503 with the reason."""
+        context = self.server.context
+        age = context.stats.frame_age()
+        if age is None:
+            status, text = HTTPStatus.SERVICE_UNAVAILABLE, "stale: no frame processed yet"
+        elif age > context.stale_after_s:
+            status = HTTPStatus.SERVICE_UNAVAILABLE
+            text = f"stale: last frame {age:.1f} s ago (limit {context.stale_after_s:g} s)"
+        else:
+            status, text = HTTPStatus.OK, f"ok: last frame {age:.2f} s ago"
+        self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8")
+
+    def metrics(self) -> None:
+        """``/metrics``: Prometheus text format."""
+        metrics = self.server.context.metrics
+        if metrics is None:
+            self._send(HTTPStatus.NOT_IMPLEMENTED, b"metrics need prometheus-client: pip install 'edgepose[preview]'\n",
+                       "text/plain; charset=utf-8")  # fmt: skip
+            return
+        render, content_type = metrics
+        self._send(HTTPStatus.OK, render(), content_type)
+
+    def stream(self) -> None:
+        """``/stream.mjpg``: ``multipart/x-mixed-replace`` JPEGs, the newest one whenever the client is ready."""
+        hub = self.server.context.hub
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        hub.count("stream", 1)
+        try:
+            last = 0
+            while not hub.closing:
+                last, jpeg = hub.next_jpeg(last, KEEPALIVE_S)
+                if jpeg:
+                    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                    self.wfile.write(head.encode() + jpeg + b"\r\n")
+        finally:
+            hub.count("stream", -1)
+
+    def events(self) -> None:
+        """``/events``: every result as a Server-Sent Event, plus a ``stats`` event each second.
+
+        Resumes after ``Last-Event-ID`` while the result is still held; a client too far behind is dropped.
+        """
+        context = self.server.context
+        hub = context.hub
+        self.close_connection = True
+        last_id = self.headers.get("Last-Event-ID", "").strip()
+        cursor = hub.resume_point(int(last_id) if last_id.lstrip("-").isdigit() else None)
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        hub.count("events", 1)
+        try:
+            self.wfile.write(b"retry: 1000\n\n" + self._stats_event())
+            next_stats = time.monotonic() + KEEPALIVE_S
+            while True:
+                try:
+                    batch = hub.events_after(cursor, KEEPALIVE_S)
+                except Overflow:
+                    log.info("preview: dropped a slow event client %s", self.address_string())
+                    return
+                out = b"".join(f"id: {seq}\ndata: {json.dumps(r.to_dict())}\n\n".encode() for seq, r in batch)
+                if batch:
+                    cursor = batch[-1][0]
+                elif hub.closing:
+                    return
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + KEEPALIVE_S
+                    out += self._stats_event()
+                if out:
+                    self.wfile.write(out)
+        finally:
+            hub.count("events", -1)
+
+    def _status(self) -> dict[str, Any]:
+        context = self.server.context
+        return {"backend": context.info.to_dict(), "mode": context.mode, "min_score": context.min_score,
+                "stats": context.stats.snapshot()}  # fmt: skip
+
+    def _stats_event(self) -> bytes:
+        return f"event: stats\ndata: {json.dumps(self._status())}\n\n".encode()
+
+
+ROUTES: dict[str, Callable[[PreviewHandler], None]] = {
+    "/": PreviewHandler.page,
+    "/index.html": PreviewHandler.page,
+    "/pose": PreviewHandler.pose,
+    "/healthz": PreviewHandler.healthz,
+    "/metrics": PreviewHandler.metrics,
+    "/stream.mjpg": PreviewHandler.stream,
+    "/events": PreviewHandler.events,
+}

@@ -1,0 +1,180 @@
+"""The preview's shared state between the inference loop (one writer) and the HTTP threads (readers).
+
+:meth:`PreviewHub.publish` is O(1) and never blocks on I/O: it stores the newest result, appends an
+image-less copy to a bounded ring (for Server-Sent Events) and notifies. JPEG encoding happens in
+the hub's encoder thread, only while a stream client is waiting for a newer picture, at most
+``fps`` times a second, once per picture for all clients.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import logging
+import threading
+import time
+
+import cv2
+
+from edgepose.drawing import render
+from edgepose.pose import PoseResult
+
+log = logging.getLogger(__name__)
+
+#: Results kept for event clients; a client further behind than this is dropped.
+RING_SIZE = 512
+#: JPEG quality of the stream.
+JPEG_QUALITY = 80
+
+
+class Overflow(Exception):
+    """An event client fell further behind than the ring holds."""
+
+
+class PreviewHub:
+    """Newest result, recent results and the newest JPEG, guarded by one lock.
+
+    Args:
+        mode: Privacy mode for the pictures (``video``, ``skeleton``, ``blur``).
+        min_score: Keypoints below this score are not drawn.
+        fps: At most this many JPEGs per second.
+    """
+
+    def __init__(self, mode: str, min_score: float, fps: float) -> None:
+        self._mode = mode
+        self._min_score = min_score
+        self._interval = 1.0 / fps
+        self._lock = threading.Lock()
+        self._frame_cond = threading.Condition(self._lock)  # a new result (event clients, encoder)
+        self._watch_cond = threading.Condition(self._lock)  # a stream client started waiting (encoder)
+        self._jpeg_cond = threading.Condition(self._lock)  # a new JPEG (stream clients)
+        self._closing = threading.Event()
+        self._latest: PoseResult | None = None
+        self._seq = 0
+        self._ring: collections.deque[PoseResult] = collections.deque(maxlen=RING_SIZE)
+        self._jpeg = b""
+        self._jpeg_id = 0
+        self._encoded_seq = 0
+        self._waiting = 0
+        self._thread = threading.Thread(target=self._encode_loop, name="edgepose-preview-jpeg", daemon=True)
+        #: Connected clients per endpoint, and clients dropped for being too slow.
+        self.clients = {"stream": 0, "events": 0}
+        self.dropped_clients = 0
+        #: JPEGs encoded so far.
+        self.encoded = 0
+
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closing.is_set()
+
+    def start(self) -> None:
+        """Start the encoder thread."""
+        self._thread.start()
+
+    def publish(self, result: PoseResult) -> None:
+        """Store the newest result and wake the waiting threads (O(1), no I/O)."""
+        light = dataclasses.replace(result, image=None)
+        with self._lock:
+            self._seq += 1
+            self._latest = result
+            self._ring.append(light)
+            self._frame_cond.notify_all()
+
+    def latest(self) -> tuple[int, PoseResult | None]:
+        """Return the newest result and its sequence number (0 before the first)."""
+        with self._lock:
+            return self._seq, self._latest
+
+    def events_after(self, cursor: int, timeout: float) -> list[tuple[int, PoseResult]]:
+        """Wait for results newer than ``cursor`` and return them (oldest first) with their numbers.
+
+        Returns an empty list on timeout or when closing and nothing is left.
+
+        Raises:
+            Overflow: ``cursor`` fell off the ring: the client is too slow.
+        """
+        with self._lock:
+            self._frame_cond.wait_for(lambda: self._seq > cursor or self._closing.is_set(), timeout)
+            oldest = self._seq - len(self._ring) + 1
+            if cursor + 1 < oldest:
+                self.dropped_clients += 1
+                raise Overflow
+            items = list(itertools.islice(self._ring, cursor + 1 - oldest, None))
+        return [(cursor + 1 + i, item) for i, item in enumerate(items)]
+
+    def resume_point(self, last_id: int | None) -> int:
+        """Return the cursor for a new event client.
+
+        Args:
+            last_id: The ``Last-Event-ID`` it sent; ``None`` to start with the next result.
+        """
+        with self._lock:
+            if last_id is None or last_id > self._seq:
+                return self._seq
+            return max(last_id, self._seq - len(self._ring))
+
+    def next_jpeg(self, last_id: int, timeout: float) -> tuple[int, bytes]:
+        """Wait for a JPEG newer than ``last_id``; return ``(id, bytes)`` or ``(last_id, b"")`` on timeout."""
+        with self._lock:
+            self._waiting += 1
+            self._watch_cond.notify_all()
+            try:
+                self._jpeg_cond.wait_for(lambda: self._jpeg_id > last_id or self._closing.is_set(), timeout)
+            finally:
+                self._waiting -= 1
+            if self._jpeg_id > last_id and not self._closing.is_set():
+                return self._jpeg_id, self._jpeg
+            return last_id, b""
+
+    def count(self, endpoint: str, delta: int) -> None:
+        """Track connected clients of an endpoint."""
+        with self._lock:
+            self.clients[endpoint] += delta
+            self._frame_cond.notify_all()
+
+    def idle(self, endpoint: str) -> bool:
+        """Whether no client of ``endpoint`` is connected."""
+        with self._lock:
+            return self.clients[endpoint] == 0
+
+    def _wait_for_work(self) -> tuple[int, PoseResult] | None:
+        with self._lock:
+            while not self._closing.is_set():
+                if self._waiting == 0:
+                    self._watch_cond.wait()
+                elif self._seq <= self._encoded_seq or self._latest is None:
+                    self._frame_cond.wait()
+                else:
+                    return self._seq, self._latest
+        return None
+
+    def _encode_loop(self) -> None:
+        while (work := self._wait_for_work()) is not None:
+            seq, result = work
+            started = time.monotonic()
+            try:
+                picture = render(result, self._mode, self._min_score)
+                ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            except (cv2.error, ValueError):
+                log.warning("preview: cannot encode frame %d", result.frame, exc_info=True)
+                ok = False
+            with self._lock:
+                self._encoded_seq = seq
+                if ok:
+                    self._jpeg = buf.tobytes()
+                    self._jpeg_id += 1
+                    self.encoded += 1
+                    self._jpeg_cond.notify_all()
+            self._closing.wait(max(0.0, started + self._interval - time.monotonic()))
+
+    def close(self) -> None:
+        """Wake every waiting thread so streams end and event clients drain, and stop the encoder."""
+        self._closing.set()
+        with self._lock:
+            self._frame_cond.notify_all()
+            self._watch_cond.notify_all()
+            self._jpeg_cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)

@@ -1,0 +1,175 @@
+"""sd_notify over ``$NOTIFY_SOCKET``: ``READY``, ``WATCHDOG``, ``STATUS`` and ``STOPPING``.
+
+Everything here is a no-op outside systemd (no ``NOTIFY_SOCKET``). :class:`NotifySink` is a
+:class:`~edgepose.sinks.Sink`, so its ``publish`` runs inline in the inference loop for every frame:
+``READY=1`` goes out after the first processed frame, and ``WATCHDOG=1`` only while frames keep
+being processed. A hung camera, interpreter or sink therefore stops the pings and systemd restarts
+the service (``WatchdogSec=``); a timer thread would keep pinging a dead pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+
+from edgepose.pose import BackendInfo, PoseResult
+from edgepose.stats import PipelineStats
+
+log = logging.getLogger(__name__)
+
+#: Seconds between ``STATUS=`` updates.
+STATUS_EVERY_S = 5.0
+#: Pings go out every ``WATCHDOG_USEC`` × this, so that with the gap to the next frame they still
+#: arrive at least every ``WATCHDOG_USEC / 2``.
+PING_FRACTION = 0.25
+
+
+def notify_address(environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the socket address from ``$NOTIFY_SOCKET``, or ``None`` when not under systemd.
+
+    A leading ``@`` names an abstract socket (a leading NUL byte in the address); other values must be
+    absolute paths (``vsock:`` addresses, used only for VMs, are not supported).
+    """
+    value = (os.environ if environ is None else environ).get("NOTIFY_SOCKET", "")
+    if value.startswith("@") and len(value) > 1:
+        return "\0" + value[1:]
+    if value.startswith("/"):
+        return value
+    if value:
+        log.debug("ignoring unsupported NOTIFY_SOCKET %r", value)
+    return None
+
+
+def watchdog_usec(environ: Mapping[str, str] | None = None) -> int:
+    """Return ``$WATCHDOG_USEC`` when the watchdog is meant for this process, else 0.
+
+    Like ``sd_watchdog_enabled()``: a ``$WATCHDOG_PID`` naming another process disables it.
+    """
+    env = os.environ if environ is None else environ
+    pid = env.get("WATCHDOG_PID", "")
+    if pid and pid != str(os.getpid()):
+        return 0
+    try:
+        usec = int(env.get("WATCHDOG_USEC", "0"))
+    except ValueError:
+        return 0
+    return max(usec, 0)
+
+
+class Notifier:
+    """Sends notification datagrams to the service manager, never blocking.
+
+    Args:
+        address: The socket address from :func:`notify_address`.
+    """
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self._sock.setblocking(False)
+
+    def send(self, *fields: str) -> bool:
+        """Send ``KEY=VALUE`` fields in one datagram; return whether it was sent."""
+        try:
+            self._sock.sendto("\n".join(fields).encode(), self._address)
+        except OSError as exc:  # manager gone or its queue full: never stall the caller
+            log.debug("sd_notify %s failed: %s", fields, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._sock.close()
+
+
+def notify(*fields: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Send one notification if running under systemd; return whether it was sent."""
+    address = notify_address(environ)
+    if address is None:
+        return False
+    notifier = Notifier(address)
+    try:
+        return notifier.send(*fields)
+    finally:
+        notifier.close()
+
+
+def notify_stopping() -> None:
+    """Tell systemd the service is shutting down (called from the SIGTERM/SIGINT handler)."""
+    notify("STOPPING=1", "STATUS=stopping")
+
+
+class NotifySink:
+    """The systemd heartbeat, driven by the inference loop.
+
+    Args:
+        notifier: Where notifications go.
+        stats: Pipeline counters, for ``STATUS=``.
+        info: The backend in use, for ``STATUS=``.
+        watchdog_usec: ``$WATCHDOG_USEC`` (0: no watchdog pings).
+        clock: Monotonic clock in seconds (tests may pass their own).
+    """
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        stats: PipelineStats,
+        info: BackendInfo,
+        watchdog_usec: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._notifier = notifier
+        self._stats = stats
+        self._info = info
+        self._ping_every = watchdog_usec * PING_FRACTION / 1e6
+        self._clock = clock
+        self._ready = False
+        self._next_ping = 0.0
+        self._next_status = 0.0
+
+    def start(self) -> None:
+        """Say what is happening until the first frame arrives."""
+        self._notifier.send(f"STATUS=starting: {self._info.model} on {self._info.delegate}, waiting for frames")
+
+    def publish(self, result: PoseResult) -> None:
+        """Send ``READY=1`` once, then rate-limited ``WATCHDOG=1`` and ``STATUS=`` (one datagram)."""
+        now = self._clock()
+        fields = []
+        if not self._ready:
+            self._ready = True
+            fields.append("READY=1")
+        if self._ping_every and now >= self._next_ping:
+            self._next_ping = now + self._ping_every
+            fields.append("WATCHDOG=1")
+        if now >= self._next_status:
+            self._next_status = now + STATUS_EVERY_S
+            fields.append("STATUS=" + self.status())
+        if fields:
+            self._notifier.send(*fields)
+
+    def status(self) -> str:
+        """Return the one-line status ``systemctl status`` shows."""
+        info = self._info
+        return (
+            f"{self._stats.fps():.1f} fps, delegate {info.delegate}, model {info.model}, "
+            f"{self._stats.frames} frames, {self._stats.dropped} dropped"
+        )
+
+    def close(self) -> None:
+        """Announce the shutdown."""
+        self._notifier.send("STOPPING=1", f"STATUS=stopped after {self._stats.frames} frames")
+        self._notifier.close()
+
+
+def make_sink(stats: PipelineStats, info: BackendInfo, environ: Mapping[str, str] | None = None) -> NotifySink | None:
+    """Return the heartbeat sink under systemd, ``None`` otherwise."""
+    address = notify_address(environ)
+    if address is None:
+        return None
+    usec = watchdog_usec(environ)
+    if usec:
+        log.info("systemd watchdog: %.1f s, pinging from the inference loop", usec / 1e6)
+    return NotifySink(Notifier(address), stats, info, usec)

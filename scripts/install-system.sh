@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# edgepose as a hardened systemd service. Run through ./install.sh --system | --prefix DIR | --uninstall.
+#
+#   sudo ./install.sh --system [--with-broker] [--edgetpu] [--mqtt-password-file FILE|-]
+#   ./install.sh --prefix DIR      the same layout under DIR (staging root for tests and packagers)
+#   sudo ./install.sh --uninstall  remove it again, keeping the config and the models
+#
+# Layout (DIR is empty for a real install):
+#   DIR/opt/edgepose/                         virtual environment (system site packages: apt's picamera2)
+#   DIR/opt/edgepose/share/doc/edgepose/README.md
+#   DIR/usr/local/bin/edgepose                symlink to DIR/opt/edgepose/bin/edgepose
+#   DIR/usr/local/lib/systemd/system/edgepose.service
+#   DIR/etc/edgepose/config.toml              written only when absent (0640, root:edgepose)
+#   DIR/etc/edgepose/mqtt_password            only with --mqtt-password-file (0600, root; a systemd credential)
+#   DIR/var/lib/edgepose/models/              verified model files
+#
+# With --prefix, every path written into the unit and the config points into DIR, apt, useradd and chown
+# are skipped, and the service is neither enabled nor started. Safe to re-run: it upgrades in place.
+set -euo pipefail
+umask 022
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+mode=install
+prefix=""
+prefix_given=0
+runtime="litert"
+with_broker=0
+edgetpu=0
+password_file=""
+mirror="${EDGEPOSE_MODEL_MIRROR:-}"
+python="${PYTHON:-}"
+# Coral's apt repository and its signing key (https only; the key is stored, never executed).
+coral_repo="${EDGEPOSE_CORAL_APT_URL:-https://packages.cloud.google.com/apt}"
+coral_key="${EDGEPOSE_CORAL_KEY_URL:-https://packages.cloud.google.com/apt/doc/apt-key.gpg}"
+
+usage() {
+    cat <<USAGE
+usage: sudo ./install.sh --system [options]     install, enable and start the edgepose service
+       ./install.sh --prefix DIR [options]      install the same layout under DIR (no root needed)
+       sudo ./install.sh --uninstall [--prefix DIR]
+
+  --with-broker            also install the mosquitto broker and point the new config at it
+  --edgetpu                add Coral's apt repository (signed-by keyring) and install libedgetpu1-std
+  --runtime litert|tflite  interpreter package in the venv (default litert; tflite needs Python <= 3.11)
+  --models-from DIR        copy the models from a local mirror (or EDGEPOSE_MODEL_MIRROR=DIR)
+  --mqtt-password-file F   install F (or - for stdin) as /etc/edgepose/mqtt_password, mode 0600
+  PYTHON=/path/python3     interpreter for the venv (default /usr/bin/python3)
+USAGE
+}
+
+die() { echo "install.sh: error: $*" >&2; exit 1; }
+step() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --system) shift ;;
+        --uninstall) mode=uninstall; shift ;;
+        --prefix) prefix="${2:?--prefix needs a folder}"; prefix_given=1; shift 2 ;;
+        --with-broker) with_broker=1; shift ;;
+        --edgetpu) edgetpu=1; shift ;;
+        --runtime) runtime="${2:?--runtime needs litert or tflite}"; shift 2 ;;
+        --models-from) mirror="${2:?--models-from needs a folder}"; shift 2 ;;
+        --mqtt-password-file) password_file="${2:?--mqtt-password-file needs a file or -}"; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install.sh: error: unknown option for a system install: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case "$runtime" in
+    litert|tflite) ;;
+    *) die "--runtime must be litert or tflite, not $runtime" ;;
+esac
+
+if [ "$prefix_given" = 1 ]; then
+    mkdir -p "$prefix"
+    prefix="$(cd "$prefix" && pwd)"
+    [ "$prefix" = / ] && prefix=""
+    case "$prefix" in
+        *[!A-Za-z0-9._/+-]*) die "--prefix may only contain letters, digits and . _ / + - (it goes into the unit file)" ;;
+    esac
+fi
+is_root=0
+[ "$(id -u)" = 0 ] && is_root=1
+# apt, useradd, chown and systemctl only for a real install by root.
+live=0
+[ "$is_root" = 1 ] && [ -z "$prefix" ] && live=1
+if [ "$live" = 0 ] && [ -z "$prefix" ]; then
+    die "a system install needs root: sudo ./install.sh --system (or ./install.sh --prefix DIR to stage one)"
+fi
+systemd_running=0
+[ "$live" = 1 ] && [ -d /run/systemd/system ] && systemd_running=1
+
+opt="$prefix/opt/edgepose"
+etc="$prefix/etc/edgepose"
+state="$prefix/var/lib/edgepose"
+models="$state/models"
+unit_dir="$prefix/usr/local/lib/systemd/system"
+unit="$unit_dir/edgepose.service"
+bin_link="$prefix/usr/local/bin/edgepose"
+user=edgepose
+
+# --------------------------------------------------------------------------------------------- uninstall
+if [ "$mode" = uninstall ]; then
+    if [ "$systemd_running" = 1 ]; then
+        step "stopping and disabling edgepose.service"
+        systemctl disable --now edgepose.service 2>/dev/null || true
+    fi
+    step "removing the service, the program and the command"
+    rm -f "$unit"
+    [ "$systemd_running" = 1 ] && systemctl daemon-reload
+    rm -f "$bin_link"
+    rm -rf "$opt"
+    if [ "$live" = 1 ] && id -u "$user" >/dev/null 2>&1; then
+        step "removing the system user $user"
+        [ -d "$state" ] && chown -R root:root "$state"
+        [ -f "$etc/config.toml" ] && chgrp root "$etc/config.toml"
+        userdel "$user"
+    fi
+    step "kept: the config and the models (remove them yourself if you want them gone)"
+    note "config and secrets: $etc/    (rm -rf $etc)"
+    note "models:             $models/    (rm -rf $state)"
+    if [ "$live" = 1 ]; then
+        note "apt packages it may have installed (python3-venv, python3-picamera2, mosquitto, libedgetpu1-std)"
+        note "and Coral's apt source stay: other software may use them"
+    fi
+    exit 0
+fi
+
+# ------------------------------------------------------------------------------------------------ install
+if [ -z "$python" ]; then
+    if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python=python3; fi
+fi
+
+apt_missing() {  # print the packages of "$@" that are not installed
+    local pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || printf '%s\n' "$pkg"
+    done
+}
+
+apt_updated=0
+apt_install() {
+    local missing
+    missing="$(apt_missing "$@")"
+    [ -z "$missing" ] && return 0
+    if [ "$apt_updated" = 0 ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    # shellcheck disable=SC2086  # one package per word
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+}
+
+setup_coral_repo() {
+    local keyring=/etc/apt/keyrings/coral-edgetpu.gpg list=/etc/apt/sources.list.d/coral-edgetpu.list tmp
+    apt_install ca-certificates curl
+    install -d -m 0755 /etc/apt/keyrings
+    if [ ! -s "$keyring" ] && [ ! -s "${keyring%.gpg}.asc" ]; then
+        tmp="$(mktemp)"
+        curl -fsSL --proto '=https' "$coral_key" -o "$tmp"
+        if head -c 64 "$tmp" | grep -q -- '-----BEGIN PGP'; then
+            keyring="${keyring%.gpg}.asc"  # apt reads armored keys by their .asc name
+        fi
+        install -m 0644 "$tmp" "$keyring"
+        rm -f "$tmp"
+    fi
+    [ -s "${keyring%.gpg}.asc" ] && keyring="${keyring%.gpg}.asc"
+    echo "deb [signed-by=$keyring] $coral_repo coral-edgetpu-stable main" > "$list.new"
+    if ! cmp -s "$list.new" "$list"; then
+        mv "$list.new" "$list"
+        apt_updated=0  # a new source: refresh the index
+    else
+        rm -f "$list.new"
+    fi
+}
+
+if [ "$live" = 1 ]; then
+    step "installing system packages"
+    pkgs=(python3-venv)
+    if apt-cache show python3-picamera2 >/dev/null 2>&1; then pkgs+=(python3-picamera2); fi
+    [ "$with_broker" = 1 ] && pkgs+=(mosquitto)
+    apt_install "${pkgs[@]}"
+    if [ "$edgetpu" = 1 ]; then
+        step "adding Coral's apt repository and installing libedgetpu1-std"
+        setup_coral_repo
+        apt_install libedgetpu1-std
+        note "libedgetpu1-std is built against an older TensorFlow Lite; if the EdgeTPU probe crashes under the"
+        note "runtime in the venv (google-coral/edgetpu#812), edgepose falls back to the CPU: see edgepose doctor"
+    fi
+    step "system user $user (groups video, plugdev)"
+    for group in video plugdev; do
+        getent group "$group" >/dev/null || groupadd --system "$group"
+    done
+    if ! id -u "$user" >/dev/null 2>&1; then
+        useradd --system --user-group --home-dir /var/lib/edgepose --no-create-home \
+            --shell /usr/sbin/nologin --comment "edgepose service" "$user"
+    fi
+    usermod -a -G video,plugdev "$user"
+else
+    step "staging into $prefix: no apt packages, no system user, no chown"
+    [ "$with_broker" = 1 ] && note "--with-broker: install mosquitto on the target (apt install mosquitto)"
+    [ "$edgetpu" = 1 ] && note "--edgetpu: install libedgetpu1-std from Coral's apt repository on the target"
+fi
+
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    die "edgepose needs Python >= 3.10 ($python is $("$python" -V 2>&1))"
+fi
+if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+    die "Python's venv module is missing; install it: sudo apt install python3-venv"
+fi
+
+base_version="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$runtime" = tflite ] && ! "$python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
+    die "tflite-runtime has no wheels for Python $base_version; use the default --runtime litert"
+fi
+step "virtual environment $opt"
+if [ -x "$opt/bin/python" ]; then
+    venv_version="$("$opt/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
+    if [ "$venv_version" != "$base_version" ]; then
+        note "recreating it: Python changed from ${venv_version:-unknown} to $base_version"
+        rm -rf "$opt"
+    fi
+fi
+if [ ! -x "$opt/bin/python" ]; then
+    mkdir -p "$(dirname "$opt")"
+    "$python" -m venv --system-site-packages "$opt"
+fi
+
+# apt's picamera2 (and its compiled helpers) are built against apt's numpy: keep exactly that numpy.
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+system_numpy="$("$python" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
+if [ -n "$system_numpy" ]; then
+    echo "numpy==$system_numpy" > "$constraints"
+    note "keeping the system's numpy $system_numpy (apt's picamera2 is built against it)"
+fi
+step "installing edgepose ($runtime runtime) into $opt"
+PIP_DISABLE_PIP_VERSION_CHECK=1 "$opt/bin/python" -m pip install --quiet --constraint "$constraints" \
+    "${here}[$runtime,mqtt,preview]"
+install -D -m 0644 "$here/README.md" "$opt/share/doc/edgepose/README.md"
+mkdir -p "$(dirname "$bin_link")"
+ln -sfn "$opt/bin/edgepose" "$bin_link"
+
+step "models into $models"
+install -d -m 0755 "$state" "$models"
+if [ -n "$mirror" ]; then
+    "$opt/bin/edgepose" models fetch --models-dir "$models" --from "$mirror"
+else
+    "$opt/bin/edgepose" models fetch --models-dir "$models"
+fi
+"$opt/bin/edgepose" models verify --models-dir "$models"
+chmod 0750 "$state"
+[ "$live" = 1 ] && chown -R "$user:$user" "$state"
+
+step "configuration $etc"
+install -d -m 0755 "$etc"
+if [ -e "$etc/config.toml" ]; then
+    note "keeping the existing $etc/config.toml"
+else
+    if "$python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("picamera2") is None)' 2>/dev/null; then
+        source_spec=picamera
+    else
+        source_spec=/dev/video0
+    fi
+    if [ "$with_broker" = 1 ]; then
+        mqtt_url='url = "mqtt://localhost:1883"   # the local mosquitto; mqtt://USER@host:port or mqtts://'
+    else
+        mqtt_url='# url = "mqtt://edgepose@broker.local:1883"   # your broker; mqtts://… for TLS'
+    fi
+    sed -e "s|@MODELS_DIR@|$models|" -e "s|@SOURCE@|$source_spec|" -e "s|^@MQTT_URL@\$|$mqtt_url|" \
+        "$here/systemd/config.toml.in" > "$etc/config.toml.new"
+    chmod 0640 "$etc/config.toml.new"
+    mv "$etc/config.toml.new" "$etc/config.toml"
+    note "wrote $etc/config.toml (source $source_spec)"
+fi
+[ "$live" = 1 ] && chgrp "$user" "$etc/config.toml"
+
+if [ -n "$password_file" ]; then
+    (
+        umask 077
+        if [ "$password_file" = - ]; then cat > "$etc/mqtt_password.new"; else cat -- "$password_file" > "$etc/mqtt_password.new"; fi
+    )
+    mv "$etc/mqtt_password.new" "$etc/mqtt_password"
+    note "installed the MQTT password as $etc/mqtt_password (0600, passed to the service as a credential)"
+fi
+for secret in "$etc/mqtt_password" "$etc/preview_token"; do
+    if [ -e "$secret" ]; then
+        chmod 0600 "$secret"
+        [ "$live" = 1 ] && chown root:root "$secret"
+    fi
+done
+
+step "service unit $unit"
+mkdir -p "$unit_dir"
+sed -e "s|/opt/edgepose/|$opt/|g" -e "s|/etc/edgepose/|$etc/|g" "$here/systemd/edgepose.service" > "$unit.new"
+chmod 0644 "$unit.new"
+if cmp -s "$unit.new" "$unit"; then rm -f "$unit.new"; else mv "$unit.new" "$unit"; fi
+
+if [ "$systemd_running" = 1 ]; then
+    step "enabling and (re)starting edgepose.service"
+    systemctl daemon-reload
+    systemctl enable edgepose.service
+    systemctl restart --no-block edgepose.service
+    note "follow it: journalctl -u edgepose -f    state: systemctl status edgepose"
+elif [ -n "$prefix" ]; then
+    note "staging root: not enabling or starting the service (on the target: systemctl enable --now edgepose)"
+else
+    note "systemd is not running as PID 1 here: not enabling or starting the service"
+fi
+
+step "checking the installation (edgepose doctor)"
+if [ "$live" = 1 ]; then
+    runuser -u "$user" -- "$opt/bin/edgepose" doctor --config "$etc/config.toml" || true
+else
+    "$opt/bin/edgepose" doctor --config "$etc/config.toml" || true
+fi
+step "done: edgepose is in $opt, its config in $etc/config.toml, its models in $models"

@@ -1,0 +1,614 @@
+"""The HTTP preview, end to end: `edgepose run --preview` as a real subprocess, real HTTP, real Chromium."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from browser import CHROMIUM, DevTools, screenshot
+from conftest import assert_one_line_error, cli_env, model_args, run_cli
+from prometheus_client.parser import text_string_to_metric_families
+
+from edgepose.drawing import EDGE_COLOR, score_color
+from edgepose.pose import SKELETON_EDGES
+from edgepose.sinks.preview import is_loopback, parse_listen
+from edgepose.sinks.preview_page import IMAGE_OFFSET
+
+BACKGROUND = (128, 128, 128)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Run:
+    """`edgepose run` as a background process with stdout and stderr captured to files."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None, python: str = "-m edgepose") -> None:
+        self.out = (tmp / f"run-{id(self)}.out").open("w+")
+        self.err = (tmp / f"run-{id(self)}.err").open("w+")
+        self.proc = subprocess.Popen([sys.executable, *python.split(" ", 1), "run", *args], stdout=self.out,
+                                     stderr=self.err, env=cli_env(env))  # fmt: skip
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stdout(self) -> str:
+        self.out.seek(0)
+        return self.out.read()
+
+    def stderr(self) -> str:
+        self.err.seek(0)
+        return self.err.read()
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[list[Run]]:
+    """Processes started by a test; stopped at the end whatever happens."""
+    started: list[Run] = []
+    yield started
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+def start(
+    runs: list[Run], tmp: Path, *args: str, env: dict[str, str] | None = None, python: str = "-m edgepose"
+) -> Run:
+    run = Run(tmp, *args, env=env, python=python)
+    runs.append(run)
+    return run
+
+
+def get(port: int, path: str, headers: dict[str, str] | None = None, timeout: float = 5) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def wait_until(run: Run, port: int, path: str = "/healthz", status: int = 200, timeout: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        assert run.proc.poll() is None, f"edgepose exited {run.proc.returncode}: {run.stderr()}"
+        try:
+            code, body = get(port, path, timeout=2)
+            if code == status:
+                return body
+            last = (code, body)
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"{path} never answered {status}: {last}; stderr: {run.stderr()}")
+
+
+def pose(port: int, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    code, body = get(port, "/pose", headers)
+    assert code == 200, body
+    data: dict[str, Any] = json.loads(body)
+    return data
+
+
+def read_parts(sock_file: Any, count: int) -> list[bytes]:
+    """Read ``count`` JPEG parts from an open multipart/x-mixed-replace response body."""
+    parts = []
+    while len(parts) < count:
+        line = sock_file.readline()
+        assert line, "stream ended"
+        if not line.startswith(b"--"):
+            continue
+        headers = {}
+        while (line := sock_file.readline().strip()) != b"":
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        assert headers["content-type"] == "image/jpeg"
+        parts.append(sock_file.read(int(headers["content-length"])))
+    return parts
+
+
+def open_stream(port: int, path: str = "/stream.mjpg", rcvbuf: int | None = None) -> tuple[socket.socket, Any]:
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock, sock.makefile("rb")
+
+
+def metrics(port: int) -> dict[str, float]:
+    code, body = get(port, "/metrics")
+    assert code == 200
+    values = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
+
+
+@pytest.fixture(scope="module")
+def person(testdata: Path) -> np.ndarray:
+    """woman_standing.png on a grey background, BGR 384×640."""
+    rgba = cv2.imread(str(testdata / "woman_standing.png"), cv2.IMREAD_UNCHANGED)
+    alpha = rgba[:, :, 3:4].astype(np.float32) / 255.0
+    frame = rgba[:, :, :3].astype(np.float32) * alpha + np.array(BACKGROUND, np.float32) * (1 - alpha)
+    return np.ascontiguousarray(frame.round().astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def clip(person: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20 s clip (15 fps) of the still person: poses settle, so the page and /pose agree."""
+    path = tmp_path_factory.mktemp("clip") / "woman.avi"
+    height, width = person.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (width, height))
+    assert writer.isOpened()
+    for _ in range(300):
+        writer.write(person)
+    writer.release()
+    return path
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def test_parse_listen_and_loopback() -> None:
+    assert parse_listen("8080") == ("127.0.0.1", 8080)
+    assert parse_listen("0.0.0.0:9000") == ("0.0.0.0", 9000)
+    assert parse_listen("[::1]:9000") == ("::1", 9000)
+    assert parse_listen(":9000") == ("0.0.0.0", 9000)
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("camera.lan")
+
+
+def test_bad_listen_is_a_one_line_error(models_dir: Path) -> None:
+    proc = run_cli("run", "--source", "synthetic:64x64", "--preview", "127.0.0.1:http", *model_args(models_dir))
+    assert_one_line_error(proc, 2, "--preview")
+
+
+# ---------------------------------------------------------------- the page in a real browser
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
+def test_page_in_headless_chromium_shows_the_skeleton(
+    models_dir: Path, clip: Path, person: np.ndarray, tmp_path: Path, runs: list[Run]
+) -> None:
+    port = free_port()
+    run = start(runs, tmp_path, "--source", str(clip), "--realtime", "--preview", str(port), "--output", "-",
+                *model_args(models_dir))  # fmt: skip
+    wait_until(run, port)
+    shot = tmp_path / "shot.png"
+    dom = screenshot(f"http://127.0.0.1:{port}/", shot, tmp_path / "chrome")
+    assert run.proc.poll() is None, run.stderr()
+    assert run.stop() == 0
+
+    # The page filled in its tables from /events: fps, delegate, model, the 17 keypoint rows.
+    assert 'id="delegate">xnnpack<' in dom or 'id="delegate">cpu<' in dom, dom[:3000]
+    assert "movenet_single_pose_lightning_ptq.tflite" in dom
+    assert 'id="fps">–<' not in dom
+    for name in ("nose", "left_ankle", "right_wrist"):
+        assert f"<td>{name}</td>" in dom
+
+    # The picture sits at its natural size at IMAGE_OFFSET; the joints of the frame it shows land where that
+    # frame's result says, in their score colour. (MoveNet's crop tracker moves joints a few pixels from frame
+    # to frame even on a still clip, so the shown frame is the result that best explains the screenshot.)
+    image = cv2.imread(str(shot))
+    assert image is not None
+    ox, oy = IMAGE_OFFSET
+    height, width = person.shape[:2]
+    results = [json.loads(line) for line in run.stdout().splitlines()]
+    assert results
+
+    def joint_hits(points: np.ndarray, picture: np.ndarray, offset: tuple[int, int]) -> int:
+        hits = 0
+        for x, y, s in points:
+            cx, cy = round(x) + offset[0], round(y) + offset[1]
+            patch = picture[cy - 1 : cy + 2, cx - 1 : cx + 2].reshape(-1, 3).astype(int)
+            hits += int(np.abs(patch - np.array(score_color(s))).max(axis=1).min() < 70)
+        return hits
+
+    candidates = [np.array([[k["x"], k["y"], k["score"]] for k in r["keypoints"]]) for r in results]
+    candidates = [c[c[:, 2] >= 0.4] for c in candidates]
+    best = max(range(len(candidates)), key=lambda i: joint_hits(candidates[i], image, (ox, oy)))
+    confident = candidates[best]
+    assert len(confident) >= 12, confident
+    hits = joint_hits(confident, image, (ox, oy))
+    assert hits >= len(confident) - 1, f"{hits} of {len(confident)} joints drawn in their colour"
+    assert joint_hits(confident, person, (0, 0)) <= 2, "control: the photo itself lacks those colours there"
+    points = np.array([[k["x"], k["y"], k["score"]] for k in results[best]["keypoints"]])
+    edge_hits = 0
+    checked = 0
+    for a, b in SKELETON_EDGES:
+        if points[a, 2] >= 0.4 and points[b, 2] >= 0.4 and np.hypot(*(points[a, :2] - points[b, :2])) > 40:
+            checked += 1
+            mx, my = (points[a, :2] + points[b, :2]) / 2
+            cx, cy = round(mx) + ox, round(my) + oy
+            patch = image[cy - 2 : cy + 3, cx - 2 : cx + 3].reshape(-1, 3).astype(int)
+            edge_hits += int(np.abs(patch - np.array(EDGE_COLOR)).max(axis=1).min() < 70)
+    assert checked >= 8 and edge_hits >= checked - 1, (edge_hits, checked)
+    # The picture has the frame's size: the page background starts right after it.
+    assert np.abs(image[oy + height + 4, ox + 10].astype(int) - (26, 23, 21)).max() < 12
+    assert np.abs(image[oy + 10, ox + width - 5].astype(int) - person[10, width - 5]).max() < 40
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
+def test_page_reconnects_after_a_restart(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    port = free_port()
+    first = start(runs, tmp_path, "--source", "synthetic:320x240", "--preview", str(port), *model_args(models_dir))
+    wait_until(first, port)
+    browser = DevTools(tmp_path / "chrome")
+    try:
+        browser.open(f"http://127.0.0.1:{port}/")
+        live = "document.getElementById('live').className === 'dot on'"
+        browser.wait_for(f"{live} && document.getElementById('mode').textContent === 'video'")
+        browser.wait_for("document.getElementById('video').naturalWidth === 320")
+        assert first.stop() == 0
+        browser.wait_for("document.getElementById('banner').style.display === 'inline'")  # "reconnecting…"
+        second = start(runs, tmp_path, "--source", "synthetic:160x120", "--preview", str(port), "--preview-mode",
+                       "skeleton", *model_args(models_dir))  # fmt: skip
+        wait_until(second, port)
+        # Both the events (the mode comes from the new process) and the stream (its frame size) came back.
+        browser.wait_for(f"{live} && document.getElementById('mode').textContent === 'skeleton'")
+        browser.wait_for("document.getElementById('video').naturalWidth === 160")
+        image = cv2.imdecode(np.frombuffer(browser.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+        ox, oy = IMAGE_OFFSET
+        canvas = np.abs(image[oy + 5 : oy + 115, ox + 5 : ox + 155].astype(int) - 32)
+        assert np.percentile(canvas, 90) < 12, "skeleton mode: a blank canvas, not the synthetic picture"
+        assert second.stop() == 0
+    finally:
+        browser.close()
+
+
+# ---------------------------------------------------------------- the HTTP endpoints
+
+
+def test_stream_events_pose_metrics(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    port = free_port()
+    run = start(runs, tmp_path, "--source", "synthetic:320x240", "--preview", f"127.0.0.1:{port}",
+                "--preview-fps", "5", *model_args(models_dir))  # fmt: skip
+    wait_until(run, port)
+    time.sleep(0.5)
+    # Nothing watches yet: no JPEG was encoded.
+    before = metrics(port)
+    assert before["edgepose_frames_total"] > 0
+    assert before["edgepose_preview_jpeg_frames_total"] == 0
+
+    sock, body = open_stream(port)
+    status = body.readline()
+    assert status.startswith(b"HTTP/1.") and b" 200 " in status
+    headers = []
+    while (line := body.readline().strip()) != b"":
+        headers.append(line.decode().lower())
+    assert any(h.startswith("content-type: multipart/x-mixed-replace; boundary=") for h in headers), headers
+    started = time.monotonic()
+    parts = read_parts(body, 6)
+    elapsed = time.monotonic() - started
+    body.close()
+    sock.close()
+    for jpeg in parts:
+        assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
+        picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert picture is not None and picture.shape == (240, 320, 3)
+    assert elapsed >= 0.8, f"--preview-fps 5 should space 6 pictures over about 1 s, took {elapsed:.2f} s"
+
+    # Encoding stops when the last watcher leaves.
+    time.sleep(0.5)
+    encoded = metrics(port)["edgepose_preview_jpeg_frames_total"]
+    time.sleep(1.0)
+    after = metrics(port)
+    assert after["edgepose_preview_jpeg_frames_total"] == encoded
+    assert after["edgepose_frames_total"] > before["edgepose_frames_total"]
+    info = [k for k in after if k.startswith("edgepose_backend_info{")]
+    assert len(info) == 1 and after[info[0]] == 1 and "model=movenet_single_pose_lightning_ptq.tflite" in info[0]
+    assert after["edgepose_stage_latency_seconds_count{stage=invoke}"] > 0
+    assert after["edgepose_stage_latency_seconds_bucket{le=+Inf,stage=total}"] > 0
+    assert "edgepose_dropped_frames_total" in after and "edgepose_fps" in after
+    assert "edgepose_mqtt_connected" not in after  # MQTT is off
+
+    data = pose(port)
+    assert data["width"] == 320 and data["height"] == 240 and len(data["keypoints"]) == 17
+    assert data["backend"]["model"].endswith(".tflite") and data["mode"] == "video"
+    code, page = get(port, "/")
+    assert code == 200 and b"<title>edgepose preview</title>" in page and b"stream.mjpg" in page
+    assert get(port, "/nope")[0] == 404
+    assert run.stop() == 0
+
+
+def test_events_deliver_every_frame_of_a_finite_source(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    port = free_port()
+    frames = 45
+    run = start(runs, tmp_path, "--source", "synthetic:160x120", "--realtime", "--fps", "30", "--max-frames",
+                str(frames), "--preview", str(port), "--output", "-", *model_args(models_dir))  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        assert run.proc.poll() is None and time.monotonic() < deadline, run.stderr()
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            break
+        except OSError:
+            time.sleep(0.05)
+    # Last-Event-ID 0: everything since the start (the standard SSE resume), so the count is exact.
+    sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n")
+    body = sock.makefile("rb")
+    assert b" 200 " in body.readline()
+    events: list[tuple[str, str, dict[str, Any]]] = []
+    current: dict[str, str] = {}
+    for raw in body:  # until the server ends the stream on close
+        line = raw.decode().rstrip("\n")
+        if line == "":
+            if "data" in current:
+                events.append((current.get("event", "message"), current.get("id", ""), json.loads(current["data"])))
+            current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            current[name] = value
+    sock.close()
+    assert run.proc.wait(30) == 0, run.stderr()
+    lines = [json.loads(ln) for ln in run.stdout().splitlines()]
+    results = [data for kind, _, data in events if kind == "message"]
+    assert len(lines) == frames
+    assert len(results) == frames, f"{len(results)} events for {frames} frames"
+    assert [r["frame"] for r in results] == [ln["frame"] for ln in lines]
+    assert results == lines
+    ids = [int(i) for kind, i, _ in events if kind == "message"]
+    assert ids == list(range(1, frames + 1))
+    assert any(kind == "stats" for kind, _, _ in events)
+
+
+class Camera:
+    """A network camera served over HTTP as MJPEG that can be told to freeze."""
+
+    def __init__(self) -> None:
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:] = (40, 120, 200)
+        self.jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+        self.flowing = threading.Event()
+        self.flowing.set()
+        camera = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    while not camera.closed:
+                        if camera.flowing.is_set():
+                            head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(camera.jpeg)}\r\n\r\n"
+                            self.wfile.write(head.encode() + camera.jpeg + b"\r\n")
+                        time.sleep(1 / 20)
+                except OSError:
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.closed = False
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
+
+    def close(self) -> None:
+        self.closed = True
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_healthz_turns_503_when_the_source_stalls(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    camera = Camera()
+    try:
+        port = free_port()
+        run = start(runs, tmp_path, "--source", camera.url, "--preview", str(port), *model_args(models_dir),
+                    env={"EDGEPOSE_SOURCE_STALE_AFTER_S": "1.0"})  # fmt: skip
+        assert wait_until(run, port).startswith(b"ok")
+        camera.flowing.clear()
+        reason = wait_until(run, port, status=503, timeout=15)
+        assert reason.startswith(b"stale: last frame") and b"limit 1 s" in reason, reason
+        camera.flowing.set()
+        assert wait_until(run, port, timeout=15).startswith(b"ok")
+        assert run.stop() == 0, run.stderr()
+    finally:
+        camera.close()
+
+
+# ---------------------------------------------------------------- a stalled client never slows inference
+
+
+def test_stalled_client_does_not_slow_the_pipeline(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    port = free_port()
+    run = start(runs, tmp_path, "--source", "synthetic:320x240", "--preview", str(port), *model_args(models_dir))
+    wait_until(run, port)
+    time.sleep(1.0)
+
+    def rate(seconds: float) -> float:
+        """Processed frames per second, timed by the frames' own capture times."""
+        first = pose(port)
+        time.sleep(seconds)
+        last = pose(port)
+        return float(last["frame"] - first["frame"]) / (last["ts"] - first["ts"])
+
+    def with_stalled(seconds: float) -> float:
+        sock, _ = open_stream(port, rcvbuf=4096)  # connects, asks for the stream, never reads
+        try:
+            return rate(seconds)
+        finally:
+            sock.close()
+
+    def with_watcher(seconds: float) -> float:
+        sock, body = open_stream(port)
+        stop = threading.Event()
+        seen = []
+
+        def read() -> None:
+            body.readline()
+            try:
+                while not stop.is_set():
+                    seen.extend(read_parts(body, 1))
+            except (OSError, ValueError, AssertionError):  # the socket was shut down under it
+                pass
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            return rate(seconds)
+        finally:
+            stop.set()
+            sock.shutdown(socket.SHUT_RDWR)
+            reader.join(5)
+            body.close()
+            sock.close()
+            assert seen, "the watcher received no picture"
+
+    # Interleaved windows, each compared with the mean of the clean windows on either side, so load
+    # from elsewhere on the machine hits every condition alike; the median of the ratios decides.
+    # A fresh stalled client costs at most what a watcher does (its socket buffers still take JPEGs).
+    # When a batch is inconclusive (noise), another batch is added and all pairs are judged together.
+    window = 0.4
+    base = [rate(window)]
+    stalled: list[float] = []
+    watched: list[float] = []
+    for _batch in range(3):
+        for _ in range(12):
+            stalled.append(with_stalled(window))
+            base.append(rate(window))
+            watched.append(with_watcher(window))
+            base.append(rate(window))
+        stalled_ratio = statistics.median(s / ((base[2 * i] + base[2 * i + 1]) / 2) for i, s in enumerate(stalled))
+        watched_ratio = statistics.median(w / ((base[2 * i + 1] + base[2 * i + 2]) / 2)
+                                          for i, w in enumerate(watched))  # fmt: skip
+        if stalled_ratio >= 0.95 and watched_ratio >= 0.85:
+            break
+    print(f"\npreview cost: {statistics.median(base):.1f} fps alone; a stalled client costs "
+          f"{100 * (1 - stalled_ratio):+.1f}%, a watching client {100 * (1 - watched_ratio):+.1f}%")  # fmt: skip
+    assert min(base) > 5
+    assert stalled_ratio >= 0.95, (base, stalled)
+    assert watched_ratio >= 0.85, (base, watched)
+
+    # Once its socket is full, a stalled client costs nothing: the encoder only works for waiting clients.
+    sock, _ = open_stream(port, rcvbuf=4096)
+    deadline = time.monotonic() + 20
+    last = -1.0
+    while (count := metrics(port)["edgepose_preview_jpeg_frames_total"]) != last:
+        assert time.monotonic() < deadline, "the encoder kept working for a client that never reads"
+        last = count
+        time.sleep(1.0)
+    assert rate(1.0) > 5
+    assert metrics(port)["edgepose_preview_jpeg_frames_total"] == last
+    sock.close()
+    assert run.stop() == 0
+
+
+# ---------------------------------------------------------------- privacy: token and modes
+
+
+def test_non_loopback_needs_a_token(models_dir: Path) -> None:
+    proc = run_cli("run", "--source", "synthetic:64x64", "--max-frames", "1", "--preview", f"0.0.0.0:{free_port()}",
+                   *model_args(models_dir))  # fmt: skip
+    assert_one_line_error(proc, 2, "token")
+
+
+def test_token_is_required_and_never_logged(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    secret = "s3cret-preview-token"
+    token_file = tmp_path / "token"
+    token_file.write_text(secret + "\n")
+    port = free_port()
+    run = start(runs, tmp_path, "-v", "--source", "synthetic:160x120", "--preview", f"0.0.0.0:{port}",
+                "--preview-token-file", str(token_file), *model_args(models_dir))  # fmt: skip
+    wait_until(run, port)  # /healthz needs no token
+    for path in ("/", "/pose", "/metrics", "/events", "/stream.mjpg", "/pose?token=wrong"):
+        code, _ = get(port, path)
+        assert code == 401, path
+    assert get(port, "/pose", {"Authorization": "Bearer nope"})[0] == 401
+    assert get(port, "/pose", {"Authorization": f"Bearer {secret}"})[0] == 200
+    assert get(port, f"/pose?token={secret}")[0] == 200
+    assert get(port, f"/?token={secret}")[0] == 200
+    sock, body = open_stream(port, f"/stream.mjpg?token={secret}")
+    assert b" 200 " in body.readline()
+    body.close()
+    sock.close()
+    assert run.stop() == 0
+    assert secret not in run.stderr() and secret not in run.stdout()
+    assert "token=***" in run.stderr()  # the request log shows the redacted query
+
+    proc = run_cli("run", "--preview", "0.0.0.0:1", "--preview-token", secret, "--print-config")
+    assert proc.returncode == 0 and secret not in proc.stdout and 'token = "***"' in proc.stdout
+
+
+def test_token_from_systemd_credentials_and_insecure(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "preview_token").write_text("from-credentials")
+    port = free_port()
+    run = start(runs, tmp_path, "--source", "synthetic:160x120", "--preview", f"0.0.0.0:{port}",
+                *model_args(models_dir), env={"CREDENTIALS_DIRECTORY": str(creds)})  # fmt: skip
+    wait_until(run, port)
+    assert get(port, "/pose")[0] == 401
+    assert get(port, "/pose", {"Authorization": "Bearer from-credentials"})[0] == 200
+    assert run.stop() == 0
+
+    port = free_port()
+    run = start(runs, tmp_path, "--source", "synthetic:160x120", "--preview", f"0.0.0.0:{port}",
+                "--preview-insecure", "--preview-mode", "skeleton", *model_args(models_dir))  # fmt: skip
+    wait_until(run, port)
+    assert pose(port)["mode"] == "skeleton"
+    sock, body = open_stream(port)
+    body.readline()
+    while body.readline().strip():
+        pass
+    jpeg = read_parts(body, 1)[0]
+    body.close()
+    sock.close()
+    picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    # skeleton mode: a blank dark canvas, not the synthetic gradient (40…200 grey) with its bright block.
+    assert picture.shape == (120, 160, 3) and np.median(picture) < 40
+    assert run.stop() == 0
+
+
+def test_preview_without_prometheus_client(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
+    """Without the `preview` extra the page still works; /metrics says what to install."""
+    blocker = (
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'prometheus_client':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from edgepose.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    port = free_port()
+    run = start(runs, tmp_path, "--source", "synthetic:160x120", "--preview", str(port), *model_args(models_dir),
+                python=f"-c {blocker}")  # fmt: skip
+    wait_until(run, port)
+    assert pose(port)["width"] == 160
+    code, body = get(port, "/metrics")
+    assert code == 501 and b"pip install 'edgepose[preview]'" in body
+    assert run.stop() == 0
+    assert "prometheus-client" in run.stderr()
