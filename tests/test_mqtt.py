@@ -156,6 +156,12 @@ def test_password_from_file_or_systemd_credential(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="user"):
         broker_settings(MqttConfig(url="mqtt://h", password_file=str(pw_file)), {})
     assert broker_settings(MqttConfig(url="mqtt://h"), {}).port == 1883
+    # The unit's SetCredential= default is an empty credential: it means "no password" …
+    (creds / "mqtt_password").write_text("\n")
+    assert read_password(MqttConfig(url="mqtt://u@h"), env) is None
+    # … while an explicitly configured empty file is a mistake worth reporting.
+    with pytest.raises(ConfigError, match="is empty"):
+        read_password(MqttConfig(url="mqtt://u@h", password_file=str(creds / "mqtt_password")), {})
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,8 @@ def read_password(cfg: MqttConfig, environ: Mapping[str, str]) -> str | None:
         The password without its trailing newline, or ``None`` when neither is set.
 
     Raises:
-        ConfigError: The password file is missing, unreadable or empty.
+        ConfigError: The configured password file is missing, unreadable or empty (an empty systemd
+            credential means "no password": the unit supplies one as the default).
     """
     if cfg.password_file:
         path = Path(cfg.password_file)
@@ -95,6 +96,8 @@ def read_password(cfg: MqttConfig, environ: Mapping[str, str]) -> str | None:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(f"cannot read mqtt password file {path}: {reason}") from None
     if not password:
+        if not cfg.password_file:  # the unit's SetCredential= default: no password configured
+            return None
         raise ConfigError(f"mqtt password file {path} is empty")
     return password
 
