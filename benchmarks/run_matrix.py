@@ -29,6 +29,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgepose.commands.bench import STAGE_LABELS
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TESTDATA = Path(os.environ.get("EDGEPOSE_TESTDATA", SHARED / "testdata"))
@@ -220,17 +222,7 @@ def write_results(path: Path, info: dict[str, Any]) -> None:
     ]
     live = (bench.get("live") or {}).get("latency_ms", {})
     sat = bench["pipeline"]["latency_ms"]
-    labels = {
-        "capture": "capture (read/decode)",
-        "preprocess": "preprocess",
-        "invoke": "invoke",
-        "postprocess": "postprocess",
-        "pre_post": "preprocess + postprocess",
-        "total": "total (frame available → result)",
-        "capture_to_result": "capture → result (decode included)",
-        "overhead": "capture → result minus invoke",
-    }
-    for key, label in labels.items():
+    for key, label in STAGE_LABELS.items():
         a = sat.get(key, {})
         b = live.get(key, {})
         cells = [fmt(a[q], 2) if q in a else "-" for q in ("p50", "p95", "p99")]

@@ -78,12 +78,8 @@ def _model_mb(config: Config, report: dict[str, Any]) -> float | None:
         return None
 
 
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |\n"
-
-
-def _stage_rows(stages: dict[str, dict[str, float]]) -> str:
-    names = {
+#: Row labels of the per-stage latency table, shared with benchmarks/run_matrix.py.
+STAGE_LABELS: dict[str, str] = {
         "capture": "capture (read/decode)",
         "preprocess": "preprocess",
         "invoke": "invoke",
@@ -92,9 +88,16 @@ def _stage_rows(stages: dict[str, dict[str, float]]) -> str:
         "total": "total (frame available → result)",
         "capture_to_result": "capture → result (decode included)",
         "overhead": "capture → result minus invoke",
-    }
+}
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |\n"
+
+
+def _stage_rows(stages: dict[str, dict[str, float]]) -> str:
     out = ""
-    for key, label in names.items():
+    for key, label in STAGE_LABELS.items():
         if key in stages:
             p = stages[key]
             out += _row([label, f"{p['p50']:.2f}", f"{p['p95']:.2f}", f"{p['p99']:.2f}"])
