@@ -1,15 +1,14 @@
-"""Interpreter backends: the only module that imports tflite_runtime, ai_edge_litert or libedgetpu.
+"""Interpreter backends: delegate selection and the only module that loads libedgetpu.
 
-Runtimes and delegates are chosen from explicit tables. ``auto`` tries the EdgeTPU (with the
-``_edgetpu`` model variant), then XNNPACK, then plain CPU kernels, and logs why each step fell
-back. Loading libedgetpu can crash the process outright when it does not match the runtime
-(google-coral/edgetpu#812), so it is first tried in a child process (:mod:`.edgetpu_probe`).
+Runtimes are found by :mod:`.runtimes`; delegates are chosen from an explicit table.
+``auto`` tries the EdgeTPU (with the ``_edgetpu`` model variant), then XNNPACK, then plain
+CPU kernels, and logs why each step fell back. Loading libedgetpu can crash the process
+outright when it does not match the runtime (google-coral/edgetpu#812), so it is first
+tried in a child process (:mod:`.edgetpu_probe`).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
 import logging
 import os
 import signal
@@ -23,103 +22,14 @@ from typing import Any
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, ModelError
+from edgepose.inference.runtimes import RUNTIMES, Runtime, find_runtime, tflite_numpy_problem
 from edgepose.pose import BackendInfo
 
 log = logging.getLogger(__name__)
 
 DELEGATES = ("auto", "edgetpu", "xnnpack", "cpu")
-RUNTIME_CHOICES = ("auto", "ai_edge_litert", "tflite_runtime")
 DEFAULT_EDGETPU_LIBRARY = "libedgetpu.so.1"
 EDGETPU_PROBE_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """An importable TFLite interpreter package.
-
-    Attributes:
-        name: Import name (``ai_edge_litert`` or ``tflite_runtime``).
-        version: Installed distribution version.
-        module: Its ``interpreter`` module (``Interpreter``, ``load_delegate``, ``OpResolverType``).
-    """
-
-    name: str
-    version: str
-    module: Any
-
-
-def _import_runtime(name: str, module: str, dist: str, hint: str) -> Runtime:
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as exc:
-        raise BackendUnavailableError(f"{name} is not installed ({exc}); {hint}") from exc
-    try:
-        version = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    return Runtime(name=name, version=version, module=mod)
-
-
-def _litert() -> Runtime:
-    return _import_runtime(
-        "ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert", "install it: pip install ai-edge-litert"
-    )
-
-
-def _tflite() -> Runtime:
-    try:
-        version = importlib.metadata.version("tflite-runtime")
-    except importlib.metadata.PackageNotFoundError:
-        version = ""
-    problem = tflite_numpy_problem(version, np.__version__) if version else None
-    if problem:
-        raise BackendUnavailableError(problem)
-    return _import_runtime(
-        "tflite_runtime",
-        "tflite_runtime.interpreter",
-        "tflite-runtime",
-        "install it: pip install tflite-runtime 'numpy<2' (Python <= 3.11 only)",
-    )
-
-
-def tflite_numpy_problem(tflite_version: str, numpy_version: str) -> str | None:
-    """Say why a tflite-runtime / numpy pair cannot work, or return ``None``.
-
-    tflite-runtime's last release (2.14) is built against numpy 1 and fails inside ``Interpreter()``
-    under numpy 2 (``_ARRAY_API not found``); it is refused up front with the fix instead.
-    """
-    major_minor = tuple(int(p) for p in tflite_version.split(".")[:2] if p.isdigit())
-    if major_minor and major_minor <= (2, 14) and int(numpy_version.split(".")[0]) >= 2:
-        return (
-            f"tflite-runtime {tflite_version} does not work with numpy {numpy_version}: install numpy<2 "
-            "(pip install 'numpy<2' 'opencv-python-headless<4.12') or use ai-edge-litert (--runtime ai_edge_litert)"
-        )
-    return None
-
-
-#: Runtimes in order of preference.
-RUNTIMES: dict[str, Callable[[], Runtime]] = {"ai_edge_litert": _litert, "tflite_runtime": _tflite}
-
-
-def find_runtime(choice: str = "auto") -> Runtime:
-    """Import the requested runtime, or the first installed one for ``auto``.
-
-    Raises:
-        BackendUnavailableError: Nothing usable is installed.
-    """
-    if choice != "auto":
-        if choice not in RUNTIMES:
-            raise BackendUnavailableError(f"unknown runtime {choice!r}; choose one of {', '.join(RUNTIME_CHOICES)}")
-        return RUNTIMES[choice]()
-    reasons = []
-    for loader in RUNTIMES.values():
-        try:
-            return loader()
-        except BackendUnavailableError as exc:
-            reasons.append(str(exc))
-    raise BackendUnavailableError(
-        "no usable TFLite runtime (" + "; ".join(reasons) + ")"
-    )
 
 
 @dataclass(frozen=True)
@@ -200,10 +110,6 @@ class Backend:
         """Return a copy of the ``[1, 1, 17, 3]`` output."""
         result: np.ndarray = self._interpreter.get_tensor(self._output_index)
         return result
-
-
-def _is_edgetpu_model(path: Path) -> bool:
-    return path.name.endswith("_edgetpu.tflite")
 
 
 def _read_model(path: Path) -> bytes:
@@ -427,3 +333,9 @@ def _log_choice(backend: Backend, runtime: Runtime) -> None:
 def default_threads() -> int:
     """Return all cores, at most 4 (a Pi 4/5 has 4; more threads than cores hurts)."""
     return max(1, min(4, os.cpu_count() or 1))
+
+
+__all__ = [
+    "RUNTIMES", "Backend", "BackendRequest", "DelegateAbsentError", "ModelFiles", "Runtime",
+    "default_threads", "find_runtime", "open_backend", "probe_edgetpu", "tflite_numpy_problem",
+]  # fmt: skip
