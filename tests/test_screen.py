@@ -66,6 +66,18 @@ def wait_drawn(sink: ScreenSink, count: int = 1, timeout: float = 10) -> None:
         time.sleep(0.01)
 
 
+def draw_once(sinks: list[ScreenSink], config: DisplayConfig, result: PoseResult) -> tuple[ScreenSink, np.ndarray]:
+    """Start a screen sink, publish one result, wait until it is drawn; return the sink and its surface."""
+    sink = ScreenSink(config, MIN_SCORE)
+    sinks.append(sink)
+    sink.start()
+    sink.publish(result)
+    wait_drawn(sink)
+    surface = sink.snapshot()
+    assert surface is not None
+    return sink, surface
+
+
 def rgb(bgr: tuple[int, int, int]) -> np.ndarray:
     return np.array(bgr[::-1])
 
@@ -96,13 +108,7 @@ def check_skeleton(surface: np.ndarray, result: PoseResult, scale: float, ox: in
 def test_window_shows_the_frame_with_the_skeleton(
     result: PoseResult, person: np.ndarray, sinks: list[ScreenSink]
 ) -> None:
-    sink = ScreenSink(DisplayConfig(enabled=True), MIN_SCORE)
-    sinks.append(sink)
-    sink.start()
-    sink.publish(result)
-    wait_drawn(sink)
-    surface = sink.snapshot()
-    assert surface is not None
+    sink, surface = draw_once(sinks, DisplayConfig(enabled=True), result)
     height, width = person.shape[:2]
     assert surface.shape == (height, width, 3), "the window takes the frame's size"
     assert sink.placement == (1.0, 0, 0, width, height)
@@ -115,13 +121,7 @@ def test_window_shows_the_frame_with_the_skeleton(
 
 
 def test_fullscreen_scales_and_centres(result: PoseResult, person: np.ndarray, sinks: list[ScreenSink]) -> None:
-    sink = ScreenSink(DisplayConfig(enabled=True, fullscreen=True), MIN_SCORE)
-    sinks.append(sink)
-    sink.start()
-    sink.publish(result)
-    wait_drawn(sink)
-    surface = sink.snapshot()
-    assert surface is not None
+    sink, surface = draw_once(sinks, DisplayConfig(enabled=True, fullscreen=True), result)
     screen = (surface.shape[1], surface.shape[0])
     assert screen == (1024, 768)  # the dummy driver's desktop
     height, width = person.shape[:2]
@@ -137,13 +137,7 @@ def test_skipped_keypoints_are_not_drawn(result: PoseResult, sinks: list[ScreenS
     keypoints = result.keypoints.copy()
     keypoints[9, 2] = 0.05  # left wrist: below the threshold
     low = PoseResult(1, result.ts, result.width, result.height, keypoints, {}, result.image)
-    sink = ScreenSink(DisplayConfig(enabled=True), MIN_SCORE)
-    sinks.append(sink)
-    sink.start()
-    sink.publish(low)
-    wait_drawn(sink)
-    surface = sink.snapshot()
-    assert surface is not None
+    _, surface = draw_once(sinks, DisplayConfig(enabled=True), low)
     x, y, _ = keypoints[9]
     assert not near(surface, x, y, rgb(score_color(0.05)), 2)
     assert np.abs(surface[round(y), round(x)].astype(int) - result.image[round(y), round(x), ::-1]).max() <= 2
