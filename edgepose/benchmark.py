@@ -181,7 +181,7 @@ def run_pipeline(source: Source, estimator: PoseEstimator, frames: int, realtime
     Raises:
         SourceError: The source produced no frame.
     """
-    estimator.tracker.reset()
+    estimator.reset()
     sink = RecordingSink()
     options = ServiceOptions(max_frames=frames, realtime=realtime)
     Service(source, estimator, [sink], options, PipelineStats()).run(threading.Event())

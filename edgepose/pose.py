@@ -55,18 +55,72 @@ class BackendInfo:
         return {"runtime": self.runtime, "delegate": self.delegate, "threads": self.threads, "model": self.model}
 
 
+#: Keypoints at or above this score define a pose's bounding box.
+BOX_MIN_SCORE = 0.2
+
+
+@dataclass(frozen=True)
+class Pose:
+    """One person's pose in source pixels.
+
+    Attributes:
+        keypoints: ``(17, 3)`` float32: x, y in source pixels and score, COCO order.
+        score: The pose score (MoveNet: the mean keypoint score; PoseNet: its decoder's pose score).
+        box: ``(x0, y0, x1, y1)`` in source pixels around the confident keypoints.
+        landmarks: BlazePose's ``(33, 5)`` x, y (source pixels), z, visibility, presence; ``None`` otherwise.
+    """
+
+    keypoints: np.ndarray
+    score: float
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_keypoints(
+        cls, keypoints: np.ndarray, score: float | None = None, landmarks: np.ndarray | None = None
+    ) -> Pose:
+        """Build a pose whose box spans its keypoints scoring at least :data:`BOX_MIN_SCORE` (all, if none do)."""
+        return cls(
+            keypoints,
+            float(keypoints[:, 2].mean()) if score is None else float(score),
+            keypoint_box(keypoints),
+            landmarks,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form of one entry of ``poses``."""
+        return {
+            "score": round(self.score, 4),
+            "box": [round(v, 2) for v in self.box],
+            "keypoints": keypoints_to_json(self.keypoints),
+        }
+
+
+def keypoint_box(keypoints: np.ndarray) -> tuple[float, float, float, float]:
+    """Return ``(x0, y0, x1, y1)`` around the keypoints scoring at least :data:`BOX_MIN_SCORE` (all, if none do)."""
+    confident = keypoints[keypoints[:, 2] >= BOX_MIN_SCORE]
+    points = confident if len(confident) else keypoints
+    x0, y0 = points[:, :2].min(axis=0)
+    x1, y1 = points[:, :2].max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
 @dataclass(frozen=True)
 class PoseResult:
-    """One pose estimate for one frame, in source-pixel coordinates.
+    """The poses found in one frame, in source-pixel coordinates.
 
     Attributes:
         frame: Frame number from the source, starting at 0.
         ts: Capture time, unix seconds.
         width: Source frame width in pixels.
         height: Source frame height in pixels.
-        keypoints: Array of shape (17, 3): x, y in source pixels and score, COCO order.
+        keypoints: The best pose's ``(17, 3)`` x, y in source pixels and score, COCO order.
         latency_ms: Milliseconds per stage (see :data:`STAGES`).
         image: The source frame (BGR) for sinks that draw; not serialised.
+        poses: Every pose found, best first (MoveNet: exactly one; PoseNet: none or more). ``None``
+            means "the one pose is ``keypoints``", for callers that build a result from keypoints alone.
+        state: What the analytics conclude after this frame (``present``, ``fallen``, …), if they ran.
+        events: What the analytics saw happen on this frame (``person_entered``, ``fall``, ``rep``, …).
     """
 
     frame: int
@@ -76,23 +130,41 @@ class PoseResult:
     keypoints: np.ndarray
     latency_ms: dict[str, float] = field(default_factory=dict)
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    poses: tuple[Pose, ...] | None = field(default=None, compare=False)
+    state: dict[str, Any] | None = None
+    events: tuple[dict[str, Any], ...] = ()
 
     @property
     def score(self) -> float:
-        """Pose score: the mean of the 17 keypoint scores."""
-        return float(self.keypoints[:, 2].mean())
+        """Pose score of the best pose (MoveNet: the mean of its 17 keypoint scores)."""
+        if self.poses is None:
+            return float(self.keypoints[:, 2].mean())
+        return self.poses[0].score if self.poses else 0.0
+
+    @property
+    def all_poses(self) -> tuple[Pose, ...]:
+        """Every pose, best first; a result built from keypoints alone has that one pose."""
+        return (Pose.from_keypoints(self.keypoints),) if self.poses is None else self.poses
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form printed by ``edgepose run`` and published over MQTT."""
-        return {
+        out: dict[str, Any] = {
             "ts": round(self.ts, 6),
             "frame": self.frame,
             "width": self.width,
             "height": self.height,
             "score": round(self.score, 4),
             "keypoints": keypoints_to_json(self.keypoints),
+            "poses": [pose.to_dict() for pose in self.all_poses],
             "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
         }
+        landmarks = self.all_poses[0].landmarks if self.all_poses else None
+        if landmarks is not None:
+            out["landmarks"] = landmarks_to_json(landmarks)
+        if self.state is not None:
+            out["state"] = self.state
+            out["events"] = list(self.events)
+        return out
 
 
 def keypoints_to_json(keypoints: np.ndarray) -> list[dict[str, Any]]:
@@ -100,4 +172,28 @@ def keypoints_to_json(keypoints: np.ndarray) -> list[dict[str, Any]]:
     return [
         {"name": name, "x": round(float(x), 2), "y": round(float(y), 2), "score": round(float(s), 4)}
         for name, (x, y, s) in zip(KEYPOINT_NAMES, keypoints.tolist(), strict=True)
+    ]
+
+
+#: BlazePose's 33 landmark names, in the model's order.
+LANDMARK_NAMES: tuple[str, ...] = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+
+
+def landmarks_to_json(landmarks: np.ndarray) -> list[dict[str, Any]]:
+    """Convert BlazePose's ``(33, ≥4)`` landmarks (x, y in source pixels, z, visibility) to named entries."""
+    return [
+        {
+            "name": name,
+            "x": round(float(row[0]), 2),
+            "y": round(float(row[1]), 2),
+            "z": round(float(row[2]), 2),
+            "visibility": round(float(row[3]), 4),
+        }
+        for name, row in zip(LANDMARK_NAMES, landmarks.tolist(), strict=True)
     ]

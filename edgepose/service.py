@@ -147,4 +147,4 @@ class Service:
             "postprocess": estimate.postprocess_ms,
             "total": (time.perf_counter() - frame.captured_at) * 1e3,
         }
-        return PoseResult(frame.index, frame.ts, width, height, estimate.keypoints, latency, image)
+        return PoseResult(frame.index, frame.ts, width, height, estimate.keypoints, latency, image, estimate.poses)

@@ -27,7 +27,7 @@ from edgepose.sinks.mqtt_settings import broker_settings, device_id, read_passwo
 from edgepose.sinks.mqtt_topics import Topics, discovery_configs
 from edgepose.stats import PipelineStats
 
-POSE_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "latency_ms"}
+POSE_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms"}
 STATS_KEYS = {"ts", "device", "frames", "dropped", "fps", "uptime_s", "frame_age_s", "latency_ms", "runtime",
               "delegate", "threads", "model", "cpu_temp_c", "mqtt"}  # fmt: skip
 DISCOVERY_KEYS = {"name", "unique_id", "state_topic", "availability", "expire_after", "device", "origin"}

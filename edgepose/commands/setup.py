@@ -7,6 +7,7 @@ from pathlib import Path
 from edgepose.config import ModelConfig
 from edgepose.inference.backends import BackendRequest, default_threads, open_backend
 from edgepose.inference.estimator import PoseEstimator
+from edgepose.inference.movenet import check_model
 from edgepose.models import default_models_dir, resolve_model
 
 
@@ -30,4 +31,4 @@ def open_estimator(cfg: ModelConfig) -> PoseEstimator:
         edgetpu_library=cfg.edgetpu_library,
         edgetpu_probe=cfg.edgetpu_probe,
     )
-    return PoseEstimator(open_backend(files, request))
+    return PoseEstimator(open_backend(files, request, check=check_model))

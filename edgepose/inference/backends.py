@@ -64,51 +64,48 @@ class DelegateAbsentError(BackendUnavailableError):
     """The delegate's library or model is simply not there (the normal case on a machine without a Coral)."""
 
 
+#: Checks that an opened model is what the caller's model family expects; raises :class:`ModelError`.
+ModelCheck = Callable[["Backend"], None]
+
+
 class Backend:
-    """A ready interpreter with MoveNet's single uint8 input and ``[1, 1, 17, 3]`` output."""
+    """A ready interpreter: views of its inputs, ``invoke``, copies of its outputs.
+
+    Which tensors a model must have is the model family's business (see ``check`` in :func:`open_backend`).
+    """
 
     def __init__(self, interpreter: Any, info: BackendInfo) -> None:
         self._interpreter = interpreter
         self.info = info
-        inp = interpreter.get_input_details()
-        out = interpreter.get_output_details()
-        if len(inp) != 1 or len(out) != 1:
-            raise ModelError(
-                f"{info.model} has {len(inp)} inputs and {len(out)} outputs; a MoveNet single-pose model "
-                "has one of each (use --model lightning or thunder)"
-            )
-        shape = tuple(int(d) for d in inp[0]["shape"])
-        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2] or inp[0]["dtype"] != np.uint8:
-            raise ModelError(
-                f"{info.model} takes input {shape} {np.dtype(inp[0]['dtype']).name}; edgepose needs a "
-                "MoveNet INT8 model with a 1×N×N×3 uint8 input (use --model lightning or thunder)"
-            )
-        out_shape = tuple(int(d) for d in out[0]["shape"])
-        if out_shape != (1, 1, 17, 3):
-            raise ModelError(
-                f"{info.model} outputs {out_shape}; a MoveNet single-pose model outputs (1, 1, 17, 3) "
-                "(multi-pose models are not supported)"
-            )
-        self.input_size = shape[1]
-        self._input_index = int(inp[0]["index"])
-        self._output_index = int(out[0]["index"])
+        #: The interpreter's input and output details (name, index, shape, dtype, quantization), in order.
+        self.inputs: list[dict[str, Any]] = list(interpreter.get_input_details())
+        self.outputs: list[dict[str, Any]] = list(interpreter.get_output_details())
 
-    def input_tensor(self) -> np.ndarray:
-        """Return a writable ``(S, S, 3)`` view of the input tensor.
+    def input_shape(self, index: int = 0) -> tuple[int, ...]:
+        """Return the shape of input ``index``, batch dimension included."""
+        return tuple(int(d) for d in self.inputs[index]["shape"])
+
+    @property
+    def input_size(self) -> int:
+        """Return the height of the first input: the model's square input side for MoveNet."""
+        return self.input_shape(0)[1]
+
+    def input_tensor(self, index: int = 0) -> np.ndarray:
+        """Return a writable view of input ``index`` without its batch dimension.
 
         Drop the reference before calling :meth:`invoke`: the interpreter refuses to run while
         views of its buffers are alive.
         """
-        view: np.ndarray = self._interpreter.tensor(self._input_index)()[0]
+        view: np.ndarray = self._interpreter.tensor(int(self.inputs[index]["index"]))()[0]
         return view
 
     def invoke(self) -> None:
-        """Run the model once on the current input tensor."""
+        """Run the model once on the current input tensors."""
         self._interpreter.invoke()
 
-    def output(self) -> np.ndarray:
-        """Return a copy of the ``[1, 1, 17, 3]`` output."""
-        result: np.ndarray = self._interpreter.get_tensor(self._output_index)
+    def output(self, index: int = 0) -> np.ndarray:
+        """Return a copy of output ``index``."""
+        result: np.ndarray = self._interpreter.get_tensor(int(self.outputs[index]["index"]))
         return result
 
 
@@ -288,8 +285,14 @@ OPENERS: dict[str, Callable[[Runtime, ModelFiles, BackendRequest], Backend]] = {
 }
 
 
-def open_backend(files: ModelFiles, request: BackendRequest) -> Backend:
+def open_backend(files: ModelFiles, request: BackendRequest, check: ModelCheck | None = None) -> Backend:
     """Open the requested delegate, or walk ``auto``'s chain, logging every fallback.
+
+    Args:
+        files: The model's CPU file and EdgeTPU twin.
+        request: Runtime, delegate and threads asked for.
+        check: The model family's check of the opened model's tensors (e.g. MoveNet's single
+            ``[1, 1, 17, 3]`` output); a wrong model fails here, before any frame is read.
 
     Raises:
         ModelError: The model is missing, corrupt, of the wrong shape or for the wrong delegate.
@@ -298,14 +301,20 @@ def open_backend(files: ModelFiles, request: BackendRequest) -> Backend:
     runtime = find_runtime(request.runtime)
     if request.delegate not in DELEGATES:
         raise BackendUnavailableError(f"unknown delegate {request.delegate!r}; choose one of {', '.join(DELEGATES)}")
+    def opened(name: str) -> Backend:
+        backend = OPENERS[name](runtime, files, request)
+        if check is not None:
+            check(backend)
+        return backend
+
     if request.delegate != "auto":
-        backend = OPENERS[request.delegate](runtime, files, request)
+        backend = opened(request.delegate)
         _log_choice(backend, runtime)
         return backend
     chain = list(OPENERS)
     for position, name in enumerate(chain):
         try:
-            backend = OPENERS[name](runtime, files, request)
+            backend = opened(name)
         except BackendUnavailableError as exc:
             if position == len(chain) - 1:
                 raise

@@ -4,22 +4,47 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from edgepose.inference.backends import Backend
 from edgepose.inference.cropping import CropTracker, crop_region_for
-from edgepose.inference.movenet import CropBox, decode, full_frame_box, preprocess_into
+from edgepose.inference.movenet import CropBox, check_model, decode, full_frame_box, preprocess_into
+from edgepose.pose import Pose
+
+#: The keypoints reported when a frame holds no pose at all (x, y and score 0).
+NO_KEYPOINTS = np.zeros((17, 3), dtype=np.float32)
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """Keypoints in source pixels, ``(17, 3)`` x/y/score, and milliseconds per stage."""
+    """The poses found in one frame (best first, in source pixels) and milliseconds per stage."""
 
-    keypoints: np.ndarray
+    poses: tuple[Pose, ...]
     preprocess_ms: float
     invoke_ms: float
     postprocess_ms: float
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """The best pose's ``(17, 3)`` x/y/score, or zeros when there is none."""
+        return self.poses[0].keypoints if self.poses else NO_KEYPOINTS
+
+
+class Estimator(Protocol):
+    """What the pipeline needs of a model family (MoveNet, PoseNet, BlazePose)."""
+
+    backend: Backend
+
+    def track(self, image: np.ndarray) -> Estimate:
+        """Estimate a video frame, following the person from the previous frames."""
+
+    def still(self, image: np.ndarray) -> Estimate:
+        """Estimate an independent image."""
+
+    def reset(self) -> None:
+        """Forget what was tracked (a new scene or a reopened source)."""
 
 
 class PoseEstimator:
@@ -30,10 +55,15 @@ class PoseEstimator:
     """
 
     def __init__(self, backend: Backend) -> None:
+        check_model(backend)
         self.backend = backend
         self.tracker = CropTracker()
 
-    def _run(self, image: np.ndarray, box: CropBox) -> Estimate:
+    def reset(self) -> None:
+        """Start the next frame from the full frame."""
+        self.tracker.reset()
+
+    def _run(self, image: np.ndarray, box: CropBox) -> tuple[np.ndarray, float, float, float]:
         t0 = time.perf_counter()
         dst = self.backend.input_tensor()
         preprocess_into(image, box, dst)
@@ -43,32 +73,26 @@ class PoseEstimator:
         t2 = time.perf_counter()
         keypoints = decode(self.backend.output(), box)
         t3 = time.perf_counter()
-        return Estimate(keypoints, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return keypoints, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
 
     def track(self, image: np.ndarray) -> Estimate:
         """Estimate a video frame on the tracked region and update the region for the next frame."""
         height, width = image.shape[:2]
-        estimate = self._run(image, self.tracker.region(width, height))
+        keypoints, pre, inv, post = self._run(image, self.tracker.region(width, height))
         t0 = time.perf_counter()
-        self.tracker.update(estimate.keypoints, width, height)
-        tracking_ms = (time.perf_counter() - t0) * 1e3
-        return Estimate(
-            estimate.keypoints, estimate.preprocess_ms, estimate.invoke_ms, estimate.postprocess_ms + tracking_ms
-        )
+        self.tracker.update(keypoints, width, height)
+        pose = Pose.from_keypoints(keypoints)
+        return Estimate((pose,), pre, inv, post + (time.perf_counter() - t0) * 1e3)
 
     def still(self, image: np.ndarray) -> Estimate:
         """Estimate an independent image: full frame, then once more on the person's crop."""
         height, width = image.shape[:2]
         whole = full_frame_box(width, height)
-        first = self._run(image, whole)
-        box = crop_region_for(first.keypoints, width, height)
-        if box == whole:
-            return first
-        second = self._run(image, box)
-        best = second if second.keypoints[:, 2].mean() >= first.keypoints[:, 2].mean() else first
-        return Estimate(
-            best.keypoints,
-            first.preprocess_ms + second.preprocess_ms,
-            first.invoke_ms + second.invoke_ms,
-            first.postprocess_ms + second.postprocess_ms,
-        )
+        first, pre, inv, post = self._run(image, whole)
+        box = crop_region_for(first, width, height)
+        if box != whole:
+            second, pre2, inv2, post2 = self._run(image, box)
+            pre, inv, post = pre + pre2, inv + inv2, post + post2
+            if second[:, 2].mean() >= first[:, 2].mean():
+                first = second
+        return Estimate((Pose.from_keypoints(first),), pre, inv, post)

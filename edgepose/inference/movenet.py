@@ -10,9 +10,15 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+from edgepose.errors import ModelError
+
+if TYPE_CHECKING:
+    from edgepose.inference.backends import Backend
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,33 @@ class CropBox:
     y: float
     width: float
     height: float
+
+
+def check_model(backend: Backend) -> None:
+    """Check that an opened model is MoveNet single-pose: one ``1×N×N×3`` uint8 input, one ``[1, 1, 17, 3]`` output.
+
+    Raises:
+        ModelError: It is some other model; the message says what it has and what to use.
+    """
+    model = backend.info.model
+    if len(backend.inputs) != 1 or len(backend.outputs) != 1:
+        raise ModelError(
+            f"{model} has {len(backend.inputs)} inputs and {len(backend.outputs)} outputs; a MoveNet single-pose "
+            "model has one of each (use --model lightning or thunder)"
+        )
+    shape = backend.input_shape(0)
+    dtype = np.dtype(backend.inputs[0]["dtype"])
+    if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or shape[1] != shape[2] or dtype != np.uint8:
+        raise ModelError(
+            f"{model} takes input {shape} {dtype.name}; edgepose needs a MoveNet INT8 model with a 1×N×N×3 "
+            "uint8 input (use --model lightning or thunder)"
+        )
+    out_shape = tuple(int(d) for d in backend.outputs[0]["shape"])
+    if out_shape != (1, 1, 17, 3):
+        raise ModelError(
+            f"{model} outputs {out_shape}; a MoveNet single-pose model outputs (1, 1, 17, 3) "
+            "(use --model lightning or thunder)"
+        )
 
 
 def full_frame_box(width: int, height: int) -> CropBox:
