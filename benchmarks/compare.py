@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgepose.benchmark import (
+from edgepose.bench.measure import (
     Timing,
     add_pipeline_round,
     peak_rss_mb,

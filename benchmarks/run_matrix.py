@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgepose.commands.bench import STAGE_LABELS
+from edgepose.bench.report import STAGE_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

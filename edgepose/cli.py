@@ -72,13 +72,22 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return build_config(getattr(args, "config", None), overrides=overrides)
 
 
+def _verbosity(args: argparse.Namespace) -> int:
+    """``-q`` → -1, ``-v`` → 1+, else the command's default: quiet for the one-shot commands, INFO for ``run``."""
+    if getattr(args, "quiet", False):
+        return -1
+    if getattr(args, "verbose", 0):
+        return int(args.verbose)
+    return -1 if getattr(COMMANDS.get(args.command), "QUIET", False) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
     try:
         args = build_parser().parse_args(argv)
-        verbosity = -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0) or 0
+        verbosity = _verbosity(args)
         setup_logging(verbosity)
         try:
             config = config_from_args(args)

@@ -19,6 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from edgepose.errors import ConfigError
+from edgepose.inference.backends import DELEGATES
+from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
+from edgepose.sinks.drawing import MODES as PREVIEW_MODES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,11 +121,6 @@ class Config:
 
 SECTIONS: dict[str, type[Any]] = typing.get_type_hints(Config)
 SECRET_KEYS = {("preview", "token")}
-DELEGATES = ("auto", "edgetpu", "xnnpack", "cpu")
-RUNTIMES = ("auto", "ai_edge_litert", "tflite_runtime")
-RUNTIME_ALIASES = {"litert": "ai_edge_litert", "ai-edge-litert": "ai_edge_litert", "tflite": "tflite_runtime",
-                   "tflite-runtime": "tflite_runtime"}  # fmt: skip
-PREVIEW_MODES = ("video", "skeleton", "blur")
 
 
 def _section_types(section: str) -> dict[str, Any]:
@@ -252,8 +250,8 @@ def validate(config: Config) -> Config:
     """
     model = config.model
     runtime = RUNTIME_ALIASES.get(model.runtime, model.runtime)
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"runtime must be one of {', '.join(RUNTIMES)}, not {model.runtime!r}")
+    if runtime not in RUNTIME_CHOICES:
+        raise ConfigError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, not {model.runtime!r}")
     if model.delegate not in DELEGATES:
         raise ConfigError(f"delegate must be one of {', '.join(DELEGATES)}, not {model.delegate!r}")
     if not 0 <= model.threads <= 64:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 #: syslog priorities journald reads from a ``<N>`` line prefix.
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
@@ -35,12 +37,20 @@ def journal_prefix(priority: int) -> str:
     return f"<{priority}>" if under_journald() else ""
 
 
+#: Whether the native libraries' own stderr lines (OpenCV, the TFLite runtime) are kept out of stderr.
+_native_quiet = True
+
+
 def setup_logging(verbosity: int) -> None:
-    """Configure the root logger.
+    """Configure the root logger, and OpenCV's and the TFLite runtime's own output.
 
     Args:
-        verbosity: ``-1`` quiet (warnings and errors), ``0`` normal, ``1`` or more debug.
+        verbosity: ``-1`` quiet (warnings and errors), ``0`` normal, ``1`` or more debug. Below ``1``,
+            OpenCV's log and the runtime's native stderr lines are silenced.
     """
+    global _native_quiet
+    _native_quiet = verbosity < 1
+    _set_opencv_log_level(silent=_native_quiet)
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     if under_journald():
@@ -50,3 +60,36 @@ def setup_logging(verbosity: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def _set_opencv_log_level(silent: bool) -> None:
+    """Silence OpenCV's own log lines (``[ WARN:0@…] global cap_v4l.cpp …``), or let them through."""
+    import cv2
+
+    utils_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if utils_logging is not None:
+        utils_logging.setLogLevel(utils_logging.LOG_LEVEL_SILENT if silent else utils_logging.LOG_LEVEL_WARNING)
+    elif hasattr(cv2, "setLogLevel"):  # older wheels: the level numbers are the same (0 silent, 3 warning)
+        cv2.setLogLevel(0 if silent else 3)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to ``/dev/null`` for the duration, unless ``-v`` was given.
+
+    For C++ code that prints straight to stderr (the TFLite runtime's "Created TensorFlow Lite XNNPACK
+    delegate" line). Keep the block short: Python's own log lines in it are lost too.
+    """
+    if not _native_quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

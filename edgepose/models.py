@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepose.errors import EdgePoseError, ModelError
-from edgepose.inference.backends import ModelFiles
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,6 +22,15 @@ else:  # pragma: no cover
 MIRROR_ENV = "EDGEPOSE_MODEL_MIRROR"
 DEFAULT_FETCH = ("lightning",)
 _CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The model to run: its CPU file and, when known, its EdgeTPU-compiled twin."""
+
+    name: str
+    cpu_path: Path | None
+    edgetpu_path: Path | None
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,11 @@ def default_models_dir() -> Path:
     if (checkout / "manifest.toml").is_file():
         return checkout
     return Path.home() / ".local" / "share" / "edgepose" / "models"
+
+
+def models_dir(configured: str = "") -> Path:
+    """Return the configured models folder (``[model] models_dir``), or :func:`default_models_dir`."""
+    return Path(configured).expanduser() if configured else default_models_dir()
 
 
 def resolve_model(choice: str, models_dir: Path, specs: list[ModelSpec] | None = None) -> ModelFiles:

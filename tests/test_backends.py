@@ -68,7 +68,7 @@ def test_cpu_and_xnnpack_agree(lightning_path: Path, testdata: Path) -> None:
 
 
 def test_auto_falls_back_when_libedgetpu_is_absent(models_dir: Path, testdata: Path) -> None:
-    proc = run_cli("infer", *model_args(models_dir), "--delegate", "auto", str(testdata / "squat.bmp"))
+    proc = run_cli("-v", "infer", *model_args(models_dir), "--delegate", "auto", str(testdata / "squat.bmp"))
     assert proc.returncode == 0, proc.stderr
     assert "delegate edgetpu unavailable, falling back to xnnpack" in proc.stderr
     assert "libedgetpu.so.1" in proc.stderr and "cannot open shared object file" in proc.stderr

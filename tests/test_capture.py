@@ -15,7 +15,7 @@ import pytest
 from clips import default_script, write_clip
 from conftest import model_args, run_cli
 
-from edgepose.capture import CaptureThread, Frame, FrameBuffer
+from edgepose.pipeline.capture import CaptureThread, Frame, FrameBuffer
 from edgepose.sources.images import load_image
 
 

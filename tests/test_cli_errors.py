@@ -8,28 +8,43 @@ import pytest
 from conftest import LIGHTNING, assert_one_line_error, model_args, run_cli
 from tflite_builder import wrong_input_model, wrong_output_model
 
+#: The log line that says a model was loaded (seen with -v); bad input must fail before it.
+MODEL_LOADED = "running movenet_single_pose_lightning_ptq.tflite on"
+
+
+def assert_rejected_before_loading(args: list[str], needle: str) -> None:
+    """One error line and exit 2 without -v; with -v (every log line shown) no model was loaded either."""
+    proc = run_cli(*args)
+    assert_one_line_error(proc, 2, needle)
+    assert proc.stderr.count("\n") == 1, proc.stderr  # nothing but that line: no INFO, no runtime chatter
+    assert proc.stdout == ""
+    verbose = run_cli("-v", *args)
+    assert verbose.returncode == 2
+    assert MODEL_LOADED not in verbose.stderr, verbose.stderr
+
 
 def test_missing_image(models_dir: Path, tmp_path: Path) -> None:
-    proc = run_cli("infer", *model_args(models_dir), str(tmp_path / "nope.jpg"))
-    assert proc.stdout == ""
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "image not found" in proc.stderr
+    assert_rejected_before_loading(["infer", *model_args(models_dir), str(tmp_path / "nope.jpg")], "image not found")
 
 
 def test_non_image_file(models_dir: Path, tmp_path: Path) -> None:
     text = tmp_path / "notes.jpg"
     text.write_text("not a picture\n")
-    proc = run_cli("infer", *model_args(models_dir), str(text))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "cannot decode" in proc.stderr
+    assert_rejected_before_loading(["infer", *model_args(models_dir), str(text)], "cannot decode")
 
 
-def test_good_images_are_kept_when_one_is_bad(models_dir: Path, testdata: Path, tmp_path: Path) -> None:
-    proc = run_cli("infer", *model_args(models_dir), str(testdata / "squat.bmp"), str(tmp_path / "gone.png"),
-                   str(testdata / "woman_standing.png"))  # fmt: skip
-    assert proc.returncode == 2
-    assert len(proc.stdout.splitlines()) == 2, "results for the good images are still printed"
-    assert "1 of 3 images could not be read" in proc.stderr
+def test_one_bad_image_among_good_ones_fails_before_any_work(models_dir: Path, testdata: Path, tmp_path: Path) -> None:
+    args = ["infer", *model_args(models_dir), str(testdata / "squat.bmp"), str(tmp_path / "gone.png"),
+            str(testdata / "woman_standing.png")]  # fmt: skip
+    assert_rejected_before_loading(args, "1 of 3 images cannot be read")
+
+
+def test_good_run_is_quiet_by_default(models_dir: Path, testdata: Path) -> None:
+    proc = run_cli("infer", *model_args(models_dir), str(testdata / "squat.bmp"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no INFO lines, no "Created TensorFlow Lite XNNPACK delegate"
+    verbose = run_cli("-v", "infer", *model_args(models_dir), str(testdata / "squat.bmp"))
+    assert MODEL_LOADED in verbose.stderr
 
 
 def test_truncated_model(models_dir: Path, testdata: Path, tmp_path: Path) -> None:
@@ -55,8 +70,8 @@ def test_wrong_shape_model(models_dir: Path, testdata: Path, tmp_path: Path, bui
 
 
 def test_unknown_model_name(models_dir: Path, testdata: Path) -> None:
-    proc = run_cli("infer", *model_args(models_dir), "--model", "blazepose", str(testdata / "squat.bmp"))
-    assert_one_line_error(proc, 2, "unknown model 'blazepose'")
+    proc = run_cli("infer", *model_args(models_dir), "--model", "nosuchmodel", str(testdata / "squat.bmp"))
+    assert_one_line_error(proc, 2, "unknown model 'nosuchmodel'")
 
 
 def test_missing_model_file_says_fetch(tmp_path: Path, testdata: Path) -> None:
@@ -111,6 +126,6 @@ def test_undecodable_video(models_dir: Path, tmp_path: Path) -> None:
 
 
 def test_verbose_shows_the_traceback(models_dir: Path, testdata: Path) -> None:
-    proc = run_cli("-v", "infer", *model_args(models_dir), "--model", "blazepose", str(testdata / "squat.bmp"))
+    proc = run_cli("-v", "infer", *model_args(models_dir), "--model", "nosuchmodel", str(testdata / "squat.bmp"))
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, model_args, run_cli
 
-from edgepose import hardware
 from edgepose.config import Config, ModelConfig, SourceConfig
-from edgepose.doctor import FAIL, OK, WARN, Context, check_cameras, check_coral, check_pi_health, exit_code
+from edgepose.doctor import hardware
+from edgepose.doctor.checks import FAIL, OK, WARN, Context, check_cameras, check_coral, check_pi_health, exit_code
 
 LINE = re.compile(r"^(OK|WARN|FAIL) [a-z][\w ]*: \S.*$")
 
@@ -183,12 +183,16 @@ def test_temperature_and_throttle_bits(tmp_path: Path) -> None:
     hot = [c for c in check_pi_health(context(tmp_path)) if c.name == "temperature"]
     assert hot[0].level == WARN and "83.5 °C" in hot[0].detail
     assert hardware.throttle_reasons(0x50005) == [
-        "under-voltage now", "throttled now", "under-voltage has occurred", "throttling has occurred"]
+        "under-voltage now",
+        "throttled now",
+        "under-voltage has occurred",
+        "throttling has occurred",
+    ]
     assert hardware.throttle_reasons(0) == []
 
 
 @pytest.mark.parametrize(("levels", "code"), [([OK, WARN], 0), ([OK, FAIL, WARN], 1), ([], 0)])
 def test_exit_code_rule(levels: list[str], code: int) -> None:
-    from edgepose.doctor import Check
+    from edgepose.doctor.checks import Check
 
     assert exit_code([Check(level, "x", "y", "z") for level in levels]) == code

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgepose.drawing import CANVAS_COLOR, EDGE_COLOR, render, score_color
 from edgepose.pose import PoseResult
+from edgepose.sinks.drawing import CANVAS_COLOR, EDGE_COLOR, render, score_color
 
 
 def photo() -> np.ndarray:

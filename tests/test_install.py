@@ -23,7 +23,10 @@ UNIT_SOURCE = ROOT / "systemd" / "edgepose.service"
 SECRET = "correct horse battery staple"
 MAX_EXPOSURE = 2.5
 
-pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze"),
+    pytest.mark.slow,  # each test stages a whole install (a venv of its own)
+]
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> Staged:
     assert first.returncode == 0, first.stdout + first.stderr
     before = snapshot(prefix)
     config = prefix / "etc/edgepose/config.toml"
-    edited = config.read_text() + '\n# edited by the admin\n'
+    edited = config.read_text() + "\n# edited by the admin\n"
     config.write_text(edited)
     second = install("--prefix", str(prefix), "--mqtt-password-file", str(secret))
     assert second.returncode == 0, second.stdout + second.stderr
@@ -113,7 +116,7 @@ def test_second_run_changes_nothing_and_keeps_the_config(staged: Staged) -> None
     before = {k: v for k, v in staged.before.items() if k != config}
     after = {k: v for k, v in staged.after.items() if k != config}
     assert len(before) > 1000  # the whole venv is compared, not just the files install.sh writes itself
-    assert before.keys() == after.keys(), (before.keys() ^ after.keys())
+    assert before.keys() == after.keys(), before.keys() ^ after.keys()
     changed = [k for k in before if before[k] != after[k]]
     assert changed == [], changed
     assert staged.config.read_text() == staged.edited_config

@@ -22,10 +22,11 @@ from conftest import assert_one_line_error, cli_env, model_args, run_cli
 
 from edgepose.config import ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import KEYPOINT_NAMES, STAGES, BackendInfo, PoseResult
-from edgepose.sinks.mqtt_settings import broker_settings, device_id, read_password, sanitize_device_id
-from edgepose.sinks.mqtt_topics import Topics, discovery_configs
-from edgepose.stats import PipelineStats
+from edgepose.sinks.mqtt.homeassistant import discovery_configs
+from edgepose.sinks.mqtt.settings import broker_settings, device_id, read_password, sanitize_device_id
+from edgepose.sinks.mqtt.topics import Topics
 
 POSE_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms"}
 STATS_KEYS = {"ts", "device", "frames", "dropped", "fps", "uptime_s", "frame_age_s", "latency_ms", "runtime",
@@ -280,6 +281,7 @@ def test_status_online_then_last_will_after_sigkill(broker: Broker, models_dir: 
         run.stop(signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_broker_down_at_start_then_killed_and_restarted(models_dir: Path, tmp_path: Path) -> None:
     broker = Broker(tmp_path / "broker")  # port reserved, not started yet
     env = {"EDGEPOSE_MQTT_RECONNECT_MAX_S": "4"}
@@ -327,8 +329,9 @@ def test_broker_down_at_start_then_killed_and_restarted(models_dir: Path, tmp_pa
         broker.kill()
 
 
+@pytest.mark.slow
 def test_offline_queue_is_bounded_and_flushed_in_order(tmp_path: Path) -> None:
-    from edgepose.sinks.mqtt import MqttSink
+    from edgepose.sinks.mqtt.client import MqttSink
 
     broker = Broker(tmp_path / "broker", users={"admin": "adminpw"})
     cfg = MqttConfig(url=f"mqtt://edgepose@127.0.0.1:{broker.port}", device_id="q", queue_size=3,
@@ -367,6 +370,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "wrong_ca": wrong_ca[0]}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_tls_password_and_acl(pki: dict[str, Path], models_dir: Path, tmp_path: Path) -> None:
     acl = ("user admin\ntopic readwrite #\n\n"
            "user edgepose\ntopic write edgepose/+/#\ntopic read homeassistant/status\n")  # fmt: skip

@@ -16,8 +16,8 @@ import pytest
 from conftest import assert_one_line_error, model_args, run_cli
 
 from edgepose.config import DisplayConfig, ModelConfig
-from edgepose.drawing import EDGE_COLOR, score_color, sizes
 from edgepose.pose import SKELETON_EDGES, PoseResult
+from edgepose.sinks.drawing import EDGE_COLOR, score_color, sizes
 from edgepose.sinks.screen import ScreenSink, fit
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -147,13 +147,11 @@ def test_publish_never_waits_for_drawing(result: PoseResult, sinks: list[ScreenS
     sink = ScreenSink(DisplayConfig(enabled=True), MIN_SCORE)
     sinks.append(sink)
     sink.start()
-    started = time.perf_counter()
     for _ in range(2000):
         sink.publish(result)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, f"2000 publishes took {elapsed:.2f} s"
     wait_drawn(sink)
     time.sleep(0.2)
+    # Publishing replaced the pending result instead of waiting for each drawing: far fewer were drawn.
     assert sink.drawn < 2000, "only the newest result is drawn"
 
 

@@ -26,13 +26,15 @@ import numpy as np
 import pytest
 from conftest import ROOT, cli_env, model_args, run_cli
 
-from edgepose import systemd
 from edgepose.logs import JournalFormatter
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
-from edgepose.stats import PipelineStats
+from edgepose.sinks import notify as systemd
 
 UNIT = ROOT / "systemd" / "edgepose.service"
 STARTUP_S = 60.0
+#: SIGTERM → exit, upper bound: measured 0.74 s here; ≥ 3× slack for a busy machine, below TimeoutStopSec=15.
+SIGTERM_BOUND_S = 5.0
 
 
 class NotifyListener:
@@ -177,6 +179,7 @@ def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
+@pytest.mark.slow
 def test_path_socket_ready_watchdog_freeze_and_sigterm(models_dir: Path, tmp_path: Path) -> None:
     watchdog_usec = 2_000_000
     listener = NotifyListener(str(tmp_path / "notify.sock"))
@@ -208,11 +211,12 @@ def test_path_socket_ready_watchdog_freeze_and_sigterm(models_dir: Path, tmp_pat
     assert [t for t in pings if frozen_from <= t <= frozen_until] == [], "a frozen pipeline must not ping"
     assert len(listener.times("READY=1")) == 1
     assert proc.returncode == 0, err
-    assert took < 2.0, f"SIGTERM took {took:.2f} s"
+    assert took < SIGTERM_BOUND_S, f"SIGTERM took {took:.2f} s"
     assert listener.times("STOPPING=1"), listener.messages
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_abstract_socket_status_and_flush_on_sigterm(models_dir: Path, tmp_path: Path) -> None:
     watchdog_usec = 1_000_000
     listener = NotifyListener(f"@edgepose-test-{uuid.uuid4().hex}")
@@ -230,7 +234,7 @@ def test_abstract_socket_status_and_flush_on_sigterm(models_dir: Path, tmp_path:
         listener.close()
 
     assert proc.returncode == 0, err
-    assert took < 2.0, f"SIGTERM took {took:.2f} s"
+    assert took < SIGTERM_BOUND_S, f"SIGTERM took {took:.2f} s"
     assert len(listener.times("READY=1")) == 1
     pings = [t for t in listener.times("WATCHDOG=1") if t >= ready]
     assert len(pings) >= 10
@@ -265,7 +269,7 @@ def test_sigint_exits_zero_with_stopping(models_dir: Path, tmp_path: Path) -> No
             proc.wait()
         listener.close()
     assert proc.returncode == 0, err
-    assert took < 2.0
+    assert took < SIGTERM_BOUND_S
     assert listener.times("STOPPING=1")
     assert listener.times("WATCHDOG=1") == [], "no WATCHDOG_USEC, no pings"
 

@@ -48,7 +48,7 @@ def test_infer_model_thunder_cli(thunder_dir: Path, tmp_path: Path) -> None:
     frame = np.empty((300, 300, 3), dtype=np.uint8)
     frame[:] = BGR
     cv2.imwrite(str(image), frame)
-    proc = run_cli("infer", "--model", "thunder", "--models-dir", str(thunder_dir), str(image))
+    proc = run_cli("-v", "infer", "--model", "thunder", "--models-dir", str(thunder_dir), str(image))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["backend"]["model"] == THUNDER_FILE

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgepose.commands.flags import add_command_flags
 from edgepose.config import Config
-from edgepose.doctor import Context, exit_code, run_checks
+from edgepose.doctor.checks import Context, exit_code, run_checks
 
 HELP = "check runtimes, delegates, Coral, cameras, models, config and broker; say what to fix"
 #: The CLI hands an invalid config to this command (as ``args.config_error``) instead of stopping.

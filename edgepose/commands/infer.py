@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
 from edgepose.errors import InputError
@@ -15,6 +17,8 @@ from edgepose.pose import keypoints_to_json
 from edgepose.sources.images import load_image
 
 HELP = "estimate the pose in still images, one JSON line per image"
+#: Only warnings and errors on stderr unless ``-v``: the results go to stdout.
+QUIET = True
 log = logging.getLogger(__name__)
 
 
@@ -24,17 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 
 def execute(args: argparse.Namespace, config: Config) -> int:
-    """Print one JSON object per image; carry on past bad images and exit 2 if any failed."""
+    """Print one JSON object per image.
+
+    Every image is read before the model is loaded, so a bad path fails at once, with one line.
+
+    Raises:
+        InputError: An image is missing or cannot be decoded (nothing is estimated then).
+    """
+    images = _read_all(args.images)
     estimator = open_estimator(config.model)
     backend = estimator.backend.info.to_dict()
-    failed: list[str] = []
-    for path in args.images:
-        try:
-            image = load_image(path)
-        except InputError as exc:
-            print(f"edgepose: error: {exc}", file=sys.stderr)
-            failed.append(str(path))
-            continue
+    for path, image in images:
         keypoints = estimator.still(image).keypoints
         height, width = image.shape[:2]
         record = {
@@ -47,6 +51,19 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         }
         sys.stdout.write(json.dumps(record) + "\n")
         sys.stdout.flush()
-    if failed:
-        raise InputError(f"{len(failed)} of {len(args.images)} images could not be read: {', '.join(failed)}")
     return 0
+
+
+def _read_all(paths: list[Path]) -> list[tuple[Path, np.ndarray]]:
+    images: list[tuple[Path, np.ndarray]] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            images.append((path, load_image(path)))
+        except InputError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1 and len(paths) == 1:
+        raise InputError(problems[0])
+    if problems:
+        raise InputError(f"{len(problems)} of {len(paths)} images cannot be read: {'; '.join(problems)}")
+    return images

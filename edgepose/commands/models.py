@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from edgepose.commands.setup import models_dir
 from edgepose.config import Config
 from edgepose.errors import ConfigError, EdgePoseError
 from edgepose.models import (
@@ -17,11 +16,14 @@ from edgepose.models import (
     fetch_one,
     load_manifest,
     model_names,
+    models_dir,
     select_specs,
     verify_file,
 )
 
 HELP = "list, fetch (from upstream or a local mirror) and verify model files"
+#: Only warnings and errors on stderr unless ``-v``.
+QUIET = True
 
 
 def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -30,9 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     actions.required = True
     actions.add_parser("list", parents=[common], help="show known models and whether they are present")
     fetch = actions.add_parser("fetch", parents=[common], help="download or copy models, verified")
-    fetch.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"models to fetch (default: {' '.join(DEFAULT_FETCH)})"
-    )
+    fetch.add_argument("names", nargs="*", metavar="NAME", help=f"models to fetch (default: {' '.join(DEFAULT_FETCH)})")
     fetch.add_argument("--all", action="store_true", help="fetch every model in the manifest")
     fetch.add_argument(
         "--from",
@@ -73,7 +73,7 @@ class _Progress:
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Run the chosen action."""
     specs = load_manifest()
-    folder = models_dir(config.model)
+    folder = models_dir(config.model.models_dir)
     if args.action == "list":
         print(f"models in {folder}:")
         for spec in specs:

@@ -16,13 +16,13 @@ from typing import NoReturn
 from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
+from edgepose.pipeline.loop import Service, ServiceOptions
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
-from edgepose.service import Service, ServiceOptions
 from edgepose.sinks import Sink
 from edgepose.sinks.jsonl import JsonlSink
+from edgepose.sinks.notify import notify_stopping
 from edgepose.sources import open_source
-from edgepose.stats import PipelineStats
-from edgepose.systemd import notify_stopping
 
 HELP = "run pose estimation on a camera, stream, video or images and publish the results"
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | No
 def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
     if not config.mqtt.url:
         return None
-    from edgepose.sinks.mqtt import MqttSink
+    from edgepose.sinks.mqtt.client import MqttSink
 
     return MqttSink(config.mqtt, stats, info, config.model.min_score)
 
@@ -53,7 +53,7 @@ def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | Non
 def _preview(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
     if not config.preview.listen:
         return None
-    from edgepose.sinks.preview import PreviewSink
+    from edgepose.sinks.preview.sink import PreviewSink
 
     return PreviewSink(config.preview, stats, info, config.model.min_score, config.source.stale_after_s)
 
@@ -72,7 +72,7 @@ def _display(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | 
 
 
 def _systemd(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
-    from edgepose.systemd import make_sink
+    from edgepose.sinks.notify import make_sink
 
     return make_sink(stats, info)  # None outside systemd (no $NOTIFY_SOCKET)
 

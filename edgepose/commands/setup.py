@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from edgepose.config import ModelConfig
 from edgepose.inference.backends import BackendRequest, default_threads, open_backend
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.inference.movenet import check_model
-from edgepose.models import default_models_dir, resolve_model
-
-
-def models_dir(cfg: ModelConfig) -> Path:
-    """Return the configured models folder, or the default one."""
-    return Path(cfg.models_dir).expanduser() if cfg.models_dir else default_models_dir()
+from edgepose.models import models_dir, resolve_model
 
 
 def open_estimator(cfg: ModelConfig) -> PoseEstimator:
@@ -23,7 +16,7 @@ def open_estimator(cfg: ModelConfig) -> PoseEstimator:
         ModelError: Bad model name, file or shape.
         BackendUnavailableError: Runtime or requested delegate unavailable.
     """
-    files = resolve_model(cfg.name, models_dir(cfg))
+    files = resolve_model(cfg.name, models_dir(cfg.models_dir))
     request = BackendRequest(
         runtime=cfg.runtime,
         delegate=cfg.delegate,

@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, ModelError
+from edgepose.inference.edgetpu_probe import ABSENT_EXIT, REASON_PREFIX
+from edgepose.inference.interpreters import (
+    DelegateAbsentError,
+    load_edgetpu_delegate,
+    make_interpreter,
+    read_model,
+)
 from edgepose.inference.runtimes import RUNTIMES, Runtime, find_runtime, tflite_numpy_problem
+from edgepose.models import ModelFiles
 from edgepose.pose import BackendInfo
 
 log = logging.getLogger(__name__)
@@ -30,15 +38,6 @@ log = logging.getLogger(__name__)
 DELEGATES = ("auto", "edgetpu", "xnnpack", "cpu")
 DEFAULT_EDGETPU_LIBRARY = "libedgetpu.so.1"
 EDGETPU_PROBE_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """The model to run: its CPU file and, when known, its EdgeTPU-compiled twin."""
-
-    name: str
-    cpu_path: Path | None
-    edgetpu_path: Path | None
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,6 @@ class BackendRequest:
     threads: int = 1
     edgetpu_library: str = DEFAULT_EDGETPU_LIBRARY
     edgetpu_probe: bool = True
-
-
-class DelegateAbsentError(BackendUnavailableError):
-    """The delegate's library or model is simply not there (the normal case on a machine without a Coral)."""
 
 
 #: Checks that an opened model is what the caller's model family expects; raises :class:`ModelError`.
@@ -109,74 +104,6 @@ class Backend:
         return result
 
 
-def _read_model(path: Path) -> bytes:
-    if not path.is_file():
-        raise ModelError(f"model file not found: {path} (run: edgepose models fetch)")
-    data = path.read_bytes()
-    # Every TFLite flatbuffer carries the "TFL3" identifier at offset 4.
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError(f"{path} is not a TFLite model (re-fetch it: edgepose models fetch)")
-    return data
-
-
-def make_interpreter(runtime: Runtime, path: Path, delegate: str, threads: int, edgetpu: Any = None) -> Any:
-    """Create and prepare an interpreter for one delegate.
-
-    Args:
-        runtime: The interpreter package.
-        path: Model file.
-        delegate: ``edgetpu``, ``xnnpack`` (the runtime's default CPU delegate) or ``cpu`` (built-in kernels).
-        threads: CPU threads (ignored for the EdgeTPU).
-        edgetpu: A loaded EdgeTPU delegate, with ``delegate="edgetpu"``.
-
-    Raises:
-        ModelError: Not a valid model, or an EdgeTPU-compiled model without the delegate.
-        BackendUnavailableError: The runtime cannot start (e.g. tflite-runtime under numpy 2).
-    """
-    interp_cls = runtime.module.Interpreter
-    kwargs: dict[str, Any] = {"model_path": str(path)}
-    if delegate == "edgetpu":
-        kwargs["experimental_delegates"] = [edgetpu]
-    else:
-        kwargs["num_threads"] = threads
-        if delegate == "cpu":
-            resolver = getattr(runtime.module, "OpResolverType", None)
-            if resolver is not None:
-                kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    try:
-        interpreter = interp_cls(**kwargs)
-    except ValueError as exc:
-        raise ModelError(f"{path} is not a valid TFLite model ({_first_line(exc)}); re-fetch it") from exc
-    except (ImportError, AttributeError, SystemError) as exc:
-        raise BackendUnavailableError(_numpy_hint(runtime, exc)) from exc
-    except RuntimeError as exc:
-        raise ModelError(f"{path} cannot be loaded by {runtime.name}: {_first_line(exc)}") from exc
-    try:
-        interpreter.allocate_tensors()
-    except RuntimeError as exc:
-        if "edgetpu-custom-op" in str(exc):
-            raise ModelError(
-                f"{path.name} is compiled for the Coral EdgeTPU and cannot run on the CPU; use the CPU model "
-                "(--model lightning) or --delegate edgetpu with a Coral attached"
-            ) from exc
-        raise ModelError(f"{path} cannot be prepared: {_first_line(exc)}") from exc
-    return interpreter
-
-
-def _numpy_hint(runtime: Runtime, exc: BaseException) -> str:
-    if runtime.name == "tflite_runtime" and int(np.__version__.split(".")[0]) >= 2:
-        return (
-            f"tflite-runtime {runtime.version} does not work with numpy {np.__version__} ({_first_line(exc)}); "
-            "install numpy<2 or use ai-edge-litert (--runtime ai_edge_litert)"
-        )
-    return f"{runtime.name} failed to start: {_first_line(exc)}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
-
-
 def probe_edgetpu(runtime: Runtime, library: str, model: Path) -> str | None:
     """Try the EdgeTPU delegate in a child process, where a crash cannot take us down.
 
@@ -197,8 +124,6 @@ def check_edgetpu_in_child(runtime: Runtime, library: str, model: Path) -> None:
         DelegateAbsentError: The library is not installed.
         BackendUnavailableError: It crashed, hung or failed otherwise; the message says why.
     """
-    from edgepose.inference.edgetpu_probe import ABSENT_EXIT, REASON_PREFIX
-
     cmd = [
         sys.executable, "-m", "edgepose.inference.edgetpu_probe",
         "--runtime", runtime.name, "--library", library, "--model", str(model),
@@ -224,31 +149,11 @@ def check_edgetpu_in_child(runtime: Runtime, library: str, model: Path) -> None:
     raise (DelegateAbsentError if proc.returncode == ABSENT_EXIT else BackendUnavailableError)(reason)
 
 
-def load_edgetpu_delegate(runtime: Runtime, library: str) -> Any:
-    """Load the EdgeTPU delegate in this process.
-
-    Raises:
-        BackendUnavailableError: The library is missing or no EdgeTPU answers.
-    """
-    try:
-        return runtime.module.load_delegate(library)
-    except OSError as exc:
-        raise DelegateAbsentError(
-            f"cannot load {library}: {_first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
-            "and plug in the Coral)"
-        ) from exc
-    except (ValueError, RuntimeError) as exc:
-        raise BackendUnavailableError(
-            f"cannot load {library}: {_first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
-            "and plug in the Coral)"
-        ) from exc
-
-
 def _open_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) -> Backend:
     if files.edgetpu_path is None or not files.edgetpu_path.is_file():
         where = files.edgetpu_path or f"an _edgetpu variant of {files.name}"
         raise DelegateAbsentError(f"no EdgeTPU model: {where} is missing (run: edgepose models fetch)")
-    _read_model(files.edgetpu_path)
+    read_model(files.edgetpu_path)
     if request.edgetpu_probe:
         check_edgetpu_in_child(runtime, request.edgetpu_library, files.edgetpu_path)
     delegate = load_edgetpu_delegate(runtime, request.edgetpu_library)
@@ -264,7 +169,7 @@ def _cpu_model(files: ModelFiles) -> Path:
             f"{files.edgetpu_path.name} is compiled for the Coral EdgeTPU and cannot run on the CPU; use the CPU "
             "model (--model lightning) or --delegate edgetpu with a Coral attached"
         )
-    _read_model(files.cpu_path)
+    read_model(files.cpu_path)
     return files.cpu_path
 
 
@@ -301,6 +206,7 @@ def open_backend(files: ModelFiles, request: BackendRequest, check: ModelCheck |
     runtime = find_runtime(request.runtime)
     if request.delegate not in DELEGATES:
         raise BackendUnavailableError(f"unknown delegate {request.delegate!r}; choose one of {', '.join(DELEGATES)}")
+
     def opened(name: str) -> Backend:
         backend = OPENERS[name](runtime, files, request)
         if check is not None:

@@ -25,17 +25,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from edgepose.errors import EdgePoseError
-    from edgepose.inference import backends
+    from edgepose.inference.interpreters import DelegateAbsentError, load_edgetpu_delegate, make_interpreter
+    from edgepose.inference.runtimes import find_runtime
 
     try:
-        runtime = backends.find_runtime(args.runtime)
-        delegate = backends.load_edgetpu_delegate(runtime, args.library)
-        interpreter = backends.make_interpreter(runtime, args.model, "edgetpu", 1, delegate)
+        runtime = find_runtime(args.runtime)
+        delegate = load_edgetpu_delegate(runtime, args.library)
+        interpreter = make_interpreter(runtime, args.model, "edgetpu", 1, delegate)
         interpreter.invoke()
     except EdgePoseError as exc:
         print(f"{REASON_PREFIX}{exc}", file=sys.stderr, flush=True)
         os._exit(
-            ABSENT_EXIT if isinstance(exc, backends.DelegateAbsentError) else 1
+            ABSENT_EXIT if isinstance(exc, DelegateAbsentError) else 1
         )  # skip interpreter teardown: a half-loaded delegate's destructor only adds noise
     return 0
 

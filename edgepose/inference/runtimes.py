@@ -16,7 +16,16 @@ import numpy as np
 
 from edgepose.errors import BackendUnavailableError
 
-RUNTIME_CHOICES = ("auto", "ai_edge_litert", "tflite_runtime")
+#: Import name → the distribution that provides it (what ``pip install`` takes).
+RUNTIME_DISTS: dict[str, str] = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
+#: What ``runtime =`` accepts: ``auto`` or an import name.
+RUNTIME_CHOICES: tuple[str, ...] = ("auto", *RUNTIME_DISTS)
+#: Other spellings accepted for a runtime (distribution names and short forms).
+RUNTIME_ALIASES: dict[str, str] = {
+    **{dist: name for name, dist in RUNTIME_DISTS.items()},
+    "litert": "ai_edge_litert",
+    "tflite": "tflite_runtime",
+}
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,16 @@ def _import_runtime(name: str, module: str, dist: str, hint: str) -> Runtime:
 
 def _litert() -> Runtime:
     return _import_runtime(
-        "ai_edge_litert", "ai_edge_litert.interpreter", "ai-edge-litert", "install it: pip install ai-edge-litert"
+        "ai_edge_litert",
+        "ai_edge_litert.interpreter",
+        RUNTIME_DISTS["ai_edge_litert"],
+        "install it: pip install ai-edge-litert",
     )
 
 
 def _tflite() -> Runtime:
     try:
-        version = importlib.metadata.version("tflite-runtime")
+        version = importlib.metadata.version(RUNTIME_DISTS["tflite_runtime"])
     except importlib.metadata.PackageNotFoundError:
         version = ""
     problem = tflite_numpy_problem(version, np.__version__) if version else None
@@ -63,7 +75,7 @@ def _tflite() -> Runtime:
     return _import_runtime(
         "tflite_runtime",
         "tflite_runtime.interpreter",
-        "tflite-runtime",
+        RUNTIME_DISTS["tflite_runtime"],
         "install it: pip install tflite-runtime 'numpy<2' (Python <= 3.11 only)",
     )
 

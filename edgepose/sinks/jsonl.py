@@ -7,7 +7,7 @@ import queue
 import sys
 import threading
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from edgepose.errors import ConfigError
 from edgepose.pose import PoseResult
@@ -20,12 +20,10 @@ class JsonlSink:
 
     Args:
         target: ``-`` for stdout, else a file path (appended to, so a restart loses nothing).
-        extra: Keys added to every object (for example the backend description).
     """
 
-    def __init__(self, target: str, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, target: str) -> None:
         self._target = target
-        self._extra = extra or {}
         self._queue: queue.Queue[object] = queue.Queue(maxsize=10_000)
         self._thread = threading.Thread(target=self._write_all, name="edgepose-jsonl", daemon=True)
         self._stream: TextIO | None = None
@@ -57,7 +55,7 @@ class JsonlSink:
             if self.error is not None:
                 continue
             try:
-                self._stream.write(json.dumps({**item.to_dict(), **self._extra}) + "\n")
+                self._stream.write(json.dumps(item.to_dict()) + "\n")
                 self._stream.flush()
             except OSError as exc:  # a closed pipe (| head) or a full disk
                 self.error = exc

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 
 from edgepose.config import DisplayConfig
-from edgepose.drawing import render
 from edgepose.errors import BackendUnavailableError
 from edgepose.pose import PoseResult
+from edgepose.sinks.drawing import render
 
 log = logging.getLogger(__name__)
 

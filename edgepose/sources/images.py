@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from edgepose.errors import InputError
-from edgepose.inference.movenet import to_bgr
+from edgepose.sources.pixels import to_bgr
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 

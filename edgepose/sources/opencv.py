@@ -10,7 +10,7 @@ import numpy as np
 
 from edgepose.config import SourceConfig
 from edgepose.errors import InputError, SourceError
-from edgepose.inference.movenet import to_bgr
+from edgepose.sources.pixels import to_bgr
 
 log = logging.getLogger(__name__)
 

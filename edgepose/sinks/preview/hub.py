@@ -17,8 +17,8 @@ import time
 
 import cv2
 
-from edgepose.drawing import render
 from edgepose.pose import PoseResult
+from edgepose.sinks.drawing import render
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ class PreviewHub:
         #: Connected clients per endpoint, and clients dropped for being too slow.
         self.clients = {"stream": 0, "events": 0}
         self.dropped_clients = 0
+        #: Results that stream clients did not get (newest wins: a slow or stalled client skips frames).
+        self.skipped_frames = 0
         #: JPEGs encoded so far.
         self.encoded = 0
 
@@ -128,16 +130,19 @@ class PreviewHub:
                 return self._jpeg_id, self._jpeg
             return last_id, b""
 
+    def client_left(self, endpoint: str, skipped: int, dropped: bool) -> None:
+        """Account for a client that went away: results it skipped, and whether it was cut off as too slow."""
+        with self._lock:
+            self.clients[endpoint] -= 1
+            self.skipped_frames += max(0, skipped)
+            self.dropped_clients += int(dropped)
+            self._frame_cond.notify_all()
+
     def count(self, endpoint: str, delta: int) -> None:
         """Track connected clients of an endpoint."""
         with self._lock:
             self.clients[endpoint] += delta
             self._frame_cond.notify_all()
-
-    def idle(self, endpoint: str) -> bool:
-        """Whether no client of ``endpoint`` is connected."""
-        with self._lock:
-            return self.clients[endpoint] == 0
 
     def _wait_for_work(self) -> tuple[int, PoseResult] | None:
         with self._lock:

@@ -1,6 +1,6 @@
 """The HTTP preview sink: a live page, MJPEG, JSON, Server-Sent Events, health and metrics.
 
-``publish`` only hands the result to a :class:`~edgepose.sinks.preview_hub.PreviewHub` (O(1), no
+``publish`` only hands the result to a :class:`~edgepose.sinks.preview.hub.PreviewHub` (O(1), no
 I/O); HTTP threads and the hub's encoder thread do the rest. Private by default: it listens on
 127.0.0.1, and refuses an address beyond loopback without a bearer token unless told ``insecure``.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 
 from edgepose.config import PreviewConfig
 from edgepose.errors import BackendUnavailableError, ConfigError
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
-from edgepose.sinks.preview_http import PreviewContext, PreviewServer
-from edgepose.sinks.preview_hub import PreviewHub
-from edgepose.stats import PipelineStats
+from edgepose.sinks.preview.hub import PreviewHub
+from edgepose.sinks.preview.server import PreviewContext, PreviewServer
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class PreviewSink:
 
     def _metrics(self) -> tuple[Callable[[], bytes], str] | None:
         try:
-            from edgepose.sinks.preview_metrics import CONTENT_TYPE, PreviewMetrics
+            from edgepose.sinks.preview.metrics import CONTENT_TYPE, PreviewMetrics
         except BackendUnavailableError as exc:
             log.warning("%s; the rest of the preview works", exc)
             return None

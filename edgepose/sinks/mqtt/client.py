@@ -25,12 +25,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from edgepose.config import MqttConfig
+from edgepose.doctor.hardware import cpu_temperature
 from edgepose.errors import BackendUnavailableError
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
-from edgepose.sinks import mqtt_topics as mt
-from edgepose.sinks.mqtt_outbox import Message, MqttCounters, Outbox
-from edgepose.sinks.mqtt_settings import BrokerSettings, broker_settings, device_id, tls_context
-from edgepose.stats import PipelineStats
+from edgepose.sinks.mqtt import homeassistant as ha
+from edgepose.sinks.mqtt import topics as mt
+from edgepose.sinks.mqtt.outbox import Message, MqttCounters, Outbox
+from edgepose.sinks.mqtt.settings import BrokerSettings, broker_settings, device_id, tls_context
 
 try:
     import paho.mqtt.client as paho
@@ -250,7 +252,7 @@ class MqttSink:
     def _send_announce(self) -> None:
         """After every (re)connect: discovery, the queued messages, the person state and stats."""
         if self._cfg.ha_discovery:
-            for topic, payload in mt.discovery_configs(self.topics, self._info, self._cfg.stats_interval_s):
+            for topic, payload in ha.discovery_configs(self.topics, self._info, self._cfg.stats_interval_s):
                 self._send(Message(topic, payload, 1, True))
         while self._connected.is_set() and (msg := self._outbox.pop()) is not None:
             self._send(msg)
@@ -262,7 +264,7 @@ class MqttSink:
             self._send(Message(self.topics.person, mt.person_payload(self._state), 1, True))
         counters = {**dataclasses.asdict(self.counters), "queued": len(self._outbox)}
         payload = mt.stats_payload(self.topics.device, self._stats.snapshot(), self._info, counters,
-                                   mt.cpu_temperature())  # fmt: skip
+                                   cpu_temperature())  # fmt: skip
         self._send(Message(self.topics.stats, payload, 0, True))
 
     # --- paho callbacks (network thread) -----------------------------------------------------------
@@ -285,7 +287,7 @@ class MqttSink:
         self._stats.mqtt_connected = True
         client.publish(self.topics.status, mt.ONLINE, qos=1, retain=True)
         if self._cfg.ha_discovery:
-            client.subscribe(mt.HA_STATUS_TOPIC, qos=1)
+            client.subscribe(ha.HA_STATUS_TOPIC, qos=1)
         self._request_announce()
 
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
@@ -303,7 +305,7 @@ class MqttSink:
                         self.settings.url, reason, self._cfg.reconnect_max_s)  # fmt: skip
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        ha_online = message.topic == mt.HA_STATUS_TOPIC and bytes(message.payload) == mt.ONLINE.encode()
+        ha_online = message.topic == ha.HA_STATUS_TOPIC and bytes(message.payload) == mt.ONLINE.encode()
         if ha_online and not message.retain:
             log.info("MQTT: Home Assistant came online; re-publishing discovery")
             self._request_announce()

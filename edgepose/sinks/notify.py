@@ -15,8 +15,8 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
-from edgepose.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``edgepose bench`` measurements: the bare interpreter and the whole pipeline, side by side in one process.
 
 The bare loop fills the input tensor once and times ``invoke()`` alone: the model's speed on this
-machine. The pipeline is the real :class:`~edgepose.service.Service` (source, capture thread,
+machine. The pipeline is the real :class:`~edgepose.pipeline.loop.Service` (source, capture thread,
 estimator) with a sink that only records. Both run on the same :class:`Backend` in alternating
 rounds (ABAB…), so machine noise hits both alike. A last, paced run feeds frames at the source's
 frame rate, like a camera, and measures capture→result when the pipeline is not saturated.
@@ -25,14 +25,14 @@ import numpy as np
 from edgepose.errors import SourceError
 from edgepose.inference.backends import Backend
 from edgepose.inference.estimator import PoseEstimator
+from edgepose.inference.runtimes import RUNTIME_DISTS
+from edgepose.pipeline.loop import Service, ServiceOptions
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import STAGES, PoseResult
-from edgepose.service import Service, ServiceOptions
 from edgepose.sources.base import Source
-from edgepose.stats import PipelineStats
 
 QUANTILES = (50, 95, 99)
 #: Distribution names of the interpreter packages, for versions in reports.
-RUNTIME_DISTS = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
 #: Invokes before each timed bare round (caches, XNNPACK thread pool).
 BARE_WARMUP = 3
 #: Frames of the cold-start run that measures the time to the first result.

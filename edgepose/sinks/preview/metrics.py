@@ -1,6 +1,6 @@
 """Prometheus metrics for the preview's ``/metrics`` (the only importer of prometheus_client).
 
-Counters and gauges are read from :class:`~edgepose.stats.PipelineStats` when scraped; only the
+Counters and gauges are read from :class:`~edgepose.pipeline.stats.PipelineStats` when scraped; only the
 per-stage latency histograms are fed per frame. Everything lives in a registry of its own, never
 the process-global one.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from edgepose.errors import BackendUnavailableError
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import STAGES, BackendInfo, PoseResult
-from edgepose.sinks.preview_hub import PreviewHub
-from edgepose.stats import PipelineStats
+from edgepose.sinks.preview.hub import PreviewHub
 
 try:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, Info, generate_latest
@@ -53,6 +53,8 @@ class _StatsCollector:
         yield clients
         yield CounterMetricFamily("edgepose_preview_dropped_clients", "Preview clients dropped for being too slow",
                                   value=self._hub.dropped_clients)  # fmt: skip
+        yield CounterMetricFamily("edgepose_preview_skipped_frames", "Results preview stream clients did not get",
+                                  value=self._hub.skipped_frames)  # fmt: skip
         yield CounterMetricFamily("edgepose_preview_jpeg_frames", "JPEG pictures encoded for the stream",
                                   value=self._hub.encoded)  # fmt: skip
 

@@ -1,6 +1,6 @@
 """What hardware is attached, read from sysfs and /dev: Coral EdgeTPUs, V4L2 cameras, temperature, throttling.
 
-Pure readers that report facts and never judge them (:mod:`edgepose.doctor` does that). Every function
+Pure readers that report facts and never judge them (:mod:`edgepose.doctor.checks` does that). Every function
 takes the file system root, so tests can point them at a fake tree for hardware this machine lacks.
 """
 
@@ -145,6 +145,12 @@ def temperatures(root: Path = Path("/")) -> dict[str, float]:
         if raw.lstrip("-").isdigit():
             result[_read(zone / "type") or zone.name] = int(raw) / 1000.0
     return result
+
+
+def cpu_temperature(root: Path = Path("/")) -> float | None:
+    """Return the CPU's temperature in °C (the first thermal zone, the SoC on a Pi), or ``None``."""
+    temps = temperatures(root)
+    return round(next(iter(temps.values())), 1) if temps else None
 
 
 def throttled() -> tuple[int | None, str]:

@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
-from edgepose.sinks.preview_hub import Overflow, PreviewHub
-from edgepose.sinks.preview_page import PAGE
-from edgepose.stats import PipelineStats
+from edgepose.sinks.preview.hub import Overflow, PreviewHub
+from edgepose.sinks.preview.page import PAGE
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
         for name, value in (extra or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.wfile.write(body)
 
     def _json(self, status: int, data: Any) -> None:
         self._send(status, json.dumps(data).encode(), "application/json")
@@ -193,6 +192,9 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         hub.count("stream", 1)
+        first_seq, _ = hub.latest()
+        sent = 0
+        timed_out = False
         try:
             last = 0
             while not hub.closing:
@@ -200,8 +202,12 @@ class PreviewHandler(BaseHTTPRequestHandler):
                 if jpeg:
                     head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                     self.wfile.write(head.encode() + jpeg + b"\r\n")
+                    sent += 1
+        except TimeoutError:  # the client stopped reading: its socket stayed full for SOCKET_TIMEOUT_S
+            timed_out = True
+            log.info("preview: cut off a stream client that stopped reading %s", self.address_string())
         finally:
-            hub.count("stream", -1)
+            hub.client_left("stream", hub.latest()[0] - first_seq - sent, dropped=timed_out)
 
     def events(self) -> None:
         """``/events``: every result as a Server-Sent Event, plus a ``stats`` event each second.

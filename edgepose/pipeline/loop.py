@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import cv2
 
-from edgepose.capture import CaptureThread, Frame, FrameBuffer
 from edgepose.inference.estimator import PoseEstimator
+from edgepose.pipeline.capture import CaptureThread, Frame, FrameBuffer
+from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sinks import Sink
 from edgepose.sources.base import Source
-from edgepose.stats import PipelineStats
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Topic names, message payloads and Home Assistant discovery configs of the MQTT sink (no paho here).
+"""Topic names and message payloads of the MQTT sink (no paho here; discovery is in :mod:`.homeassistant`).
 
 Topics (``<base>`` is ``<prefix>/<device>``; the README, "MQTT", documents every schema):
 
@@ -16,22 +16,16 @@ topic                                      payload                QoS   retain
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from edgepose import __version__
 from edgepose.pose import BackendInfo, PoseResult
 
 ONLINE = "online"
 OFFLINE = "offline"
 PERSON_ON = "ON"
 PERSON_OFF = "OFF"
-HA_PREFIX = "homeassistant"
-HA_STATUS_TOPIC = f"{HA_PREFIX}/status"
-CPU_TEMP_PATH = Path("/sys/class/thermal/thermal_zone0/temp")
 
 
 @dataclass(frozen=True)
@@ -82,14 +76,6 @@ def person_payload(present: bool) -> bytes:
     return (PERSON_ON if present else PERSON_OFF).encode()
 
 
-def cpu_temperature(path: Path = CPU_TEMP_PATH) -> float | None:
-    """CPU temperature in °C from the kernel's thermal zone, or ``None`` where not readable."""
-    try:
-        return round(int(path.read_text().strip()) / 1000.0, 1)
-    except (OSError, ValueError):
-        return None
-
-
 def stats_payload(
     device: str, snapshot: dict[str, Any], info: BackendInfo, mqtt: dict[str, int], cpu_temp_c: float | None
 ) -> bytes:
@@ -97,7 +83,7 @@ def stats_payload(
 
     Args:
         device: Device id.
-        snapshot: :meth:`edgepose.stats.PipelineStats.snapshot`.
+        snapshot: :meth:`edgepose.pipeline.stats.PipelineStats.snapshot`.
         info: What runs the model.
         mqtt: The sink's own counters.
         cpu_temp_c: CPU temperature, or ``None``.
@@ -114,48 +100,3 @@ def stats_payload(
         "mqtt": mqtt,
     }
     return json.dumps(data, separators=(",", ":")).encode()
-
-
-def expire_after(stats_interval_s: float) -> int:
-    """Seconds after which Home Assistant marks a sensor unavailable: three missed stats periods."""
-    return max(60, math.ceil(3 * stats_interval_s))
-
-
-def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float) -> list[tuple[str, bytes]]:
-    """Home Assistant MQTT discovery: a person binary sensor, a pose score and a frame-rate sensor.
-
-    Returns:
-        ``(topic, payload)`` pairs to publish retained at QoS 1.
-    """
-    node = f"edgepose_{topics.device}"
-    common: dict[str, Any] = {
-        "availability": [
-            {"topic": topics.status, "payload_available": ONLINE, "payload_not_available": OFFLINE},
-        ],
-        "expire_after": expire_after(stats_interval_s),
-        "device": {
-            "identifiers": [node],
-            "name": f"edgepose {topics.device}",
-            "manufacturer": "edgepose",
-            "model": f"MoveNet pose ({info.model})",
-            "sw_version": __version__,
-        },
-        "origin": {"name": "edgepose", "sw_version": __version__},
-    }
-    entities: list[tuple[str, str, dict[str, Any]]] = [
-        ("binary_sensor", "person", {
-            "name": "Person", "state_topic": topics.person, "payload_on": PERSON_ON,
-            "payload_off": PERSON_OFF, "device_class": "occupancy"}),
-        ("sensor", "score", {
-            "name": "Pose score", "state_topic": topics.pose, "value_template": "{{ value_json.score }}",
-            "state_class": "measurement", "suggested_display_precision": 2}),
-        ("sensor", "fps", {
-            "name": "Frame rate", "state_topic": topics.stats, "value_template": "{{ value_json.fps }}",
-            "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic"}),
-    ]  # fmt: skip
-    configs = []
-    for component, object_id, specific in entities:
-        payload = {**specific, "unique_id": f"{node}_{object_id}", **common}
-        topic = f"{HA_PREFIX}/{component}/{node}/{object_id}/config"
-        configs.append((topic, json.dumps(payload, separators=(",", ":")).encode()))
-    return configs

@@ -1,0 +1,1 @@
+"""``edgepose bench``: measurements of the pipeline against the bare interpreter, and their report."""

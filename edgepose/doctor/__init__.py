@@ -1,0 +1,1 @@
+"""``edgepose doctor``: checks of the machine, its runtimes, cameras, Coral and broker."""

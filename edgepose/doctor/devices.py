@@ -1,0 +1,85 @@
+"""``edgepose doctor``'s checks of the devices: cameras, and a Pi's temperature and throttling."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from edgepose.doctor import hardware
+from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, probe
+
+HOT_C = 80.0
+
+
+def check_cameras(ctx: Context) -> list[Check]:
+    """Look for V4L2 cameras and picamera2's cameras; FAIL only when the configured camera is missing."""
+    cameras = [d for d in hardware.video_devices(ctx.root) if d.capture]
+    found = [f"{d.node} ({d.name or 'unnamed'})" for d in cameras]
+    checks = []
+    for dev in cameras:
+        if not dev.accessible:
+            checks.append(Check(WARN, "camera", f"no permission on {dev.node}",
+                                "add the user to the video group: sudo usermod -aG video $USER (the service "
+                                "user has it)"))  # fmt: skip
+    picamera = importlib.util.find_spec("picamera2") is not None
+    pi_cameras = 0
+    if picamera:
+        status, reason = probe(ctx.python, "from picamera2 import Picamera2; "
+                                "print(len(Picamera2.global_camera_info()), file=__import__('sys').stderr)",
+                                timeout=20)  # fmt: skip
+        pi_cameras = int(reason) if status == 0 and reason.isdigit() else 0
+        found.extend([f"{pi_cameras} Pi camera(s) via picamera2"] if pi_cameras else [])
+    source = ctx.config.source.source.strip()
+    wants_picamera = source.lower().startswith("picamera")
+    wants_v4l2 = source.isdigit() or source.startswith("/dev/video")
+    missing_v4l2 = wants_v4l2 and not any(_same_device(source, d.node) for d in cameras)
+    if (wants_picamera and not pi_cameras) or missing_v4l2:
+        checks.append(Check(FAIL, "camera", f"the configured source {source} is not present "
+                            f"(found: {', '.join(found) or 'no camera'})", _camera_fix(picamera)))  # fmt: skip
+    elif found:
+        checks.append(Check(OK, "camera", ", ".join(found)))
+    else:
+        where = "picamera2 sees none" if picamera else "picamera2 is not installed"
+        detail = f"no camera found (no V4L2 capture device; {where})"
+        checks.append(Check(WARN, "camera", detail, _camera_fix(picamera)))
+    return checks
+
+
+def _same_device(source: str, node: Path) -> bool:
+    return node.name == (f"video{source}" if source.isdigit() else Path(source).name)
+
+
+def _camera_fix(picamera: bool) -> str:
+    pi = (
+        "connect the Pi camera ribbon and check: rpicam-hello --list-cameras"
+        if picamera
+        else ("for a Pi camera install python3-picamera2 (sudo apt install python3-picamera2)")
+    )
+    return f"connect a USB camera (it appears as /dev/video0, see ls /dev/video*) or, {pi}"
+
+
+def check_pi_health(ctx: Context) -> list[Check]:
+    """Report Raspberry Pi throttling (``vcgencmd get_throttled``) and the hottest thermal zone."""
+    checks = []
+    bits, error = hardware.throttled()
+    if error:
+        checks.append(Check(WARN, "throttling", f"vcgencmd get_throttled failed: {error}",
+                            "add the user to the video group (for /dev/vchiq)"))  # fmt: skip
+    elif bits is not None and bits:
+        checks.append(Check(WARN, "throttling", f"{bits:#x}: {', '.join(hardware.throttle_reasons(bits))}",
+                            "use the official power supply (5 V 3 A for a Pi 4, 5 V 5 A for a Pi 5) and a "
+                            "heatsink or fan"))  # fmt: skip
+    elif bits is not None:
+        checks.append(Check(OK, "throttling", "none since boot"))
+    temps = hardware.temperatures(ctx.root)
+    if temps:
+        zone, hottest = max(temps.items(), key=lambda kv: kv[1])
+        if hottest >= HOT_C:
+            checks.append(Check(WARN, "temperature", f"{hottest:.1f} °C ({zone}): the Pi slows down from 80 °C",
+                                "add a heatsink or fan and give it air"))  # fmt: skip
+        else:
+            checks.append(Check(OK, "temperature", f"{hottest:.1f} °C ({zone})"))
+    return checks
+
+
+#: The checks, in the order they are reported.

@@ -1,0 +1,69 @@
+"""``edgepose doctor``'s findings: the ``Check`` line, the ``Context`` the checks look at, and probes.
+
+A line reads ``LEVEL check: detail — fix: what to do``. FAIL is reserved for what stops
+``edgepose run`` with this configuration; everything that only costs speed or features is a WARN.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgepose.config import Config
+from edgepose.inference.runtimes import Runtime
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+PROBE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding."""
+
+    level: str
+    name: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        """Render ``LEVEL name: detail — fix: …``."""
+        text = f"{self.level} {self.name}: {self.detail}"
+        return f"{text} — fix: {self.fix}" if self.fix and self.level != OK else text
+
+
+@dataclass
+class Context:
+    """What the checks look at.
+
+    Attributes:
+        config: The configuration (defaults when it could not be built).
+        config_path: The ``--config`` file, if any.
+        config_error: Why the configuration is invalid, if it is.
+        root: File system root for hardware lookups (tests use a fake tree).
+        python: Interpreter for child-process probes.
+        usable_runtimes: Filled by the runtime check for the delegate check.
+    """
+
+    config: Config
+    config_path: Path | None = None
+    config_error: str | None = None
+    root: Path = Path("/")
+    python: str = sys.executable
+    usable_runtimes: list[Runtime] = field(default_factory=list)
+
+
+def probe(python: str, code: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[int, str]:
+    """Run ``python -c code``; return its exit status (negative: killed by a signal) and last stderr line."""
+    try:
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return 124, f"no answer within {timeout:.0f} s"
+    lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+    return proc.returncode, lines[-1] if lines else ""
+
+
+def exit_code(results: list[Check]) -> int:
+    """1 when anything FAILs (edgepose run would not work), else 0."""
+    return 1 if any(c.level == FAIL for c in results) else 0

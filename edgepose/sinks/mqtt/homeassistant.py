@@ -1,0 +1,60 @@
+"""Home Assistant MQTT discovery: the entities edgepose announces, and Home Assistant's own status topic."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from edgepose import __version__
+from edgepose.pose import BackendInfo
+from edgepose.sinks.mqtt.topics import OFFLINE, ONLINE, PERSON_OFF, PERSON_ON, Topics
+
+HA_PREFIX = "homeassistant"
+#: Home Assistant publishes ``online`` here when it (re)starts: discovery is sent again then.
+HA_STATUS_TOPIC = f"{HA_PREFIX}/status"
+
+
+def expire_after(stats_interval_s: float) -> int:
+    """Seconds after which Home Assistant marks a sensor unavailable: three missed stats periods."""
+    return max(60, math.ceil(3 * stats_interval_s))
+
+
+def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float) -> list[tuple[str, bytes]]:
+    """Home Assistant MQTT discovery: a person binary sensor, a pose score and a frame-rate sensor.
+
+    Returns:
+        ``(topic, payload)`` pairs to publish retained at QoS 1.
+    """
+    node = f"edgepose_{topics.device}"
+    common: dict[str, Any] = {
+        "availability": [
+            {"topic": topics.status, "payload_available": ONLINE, "payload_not_available": OFFLINE},
+        ],
+        "expire_after": expire_after(stats_interval_s),
+        "device": {
+            "identifiers": [node],
+            "name": f"edgepose {topics.device}",
+            "manufacturer": "edgepose",
+            "model": f"MoveNet pose ({info.model})",
+            "sw_version": __version__,
+        },
+        "origin": {"name": "edgepose", "sw_version": __version__},
+    }
+    entities: list[tuple[str, str, dict[str, Any]]] = [
+        ("binary_sensor", "person", {
+            "name": "Person", "state_topic": topics.person, "payload_on": PERSON_ON,
+            "payload_off": PERSON_OFF, "device_class": "occupancy"}),
+        ("sensor", "score", {
+            "name": "Pose score", "state_topic": topics.pose, "value_template": "{{ value_json.score }}",
+            "state_class": "measurement", "suggested_display_precision": 2}),
+        ("sensor", "fps", {
+            "name": "Frame rate", "state_topic": topics.stats, "value_template": "{{ value_json.fps }}",
+            "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic"}),
+    ]  # fmt: skip
+    configs = []
+    for component, object_id, specific in entities:
+        payload = {**specific, "unique_id": f"{node}_{object_id}", **common}
+        topic = f"{HA_PREFIX}/{component}/{node}/{object_id}/config"
+        configs.append((topic, json.dumps(payload, separators=(",", ":")).encode()))
+    return configs
