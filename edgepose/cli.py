@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError(f"a command is required: {', '.join(COMMANDS)} (see: edgepose --help)")
         return int(COMMANDS[args.command].execute(args, config))
     except EdgePoseError as exc:
+        if exc.exit_code == 0:  # a normal end signalled from deep down, e.g. stdout closed by `| head`
+            return 0
         if verbose:
             log.exception("failed")
         print(f"{journal_prefix(3)}edgepose: error: {exc}", file=sys.stderr)

@@ -57,6 +57,8 @@ class SourceConfig:
     realtime: bool = False
     max_frames: int = 0
     stale_after_s: float = 5.0
+    timeout_s: float = 10.0
+    loop: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,8 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"max-frames must be 0 (no limit) or more, not {src.max_frames}")
     if src.stale_after_s <= 0:
         raise ConfigError(f"stale_after_s must be positive, not {src.stale_after_s}")
+    if not 0.5 <= src.timeout_s <= 3600:
+        raise ConfigError(f"source timeout_s must be between 0.5 and 3600 seconds, not {src.timeout_s}")
     mqtt = config.mqtt
     if mqtt.url:
         parts = urlsplit(mqtt.url)

@@ -41,3 +41,15 @@ class SourceError(EdgePoseError):
     """A camera or stream that cannot be opened or stops delivering frames (exit code 1)."""
 
     exit_code = 1
+
+
+class SinkError(EdgePoseError):
+    """An output that failed for good, e.g. a full disk under ``--output`` (exit code 1)."""
+
+    exit_code = 1
+
+
+class OutputClosed(EdgePoseError):
+    """Whoever read the results went away (``edgepose run | head``): the run ends quietly (exit code 0)."""
+
+    exit_code = 0

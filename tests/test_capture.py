@@ -15,7 +15,7 @@ import pytest
 from clips import default_script, write_clip
 from conftest import model_args, run_cli
 
-from edgepose.pipeline.capture import CaptureThread, Frame, FrameBuffer
+from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.sources.images import load_image
 
 
@@ -67,23 +67,110 @@ def test_finish_wakes_a_blocked_producer() -> None:
     assert result == [False]
 
 
-def test_capture_thread_reports_source_errors() -> None:
-    class Failing:
-        name, live, still = "failing", True, False
+class Scripted:
+    """A source whose reads follow a script: ``"frame"``, ``"fail"``, ``"end"`` or ``"hang"`` (block until released)."""
 
-        def open(self) -> None: ...
+    still = False
 
-        def read(self) -> np.ndarray:
+    def __init__(self, script: list[str], live: bool, log: list[str], release: threading.Event) -> None:
+        self.name = "scripted"
+        self.live = live
+        self._script = list(script)
+        self._log = log
+        self._release = release
+
+    def open(self) -> None:
+        self._log.append("open")
+
+    def read(self) -> np.ndarray | None:
+        step = self._script.pop(0) if self._script else "end"
+        self._log.append(step)
+        if step == "fail":
             raise OSError("device vanished")
+        if step == "hang":
+            self._release.wait()
+            return np.zeros((2, 2, 3), np.uint8)
+        return np.zeros((2, 2, 3), np.uint8) if step == "frame" else None
 
-        def close(self) -> None: ...
+    def close(self) -> None:
+        self._log.append("close")
 
-    buffer = FrameBuffer(capacity=1, drop_oldest=True)
-    capture = CaptureThread(Failing(), buffer)
+
+def _capture(scripts: list[list[str]], live: bool, timeout_s: float = 10.0):
+    log: list[str] = []
+    release = threading.Event()
+    sources = [Scripted(script, live, log, release) for script in scripts]
+    made = iter(sources[1:])
+
+    def reopen() -> Scripted:  # past the scripts: a source that hangs until released
+        return next(made, None) or Scripted(["hang"], live, [], threading.Event())
+
+    buffer = FrameBuffer(capacity=1, drop_oldest=False)  # lossless here, so a test sees every frame
+    capture = CaptureThread(sources[0], buffer, CaptureOptions(source_timeout_s=timeout_s), reopen=reopen)
+    return capture, buffer, log, release
+
+
+def _drain(buffer: FrameBuffer, count: int) -> list[Frame]:
+    frames = []
+    while len(frames) < count:
+        frame = buffer.get(timeout=30)
+        assert frame is not None, "the buffer finished early"
+        frames.append(frame)
+    return frames
+
+
+def test_a_file_that_fails_reports_the_error_and_ends() -> None:
+    capture, buffer, log, _ = _capture([["frame", "fail"]], live=False)
     capture.start()
-    assert buffer.get(timeout=5) is None
-    capture.join(timeout=2)
+    assert _drain(buffer, 1)[0].index == 0
+    assert buffer.get(timeout=30) is None
+    capture.join(timeout=5)
     assert capture.error is not None and "device vanished" in str(capture.error)
+    assert log == ["open", "frame", "fail", "close"]
+
+
+def test_a_live_source_that_fails_or_ends_is_reopened_with_a_fresh_object() -> None:
+    capture, buffer, log, _ = _capture([["frame", "fail"], ["frame", "end"], ["frame", "frame"]], live=True)
+    capture.start()
+    frames = _drain(buffer, 4)
+    assert [f.index for f in frames] == [0, 1, 2, 3], "frame numbers run on across reopenings"
+    assert capture.state.reopens == 2
+    assert capture.state.state == "ok"
+    capture.stop()
+    capture.join(timeout=5)
+    assert not capture.is_alive()
+    assert capture.error is None
+    assert log[:8] == ["open", "frame", "fail", "close", "open", "frame", "end", "close"]
+
+
+def test_a_stalled_live_source_is_abandoned_and_reopened() -> None:
+    """A read that never returns (FFmpeg waiting on a silent server) cannot be interrupted: the watchdog
+    leaves it behind and opens a fresh source; the stuck reader never delivers into the buffer again."""
+    capture, buffer, log, release = _capture([["frame", "hang"], ["frame", "frame"]], live=True, timeout_s=0.5)
+    capture.start()
+    frames = _drain(buffer, 3)
+    assert capture.state.reopens == 1
+    assert "no frame for 0.5 s" in capture.state.reason
+    release.set()  # the stuck read returns now, long after it was abandoned
+    time.sleep(0.3)
+    capture.stop()
+    capture.join(timeout=5)
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert buffer.get(timeout=1) is None, "the abandoned reader's late frame was not delivered"
+    assert log.count("close") == 2, "the abandoned reader closed its own source when its read returned"
+
+
+def test_stop_during_the_reopen_backoff_ends_at_once() -> None:
+    capture, buffer, _log, _ = _capture([["fail"]] * 50, live=True)
+    capture.start()
+    deadline = time.monotonic() + 30
+    while capture.state.reopens < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    capture.stop()  # the third wait is 2 s long; the stop must not wait it out
+    capture.join(timeout=1.5)
+    assert not capture.is_alive()
+    assert buffer.get(timeout=1) is None
 
 
 @pytest.fixture

@@ -77,6 +77,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--fps",), "source", "fps", "capture rate for cameras (default 30)", commands=_RUN, kind=float),
     Flag(("--realtime",), "source", "realtime", "read files at their own frame rate, newest frame wins",
          commands=_RUN, kind=None),
+    Flag(("--source-timeout",), "source", "timeout_s", "reopen a camera or stream that delivers no frame for this "
+         "many seconds, opening included (default 10)", commands=_RUN, kind=float, metavar="S"),
+    Flag(("--loop",), "source", "loop", "start a video file again when it ends", commands=_RUN, kind=None),
     Flag(("--max-frames",), "source", "max_frames", "stop after N processed frames (default: no limit)",
          commands=_RUN, kind=int, metavar="N"),
     Flag(("--output", "-o"), "output", "path", "write JSON lines to FILE, or - for stdout (default when no other "

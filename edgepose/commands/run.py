@@ -19,7 +19,7 @@ from edgepose.config import Config
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
-from edgepose.sinks import Sink
+from edgepose.sinks import Sink, close_all, sink_failure
 from edgepose.sinks.jsonl import JsonlSink
 from edgepose.sinks.notify import notify_stopping
 from edgepose.sources import open_source
@@ -39,7 +39,9 @@ SinkFactory = Callable[[Config, PipelineStats, BackendInfo], "Sink | None"]
 def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
     other = bool(config.mqtt.url or config.preview.listen or config.display.enabled)
     target = config.output.path or ("" if other else "-")
-    return JsonlSink(target) if target else None
+    # A file read as fast as possible loses nothing (the loop waits for the disk); a camera never waits.
+    lossless = not (config.source.realtime or stats.source_live)
+    return JsonlSink(target, lossless=lossless) if target else None
 
 
 def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
@@ -101,6 +103,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     source = open_source(config.source.source, config.source)
     estimator = open_estimator(config.model)
     stats = PipelineStats()
+    stats.source_live = source.live
     stop = threading.Event()
     install_signal_handlers(stop)
     sinks: list[Sink] = []
@@ -110,25 +113,33 @@ def execute(args: argparse.Namespace, config: Config) -> int:
             if sink is not None:
                 sink.start()
                 sinks.append(sink)
-        options = ServiceOptions(max_frames=config.source.max_frames, realtime=config.source.realtime,
-                                 pace_fps=config.source.fps)  # fmt: skip
+        options = ServiceOptions(
+            max_frames=config.source.max_frames,
+            realtime=config.source.realtime,
+            pace_fps=config.source.fps,
+            source_timeout_s=config.source.timeout_s,
+            loop=config.source.loop,
+        )
         log.info("reading %s", source.name)
-        service = Service(source, estimator, sinks, options, stats)
+        service = Service(source, estimator, sinks, options, stats,
+                          reopen=lambda: open_source(config.source.source, config.source))  # fmt: skip
         service.run(stop)
     finally:
-        for sink in reversed(sinks):
-            sink.close()
-    if service.capture_stuck:
-        _exit_past_stuck_capture()
+        late = close_all(sinks)
+    failure = sink_failure(sinks)  # e.g. the last flush to a full disk, at close
+    if failure is not None:
+        raise failure
+    if service.capture_stuck or late:
+        _exit_past_stuck_threads()
     return 0
 
 
-def _exit_past_stuck_capture() -> NoReturn:
-    """Exit 0 at once; the sinks are closed and flushed already.
+def _exit_past_stuck_threads() -> NoReturn:
+    """Exit 0 at once; the sinks are closed and flushed already, or out of the shutdown budget.
 
-    The capture thread is still blocked in a driver or stream read. Python's normal exit would let it
-    return into OpenCV's C++ during interpreter shutdown, which aborts the process ("FATAL: exception
-    not rethrown"); systemd would see a crash instead of a clean stop.
+    A capture thread is still blocked in a driver or stream read (or a sink in its close). Python's
+    normal exit would let it return into OpenCV's C++ during interpreter shutdown, which aborts the
+    process ("FATAL: exception not rethrown"); systemd would see a crash instead of a clean stop.
     """
     logging.shutdown()
     sys.stdout.flush()

@@ -1,9 +1,14 @@
-"""The capture thread and the frame buffer between it and the inference loop.
+"""The capture thread, its source watchdog, and the frame buffer between it and the inference loop.
 
 Live sources use a one-frame buffer where the newest frame wins (the overwritten frame is counted
 as dropped). Files use a lossless one-frame buffer read on demand: the next frame is decoded as soon
 as the slot frees, i.e. while the current one is inferred, so decoding overlaps inference without
 frames piling up (each waits at most one inference).
+
+Each opening of the source gets its own reader thread and its own source object. The capture thread
+watches it: a live source that ends, fails, or delivers no frame for ``source_timeout_s`` (opening
+included) is abandoned and opened again with backoff. An abandoned reader may still be blocked inside
+a driver or FFmpeg; it closes its own source when it returns, and never touches the buffer again.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgepose.errors import EdgePoseError, SourceError
+from edgepose.pipeline.stats import SourceState
 from edgepose.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -113,51 +120,200 @@ class FrameBuffer:
             self._cond.notify_all()
 
 
-class CaptureThread(threading.Thread):
-    """Reads a source into a :class:`FrameBuffer` until the source ends or :meth:`stop` is called.
+#: Waits before reopening a lost live source; the last one repeats (a camera box never gives up; systemd's
+#: watchdog restarts the service when no frame is processed for WatchdogSec).
+REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+#: How often the capture thread looks at its reader.
+WATCH_EVERY_S = 0.1
 
-    Args:
-        source: An opened source.
-        buffer: Where frames go.
-        pace_fps: When above 0, read no faster than this (``--realtime`` on files).
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """How the capture thread reads.
+
+    Attributes:
+        realtime: Read a file no faster than its own frame rate (``--realtime``).
+        pace_fps: The rate to pace at when the file does not say its own.
+        source_timeout_s: A live source with no new frame for this long (opening included) is reopened.
+        loop: Start a file again from the beginning when it ends (``--loop``).
     """
 
-    def __init__(self, source: Source, buffer: FrameBuffer, pace_fps: float = 0.0) -> None:
+    realtime: bool = False
+    pace_fps: float = 30.0
+    source_timeout_s: float = 10.0
+    loop: bool = False
+
+
+class _Reader(threading.Thread):
+    """Opens one source object and reads it into the buffer until it ends, fails or is abandoned."""
+
+    def __init__(self, source: Source, owner: CaptureThread) -> None:
+        super().__init__(name="edgepose-reader", daemon=True)
+        self.source = source
+        self._owner = owner
+        self.abandoned = threading.Event()
+        self.opened = False
+        self.ended = False
+        self.error: EdgePoseError | None = None
+        self.frames = 0
+        #: ``time.monotonic()`` of the start or of the last frame: what the watchdog measures from.
+        self.last_activity = time.monotonic()
+
+    def run(self) -> None:
+        owner = self._owner
+        try:
+            self.source.open()
+            self.opened = True
+            self.last_activity = time.monotonic()
+            pace = owner.pace_interval(self.source)
+            next_due = time.perf_counter()
+            # Read only when the frame can be handed over: a file is decoded on demand, not ahead.
+            while not self.abandoned.is_set() and owner.buffer.wait_for_room():
+                started = time.perf_counter()
+                image = self.source.read()
+                done = time.perf_counter()
+                if self.abandoned.is_set():
+                    break
+                if image is None:
+                    self.ended = True
+                    break
+                self.last_activity = time.monotonic()
+                if not owner.deliver(image, done, (done - started) * 1000.0):
+                    break
+                self.frames += 1
+                if self.frames == 1:
+                    owner.source_ok(self.source.name)
+                if pace:
+                    next_due = max(next_due + pace, done - pace)
+                    self.abandoned.wait(max(0.0, next_due - time.perf_counter()))
+        except EdgePoseError as exc:
+            self.error = exc
+        except Exception as exc:  # a driver error must end this opening with a message, not hang it
+            log.debug("capture failed", exc_info=True)
+            self.error = SourceError(f"{self.source.name} failed: {exc}")
+        finally:
+            try:
+                self.source.close()
+            except Exception:  # closing a broken device may fail too; nothing more to do about it
+                log.debug("closing %s failed", self.source.name, exc_info=True)
+
+
+class CaptureThread(threading.Thread):
+    """Reads a source into a :class:`FrameBuffer`, reopening a lost live source, until the end or :meth:`stop`.
+
+    Args:
+        source: The first (unopened) source object; it is opened in a reader thread, not here.
+        buffer: Where frames go.
+        options: Pacing, watchdog timeout and looping.
+        reopen: Builds a fresh source object for each reopening (defaults to reusing ``source``).
+        state: Shared source state for health and stats (a new one if not given).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        buffer: FrameBuffer,
+        options: CaptureOptions | None = None,
+        reopen: Callable[[], Source] | None = None,
+        state: SourceState | None = None,
+    ) -> None:
         super().__init__(name="edgepose-capture", daemon=True)
-        self._source = source
-        self._buffer = buffer
-        self._pace = 1.0 / pace_fps if pace_fps > 0 else 0.0
+        self.buffer = buffer
+        self._first = source
+        self._options = options or CaptureOptions()
+        self._reopen = reopen or (lambda: source)
+        self.state = state or SourceState()
         self._stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._reader: _Reader | None = None
         self.error: EdgePoseError | None = None
         self.frames = 0
 
+    def deliver(self, image: np.ndarray, captured_at: float, capture_ms: float) -> bool:
+        """Hand a frame from the current reader to the buffer; ``False`` once the buffer is closed."""
+        with self._lock:
+            index = self.frames
+            self.frames += 1
+        return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms))
+
+    def pace_interval(self, source: Source) -> float:
+        """Seconds between reads of an opened source: its own frame interval with ``--realtime``, else 0."""
+        if not self._options.realtime or source.live:
+            return 0.0
+        fps = float(getattr(source, "fps", 0.0) or self._options.pace_fps)
+        return 1.0 / fps if fps > 0 else 0.0
+
+    def source_ok(self, name: str) -> None:
+        """Mark the source as delivering (after an opening's first frame)."""
+        if self.state.state == "reconnecting":
+            log.info("%s is back", name)
+        self.state.state = "ok"
+
+    def reader_alive(self) -> bool:
+        """Whether the current reader is still running (e.g. blocked in a driver after a stop)."""
+        reader = self._reader
+        return reader is not None and reader.is_alive()
+
     def run(self) -> None:
-        """Capture until the end, an error or a stop request."""
-        next_due = time.perf_counter()
+        """Open, watch and reopen the source until it ends, fails for good, or a stop is requested."""
+        source = self._first
+        attempt = 0
         try:
-            # Read only when the frame can be handed over: a file is decoded on demand, not ahead.
-            while not self._stop_event.is_set() and self._buffer.wait_for_room():
-                started = time.perf_counter()
-                image = self._source.read()
-                done = time.perf_counter()
-                if image is None:
-                    break
-                frame = Frame(self.frames, image, time.time(), done, (done - started) * 1000.0)
-                if not self._buffer.put(frame):
-                    break
-                self.frames += 1
-                if self._pace:
-                    next_due = max(next_due + self._pace, done - self._pace)
-                    self._stop_event.wait(max(0.0, next_due - time.perf_counter()))
-        except EdgePoseError as exc:
-            self.error = exc
-        except Exception as exc:  # a driver error must end the run with a message, not hang it
-            log.debug("capture failed", exc_info=True)
-            self.error = SourceError(f"{self._source.name} failed: {exc}")
+            while not self._stop_event.is_set():
+                reader = self._reader = _Reader(source, self)
+                reader.start()
+                outcome = self._watch(reader)
+                if outcome == "stopped":
+                    return
+                if reader.frames:
+                    attempt = 0
+                if not source.live:
+                    if outcome == "failed":
+                        self.error = reader.error
+                    elif self._options.loop and reader.frames:
+                        source = self._reopen()
+                        continue
+                    self.state.state = "ended"
+                    return
+                delay = REOPEN_DELAYS_S[min(attempt, len(REOPEN_DELAYS_S) - 1)]
+                attempt += 1
+                self.state.state = "reconnecting"
+                self.state.reason = self._loss_reason(reader, outcome)
+                log.warning("%s: %s; reopening in %.1f s", source.name, self.state.reason, delay)
+                if self._stop_event.wait(delay):
+                    return
+                source = self._reopen()
+                self.state.reopens += 1
         finally:
-            self._buffer.finish()
+            self.buffer.finish()
+
+    def _watch(self, reader: _Reader) -> str:
+        """Wait for the reader to finish, or abandon it; return ``ended``, ``failed``, ``stalled`` or ``stopped``."""
+        timeout = self._options.source_timeout_s
+        while True:
+            reader.join(WATCH_EVERY_S)
+            if self._stop_event.is_set():
+                reader.abandoned.set()
+                return "stopped"
+            if not reader.is_alive():
+                return "failed" if reader.error is not None else "ended"
+            if reader.source.live and time.monotonic() - reader.last_activity > timeout:
+                reader.abandoned.set()
+                return "stalled"
+
+    def _loss_reason(self, reader: _Reader, outcome: str) -> str:
+        timeout = self._options.source_timeout_s
+        if outcome == "stalled":
+            what = "no frame" if reader.opened else "still opening"
+            return f"{what} for {timeout:g} s"
+        if outcome == "failed":
+            return str(reader.error)
+        return "stopped delivering frames"
 
     def stop(self) -> None:
         """Ask the thread to end and unblock it."""
         self._stop_event.set()
-        self._buffer.finish()
+        reader = self._reader
+        if reader is not None:
+            reader.abandoned.set()
+        self.buffer.finish()

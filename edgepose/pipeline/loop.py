@@ -6,16 +6,17 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.pipeline.capture import CaptureThread, Frame, FrameBuffer
+from edgepose.errors import EdgePoseError
+from edgepose.inference.estimator import Estimator
+from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
-from edgepose.sinks import Sink
+from edgepose.sinks import Sink, sink_failure
 from edgepose.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -44,37 +45,44 @@ class ServiceOptions:
         max_frames: Stop after this many processed frames (0: no limit).
         realtime: Pace file sources at their own frame rate and let the newest frame win.
         pace_fps: Frame rate to pace at when the source does not report one.
+        source_timeout_s: A live source with no new frame for this long is reopened.
+        loop: Start a file again when it ends.
     """
 
     max_frames: int = 0
     realtime: bool = False
     pace_fps: float = 30.0
+    source_timeout_s: float = 10.0
+    loop: bool = False
 
 
 class Service:
-    """Runs the pipeline until the source ends, ``max_frames`` is reached or ``stop`` is set.
+    """Runs the pipeline until the source ends, ``max_frames`` is reached, a sink fails or ``stop`` is set.
 
     Args:
-        source: An unopened source.
+        source: An unopened source; the capture thread opens it.
         estimator: The pose estimator (owns the backend).
         sinks: Started sinks; each ``publish`` is called from this loop.
         options: Loop options.
         stats: Shared health counters (also read by sinks).
+        reopen: Builds a fresh source object when a lost live source is reopened (default: reuse ``source``).
     """
 
     def __init__(
         self,
         source: Source,
-        estimator: PoseEstimator,
+        estimator: Estimator,
         sinks: Sequence[Sink],
         options: ServiceOptions,
         stats: PipelineStats,
+        reopen: Callable[[], Source] | None = None,
     ) -> None:
         self.source = source
         self.estimator = estimator
         self.sinks = list(sinks)
         self.options = options
         self.stats = stats
+        self._reopen = reopen
         #: After :meth:`run`: the capture thread was still inside a read when the loop ended.
         self.capture_stuck = False
 
@@ -82,23 +90,21 @@ class Service:
         """Process frames; return how many were processed.
 
         Raises:
-            EdgePoseError: The source failed (after capture stopped and the frames before were published).
+            EdgePoseError: The source failed (after capture stopped and the frames before were published),
+                or a sink failed for good (its ``error``).
         """
-        self.source.open()
         live = self.source.live or self.options.realtime
         # One frame: the newest wins for live sources; files are read on demand while the previous frame
         # is inferred, so decoding overlaps inference and no frame waits longer than one inference.
         buffer = FrameBuffer(capacity=1, drop_oldest=live)
-        pace = 0.0
-        if self.options.realtime and not self.source.live:
-            pace = float(getattr(self.source, "fps", 0.0) or self.options.pace_fps)
-        capture = CaptureThread(self.source, buffer, pace_fps=pace)
+        capture = CaptureThread(self.source, buffer, self._capture_options(), self._reopen, self.stats.source)
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
         opencv_threads = cv2.getNumThreads()
         cv2.setNumThreads(OPENCV_THREADS)
         capture.start()
         processed = 0
+        failure: EdgePoseError | None = None
         next_progress = time.monotonic() + PROGRESS_EVERY_S
         try:
             while not stop.is_set():
@@ -113,6 +119,8 @@ class Service:
                 for sink in self.sinks:
                     sink.publish(result)
                 processed += 1
+                if (failure := sink_failure(self.sinks)) is not None:
+                    break
                 if self.options.max_frames and processed >= self.options.max_frames:
                     break
                 if time.monotonic() >= next_progress:
@@ -123,16 +131,21 @@ class Service:
             cv2.setNumThreads(opencv_threads)
             capture.stop()
             capture.join(timeout=STOP_WAIT_S)
-            self.capture_stuck = capture.is_alive()
-            if self.capture_stuck:  # a read stuck in a driver or a stalled stream: closing it could crash
+            self.capture_stuck = capture.is_alive() or capture.reader_alive()
+            if self.capture_stuck:  # a read stuck in a driver or a stalled stream: it closes its own source later
                 log.info("%s is still inside a read %.1f s after the stop; not waiting for it",
                          self.source.name, STOP_WAIT_S)  # fmt: skip
-            else:
-                self.source.close()
+        if failure is not None:
+            raise failure
         if capture.error is not None and not stop.is_set():
             raise capture.error
         log.info("processed %d frames (%d dropped)", processed, buffer.dropped)
         return processed
+
+    def _capture_options(self) -> CaptureOptions:
+        opts = self.options
+        return CaptureOptions(realtime=opts.realtime, pace_fps=opts.pace_fps, source_timeout_s=opts.source_timeout_s,
+                              loop=opts.loop)  # fmt: skip
 
     def _process(self, frame: Frame) -> PoseResult:
         image = frame.image

@@ -17,6 +17,25 @@ WINDOW = 1024
 FPS_WINDOW_S = 5.0
 
 
+class SourceState:
+    """What the capture thread knows about the source, shared with health checks and sinks.
+
+    Attributes:
+        state: ``opening``, ``ok``, ``reconnecting`` or ``ended``.
+        reason: Why the source was last lost (empty while it never was).
+        reopens: How many times the source was opened again after a loss.
+    """
+
+    def __init__(self) -> None:
+        self.state = "opening"
+        self.reason = ""
+        self.reopens = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the JSON form used in stats messages."""
+        return {"state": self.state, "reason": self.reason, "reopens": self.reopens}
+
+
 class PipelineStats:
     """Thread-safe counters updated by the inference loop and read by sinks and health checks."""
 
@@ -29,6 +48,10 @@ class PipelineStats:
         self.last_score = 0.0
         #: Set by the MQTT sink: ``True``/``False`` while enabled, ``None`` when MQTT is off.
         self.mqtt_connected: bool | None = None
+        #: The source as the capture thread sees it (opening, ok, reconnecting, ended).
+        self.source = SourceState()
+        #: Whether the source is a camera or stream (frames arrive in real time).
+        self.source_live = False
         self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
         self._latency = {stage: collections.deque[float](maxlen=WINDOW) for stage in STAGES}
 
@@ -81,4 +104,5 @@ class PipelineStats:
             "uptime_s": round(time.monotonic() - self.started, 1),
             "frame_age_s": None if age is None else round(age, 3),
             "latency_ms": self.percentiles((50, 95)),
+            "source": self.source.to_dict(),
         }

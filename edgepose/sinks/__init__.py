@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Sequence
 from typing import Protocol
 
+from edgepose.errors import EdgePoseError
 from edgepose.pose import PoseResult
+
+log = logging.getLogger(__name__)
+
+#: Seconds the whole shutdown may take (all sinks closed in parallel), below the unit's TimeoutStopSec=15.
+SHUTDOWN_BUDGET_S = 10.0
 
 
 class Sink(Protocol):
     """A consumer of pose results.
 
     ``publish`` is called from the inference loop and must not block on I/O: a sink queues,
-    keeps only the newest result, or drops with a counter.
+    keeps only the newest result, or drops with a counter. A sink that fails for good (a full
+    disk under ``--output``) sets a ``failure`` attribute (an :class:`EdgePoseError`); the loop
+    then ends the run with it. Failures a sink recovers from (a broker that went away) are retried
+    and counted by the sink itself.
     """
 
     def start(self) -> None:
@@ -22,3 +35,44 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush what was accepted and release resources."""
+
+
+def sink_failure(sinks: Sequence[Sink]) -> EdgePoseError | None:
+    """Return the first permanent failure any sink reports, else ``None``."""
+    for sink in sinks:
+        failure = getattr(sink, "failure", None)
+        if failure is not None:
+            assert isinstance(failure, EdgePoseError)
+            return failure
+    return None
+
+
+def close_all(sinks: Sequence[Sink], budget_s: float = SHUTDOWN_BUDGET_S) -> list[str]:
+    """Close every sink in parallel against one deadline.
+
+    Returns:
+        The names of the sinks whose ``close`` had not returned by the deadline (they are left behind;
+        their threads are daemons and end with the process).
+    """
+    closers: list[tuple[str, threading.Thread]] = []
+    for sink in sinks:
+        name = type(sink).__name__
+        thread = threading.Thread(target=_close_quietly, args=(sink, name), name=f"edgepose-close-{name}", daemon=True)
+        thread.start()
+        closers.append((name, thread))
+    deadline = time.monotonic() + budget_s
+    late = []
+    for name, thread in closers:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            late.append(name)
+    if late:
+        log.warning("shutdown budget of %g s used up; not waiting for %s", budget_s, ", ".join(late))
+    return late
+
+
+def _close_quietly(sink: Sink, name: str) -> None:
+    try:
+        sink.close()
+    except Exception as exc:  # one sink's failure to close must not keep the others from closing
+        log.warning("closing %s failed: %s", name, exc)

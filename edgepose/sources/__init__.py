@@ -69,4 +69,4 @@ def open_source(spec: str, cfg: SourceConfig) -> Source:
         raise InputError(f"source not found: {spec} (a camera index, /dev/videoN, picamera, a URL, a file or folder)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource([path])
-    return OpenCVSource(str(path), cfg, live=cfg.realtime)
+    return OpenCVSource(str(path), cfg, live=False)  # --realtime paces a file; it never becomes live

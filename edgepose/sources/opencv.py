@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import cv2
 import numpy as np
@@ -14,12 +13,13 @@ from edgepose.sources.pixels import to_bgr
 
 log = logging.getLogger(__name__)
 
-#: Reconnect attempts for a live device or stream before giving up (systemd restarts us then).
-RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-
 
 class OpenCVSource:
-    """A ``cv2.VideoCapture`` of a device index, device path, stream URL or video file."""
+    """A ``cv2.VideoCapture`` of a device index, device path, stream URL or video file.
+
+    One object is one opening: a lost camera or stream is reopened by the capture thread with a fresh
+    object (see :mod:`edgepose.pipeline.capture`), so the size, rate and buffer settings are applied again.
+    """
 
     still = False
 
@@ -40,7 +40,7 @@ class OpenCVSource:
             InputError: A video file that cannot be decoded.
             SourceError: A camera or stream that cannot be opened.
         """
-        capture = cv2.VideoCapture(self._target)
+        capture = self._open_capture()
         if not capture.isOpened():
             capture.release()
             if self.live or self._device:
@@ -59,28 +59,20 @@ class OpenCVSource:
         log.info("opened %s (%dx%d @ %.1f fps)", self.name, capture.get(cv2.CAP_PROP_FRAME_WIDTH),
                  capture.get(cv2.CAP_PROP_FRAME_HEIGHT), self.fps)  # fmt: skip
 
-    def read(self) -> np.ndarray | None:
-        """Return the next frame; reconnect a dropped camera or stream with backoff.
+    def _open_capture(self) -> cv2.VideoCapture:
+        if not self._stream:
+            return cv2.VideoCapture(self._target)
+        # FFmpeg's own open and read timeouts (30 s by default) bounded by the source timeout, so a silent
+        # server ends the read; the capture thread's watchdog does not depend on it either way.
+        timeout_ms = max(1000, round(self._cfg.timeout_s * 1000))
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+        return cv2.VideoCapture(str(self._target), cv2.CAP_FFMPEG, params)
 
-        Raises:
-            SourceError: A live source that stays gone after all reconnect attempts.
-        """
+    def read(self) -> np.ndarray | None:
+        """Return the next frame, or ``None`` at the end of a file or when a camera or stream stops."""
         assert self._capture is not None, "open() first"
         ok, frame = self._capture.read()
-        if ok:
-            return to_bgr(frame)
-        if not (self.live or self._device):
-            return None
-        for delay in RECONNECT_DELAYS_S:
-            log.warning("%s stopped delivering frames; reconnecting in %.1f s", self.name, delay)
-            time.sleep(delay)
-            self._capture.release()
-            self._capture = cv2.VideoCapture(self._target)
-            ok, frame = self._capture.read()
-            if ok:
-                log.info("%s is back", self.name)
-                return to_bgr(frame)
-        raise SourceError(f"{self.name} stopped delivering frames and did not come back")
+        return to_bgr(frame) if ok else None
 
     def close(self) -> None:
         """Release the capture."""
