@@ -59,6 +59,7 @@ class SourceConfig:
     stale_after_s: float = 5.0
     timeout_s: float = 10.0
     loop: bool = False
+    max_fps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,17 @@ class PreviewConfig:
 
 
 @dataclass(frozen=True)
+class IdleConfig:
+    """Idle mode: the model at a trickle while nobody is there (see ``edgepose/pipeline/idle.py``)."""
+
+    enabled: bool = True
+    after_s: float = 10.0
+    fps: float = 2.0
+    motion_threshold: float = 6.0
+    check_fps: float = 10.0
+
+
+@dataclass(frozen=True)
 class DisplayConfig:
     """The on-screen view for an attached monitor."""
 
@@ -119,6 +131,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    idle: IdleConfig = field(default_factory=IdleConfig)
 
 
 SECTIONS: dict[str, type[Any]] = typing.get_type_hints(Config)
@@ -273,6 +286,9 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"stale_after_s must be positive, not {src.stale_after_s}")
     if not 0.5 <= src.timeout_s <= 3600:
         raise ConfigError(f"source timeout_s must be between 0.5 and 3600 seconds, not {src.timeout_s}")
+    if not 0 <= src.max_fps <= 1000:
+        raise ConfigError(f"source max_fps must be between 0 (no cap) and 1000, not {src.max_fps}")
+    _validate_idle(config.idle)
     mqtt = config.mqtt
     if mqtt.url:
         parts = urlsplit(mqtt.url)
@@ -301,6 +317,17 @@ def validate(config: Config) -> Config:
     if preview.fps <= 0:
         raise ConfigError(f"preview fps must be positive, not {preview.fps}")
     return dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))
+
+
+def _validate_idle(idle: IdleConfig) -> None:
+    if not 0 < idle.after_s <= 86400:
+        raise ConfigError(f"idle after_s must be between 0 and 86400 seconds, not {idle.after_s}")
+    if not 0.2 <= idle.fps <= 60:  # at least one run every 5 s: health and the systemd watchdog see it
+        raise ConfigError(f"idle fps must be between 0.2 and 60, not {idle.fps}")
+    if not 0 <= idle.motion_threshold <= 255:
+        raise ConfigError(f"idle motion_threshold must be between 0 and 255 grey levels, not {idle.motion_threshold}")
+    if not 0 < idle.check_fps <= 120:
+        raise ConfigError(f"idle check_fps must be above 0 and at most 120, not {idle.check_fps}")
 
 
 def _validate_mqtt_names(mqtt: MqttConfig) -> None:

@@ -79,6 +79,10 @@ FLAGS: tuple[Flag, ...] = (
          commands=_RUN, kind=None),
     Flag(("--source-timeout",), "source", "timeout_s", "reopen a camera or stream that delivers no frame for this "
          "many seconds, opening included (default 10)", commands=_RUN, kind=float, metavar="S"),
+    Flag(("--max-fps",), "source", "max_fps", "process at most this many frames per second (default: no cap)",
+         commands=_RUN, kind=float, metavar="FPS"),
+    Flag(("--idle",), "idle", "enabled", "idle mode: with nobody there for a while, run the model twice a second "
+         "and wake on motion (default on)", commands=_RUN, choices=("on", "off")),
     Flag(("--loop",), "source", "loop", "start a video file again when it ends", commands=_RUN, kind=None),
     Flag(("--max-frames",), "source", "max_frames", "stop after N processed frames (default: no limit)",
          commands=_RUN, kind=int, metavar="N"),

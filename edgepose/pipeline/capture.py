@@ -166,23 +166,31 @@ class _Reader(threading.Thread):
             self.opened = True
             self.last_activity = time.monotonic()
             pace = owner.pace_interval(self.source)
+            grab = getattr(self.source, "grab", None)
             next_due = time.perf_counter()
+            last_decoded = -float("inf")
             # Read only when the frame can be handed over: a file is decoded on demand, not ahead.
             while not self.abandoned.is_set() and owner.buffer.wait_for_room():
                 started = time.perf_counter()
-                image = self.source.read()
+                # A frame nobody will look at (idle mode, --max-fps) is taken from the device undecoded.
+                skip = grab is not None and started - last_decoded < owner.decode_interval_s
+                image = None if skip else self.source.read()
+                got = grab() if grab is not None and skip else image is not None
                 done = time.perf_counter()
                 if self.abandoned.is_set():
                     break
-                if image is None:
+                if not got:
                     self.ended = True
                     break
                 self.last_activity = time.monotonic()
-                if not owner.deliver(image, done, (done - started) * 1000.0):
-                    break
-                self.frames += 1
-                if self.frames == 1:
-                    owner.source_ok(self.source.name)
+                index = owner.next_index()
+                if image is not None:
+                    last_decoded = started
+                    if not owner.deliver(index, image, done, (done - started) * 1000.0):
+                        break
+                    self.frames += 1
+                    if self.frames == 1:
+                        owner.source_ok(self.source.name)
                 if pace:
                     next_due = max(next_due + pace, done - pace)
                     self.abandoned.wait(max(0.0, next_due - time.perf_counter()))
@@ -228,12 +236,19 @@ class CaptureThread(threading.Thread):
         self._reader: _Reader | None = None
         self.error: EdgePoseError | None = None
         self.frames = 0
+        #: Seconds between frames worth decoding, set by the loop (idle mode, ``--max-fps``): a source that
+        #: can ``grab()`` (OpenCV) skips decoding the frames in between; 0 decodes every frame.
+        self.decode_interval_s = 0.0
 
-    def deliver(self, image: np.ndarray, captured_at: float, capture_ms: float) -> bool:
-        """Hand a frame from the current reader to the buffer; ``False`` once the buffer is closed."""
+    def next_index(self) -> int:
+        """Return the number of the next frame taken from the source (decoded or not), across reopenings."""
         with self._lock:
             index = self.frames
             self.frames += 1
+        return index
+
+    def deliver(self, index: int, image: np.ndarray, captured_at: float, capture_ms: float) -> bool:
+        """Hand a frame from the current reader to the buffer; ``False`` once the buffer is closed."""
         return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms))
 
     def pace_interval(self, source: Source) -> float:

@@ -7,13 +7,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 
 from edgepose.errors import EdgePoseError
 from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
+from edgepose.pipeline.idle import IdleGate, IdleSettings
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sinks import Sink, sink_failure
@@ -47,6 +48,9 @@ class ServiceOptions:
         pace_fps: Frame rate to pace at when the source does not report one.
         source_timeout_s: A live source with no new frame for this long is reopened.
         loop: Start a file again when it ends.
+        max_fps: Process at most this many frames per second (0: no cap); waits, never spins.
+        idle: Idle mode (applies to cameras, streams and ``--realtime`` files, not to files read in full).
+        min_score: Pose score that counts as a person for idle mode, until the analytics say ``present``.
     """
 
     max_frames: int = 0
@@ -54,6 +58,9 @@ class ServiceOptions:
     pace_fps: float = 30.0
     source_timeout_s: float = 10.0
     loop: bool = False
+    max_fps: float = 0.0
+    idle: IdleSettings = field(default_factory=lambda: IdleSettings(enabled=False))
+    min_score: float = 0.2
 
 
 class Service:
@@ -106,16 +113,31 @@ class Service:
         processed = 0
         failure: EdgePoseError | None = None
         next_progress = time.monotonic() + PROGRESS_EVERY_S
+        cap_s = 1.0 / self.options.max_fps if self.options.max_fps > 0 else 0.0
+        gate = IdleGate(self.options.idle, time.monotonic()) if live and self.options.idle.enabled else None
+        next_run = 0.0
         try:
             while not stop.is_set():
+                if cap_s and (wait := next_run - time.monotonic()) > 0 and stop.wait(wait):
+                    break  # --max-fps: sleep until the next frame is due (newest-wins sources drop the rest)
                 try:
                     frame = buffer.get(timeout=POLL_S)
                 except TimeoutError:
                     continue
                 if frame is None:
                     break
+                now = time.monotonic()
+                if gate is not None and not gate.should_run(now, frame.image):
+                    self.stats.idle_skipped = gate.skipped
+                    self.stats.saw_frame()
+                    continue
+                next_run = now + cap_s
                 result = self._process(frame)
                 self.stats.record(result, buffer.dropped)
+                if gate is not None:
+                    gate.observe(now, self._present(result))
+                    self.stats.mode = gate.state
+                    capture.decode_interval_s = max(cap_s, gate.check_interval_s)
                 for sink in self.sinks:
                     sink.publish(result)
                 processed += 1
@@ -141,6 +163,12 @@ class Service:
             raise capture.error
         log.info("processed %d frames (%d dropped)", processed, buffer.dropped)
         return processed
+
+    def _present(self, result: PoseResult) -> bool:
+        """Return whether a person is there: the analytics' hysteresis when they ran, else the pose score."""
+        if result.state is not None:
+            return bool(result.state.get("present"))
+        return result.score >= self.options.min_score
 
     def _capture_options(self) -> CaptureOptions:
         opts = self.options

@@ -52,6 +52,9 @@ class PipelineStats:
         self.source = SourceState()
         #: Whether the source is a camera or stream (frames arrive in real time).
         self.source_live = False
+        #: ``active``, or ``idle`` while nobody is there (idle mode); frames idle mode did not run the model on.
+        self.mode = "active"
+        self.idle_skipped = 0
         self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
         self._latency = {stage: collections.deque[float](maxlen=WINDOW) for stage in STAGES}
 
@@ -67,6 +70,12 @@ class PipelineStats:
             for stage, value in result.latency_ms.items():
                 if stage in self._latency:
                     self._latency[stage].append(value)
+
+    def saw_frame(self) -> None:
+        """Account for a frame idle mode looked at without running the model: the pipeline is alive."""
+        now = time.monotonic()
+        with self._lock:
+            self.last_frame_at = now
 
     def fps(self) -> float:
         """Frames per second over the last few seconds."""
@@ -105,4 +114,6 @@ class PipelineStats:
             "frame_age_s": None if age is None else round(age, 3),
             "latency_ms": self.percentiles((50, 95)),
             "source": self.source.to_dict(),
+            "mode": self.mode,
+            "idle_skipped": self.idle_skipped,
         }

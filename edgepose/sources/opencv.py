@@ -74,6 +74,11 @@ class OpenCVSource:
         ok, frame = self._capture.read()
         return to_bgr(frame) if ok else None
 
+    def grab(self) -> bool:
+        """Take the next frame from the device or stream without decoding it; ``False`` when it stops."""
+        assert self._capture is not None, "open() first"
+        return bool(self._capture.grab())
+
     def close(self) -> None:
         """Release the capture."""
         if self._capture is not None:

@@ -42,6 +42,10 @@ class _StatsCollector:
         age = stats.frame_age()
         if age is not None:
             yield GaugeMetricFamily("edgepose_frame_age_seconds", "Seconds since the last processed frame", value=age)
+        yield GaugeMetricFamily("edgepose_idle", "1 while idle mode runs the model at a trickle, else 0",
+                                value=1.0 if stats.mode == "idle" else 0.0)  # fmt: skip
+        yield CounterMetricFamily("edgepose_source_reopens", "Times the source was opened again after a loss",
+                                  value=stats.source.reopens)  # fmt: skip
         yield GaugeMetricFamily("edgepose_pose_score", "Score of the last pose (mean keypoint score)",
                                 value=stats.last_score)  # fmt: skip
         if stats.mqtt_connected is not None:

@@ -53,6 +53,7 @@ _HTML = """<!doctype html>
   <span class="tag">model <span id="model">–</span></span>
   <span class="tag">runtime <span id="runtime">–</span></span>
   <span class="tag">mode <span id="mode">–</span></span>
+  <span class="tag">pipeline <span id="activity">–</span></span>
   <span id="banner">reconnecting…</span>
 </header>
 <main>
@@ -142,6 +143,7 @@ function showStats(s) {
   $("runtime").textContent = s.backend.runtime + " ×" + s.backend.threads;
   $("model").textContent = s.backend.model.split("/").pop();
   $("mode").textContent = s.mode;
+  $("activity").textContent = st.mode + (st.source && st.source.state !== "ok" ? ", source " + st.source.state : "");
   minScore = s.min_score;
 }
 function schedule(p) {

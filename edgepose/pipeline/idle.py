@@ -1,0 +1,123 @@
+"""Idle mode: while nobody is there, run the model a few times a second and watch for motion in between.
+
+A camera box looks at an empty room most of the day. After ``after_s`` seconds without a person the
+loop goes ``idle``: the model runs at most ``fps`` times a second, and every frame looked at in between
+is checked for motion on an 80×60 grey copy (mean absolute difference against a slowly updated
+background). Motion, or a person found by one of the idle runs, makes the loop ``active`` again at once.
+Everything here is a pure function of the frames and the times given to it: no clock is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+ACTIVE = "active"
+IDLE = "idle"
+#: The grey copy motion is measured on (width, height).
+MOTION_SIZE = (80, 60)
+
+
+@dataclass(frozen=True)
+class IdleSettings:
+    """When to go idle and how to wake.
+
+    Attributes:
+        enabled: Idle mode on (``--idle on``).
+        after_s: Seconds without a person before going idle.
+        fps: Model runs per second at most while idle.
+        motion_threshold: Mean absolute grey-level difference (0–255) from the background that counts as motion.
+        check_fps: Frames per second looked at (decoded and checked for motion) while idle; the others are
+            grabbed from the camera without decoding.
+        background_rate: How fast the background follows the scene (0–1 per checked frame).
+    """
+
+    enabled: bool = True
+    after_s: float = 10.0
+    fps: float = 2.0
+    motion_threshold: float = 6.0
+    check_fps: float = 10.0
+    background_rate: float = 0.05
+
+
+class MotionDetector:
+    """Motion as the mean absolute difference of an 80×60 grey copy from a running-average background."""
+
+    def __init__(self, threshold: float, rate: float) -> None:
+        self.threshold = threshold
+        self.rate = rate
+        self._background: np.ndarray | None = None
+        #: The last measured difference (grey levels).
+        self.level = 0.0
+
+    def reset(self) -> None:
+        """Forget the background: the next frame becomes it."""
+        self._background = None
+
+    def moved(self, frame_bgr: np.ndarray) -> bool:
+        """Compare the frame with the background, then blend it in; return whether it moved."""
+        small = cv2.resize(frame_bgr, MOTION_SIZE, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        if self._background is None:
+            self._background = grey
+            self.level = 0.0
+            return False
+        self.level = float(np.abs(grey - self._background).mean())
+        cv2.accumulateWeighted(grey, self._background, self.rate)
+        return self.level > self.threshold
+
+
+class IdleGate:
+    """Decides, frame by frame, whether the model runs; tracks the ``active``/``idle`` state.
+
+    Call :meth:`should_run` for every frame the loop takes, and :meth:`observe` after every model run.
+
+    Args:
+        settings: The idle settings.
+        start: The time of the first frame (seconds, any clock).
+    """
+
+    def __init__(self, settings: IdleSettings, start: float) -> None:
+        self.settings = settings
+        self.state = ACTIVE
+        self._last_present = start
+        self._last_run = -float("inf")
+        self.motion = MotionDetector(settings.motion_threshold, settings.background_rate)
+        #: Counters for stats: frames skipped while idle, wake-ups by motion, entries into idle.
+        self.skipped = 0
+        self.wakes = 0
+        self.idles = 0
+
+    @property
+    def check_interval_s(self) -> float:
+        """Seconds between frames worth decoding: 0 while active, ``1 / check_fps`` while idle."""
+        if self.state == ACTIVE or self.settings.check_fps <= 0:
+            return 0.0
+        return 1.0 / self.settings.check_fps
+
+    def should_run(self, now: float, frame_bgr: np.ndarray) -> bool:
+        """Whether to run the model on this frame (always while active; motion or the idle rate while idle)."""
+        if self.state == ACTIVE:
+            return True
+        if self.motion.moved(frame_bgr):
+            self.state = ACTIVE
+            self._last_present = now  # give the person ``after_s`` to be found before idling again
+            self.wakes += 1
+            return True
+        if now - self._last_run >= 1.0 / self.settings.fps:
+            return True
+        self.skipped += 1
+        return False
+
+    def observe(self, now: float, present: bool) -> None:
+        """Account for a model run at ``now`` and whether it found a person."""
+        self._last_run = now
+        if present:
+            self._last_present = now
+            self.state = ACTIVE
+        elif self.settings.enabled and self.state == ACTIVE and now - self._last_present >= self.settings.after_s:
+            self.state = IDLE
+            self.idles += 1
+            self.motion.reset()
