@@ -30,6 +30,29 @@ def _stage_rows(stages: dict[str, dict[str, float]]) -> str:
     return out
 
 
+def _cpu_rows(report: dict[str, Any]) -> str:
+    """Render the CPU budget: process CPU time per frame (user + system, all threads) against bare ``invoke()``."""
+    bare, pipeline, live, idle = report["bare"], report["pipeline"], report.get("live"), report.get("idle")
+    out = "\nCPU time per frame (process, user + system, all threads):\n\n"
+    out += _row(["run", "pipeline (ms)", "bare invoke() (ms)", "pipeline / bare"]) + _row(["---"] * 4)
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b else "-"
+
+    out += _row(["saturated", f"{pipeline['cpu_ms_per_frame']:.2f}", f"{bare['cpu_ms_per_frame']:.2f}",
+                 ratio(pipeline["cpu_ms_per_frame"], bare["cpu_ms_per_frame"])])  # fmt: skip
+    if live:
+        out += _row([f"paced ({live['fps']:.0f} fps)", f"{live['cpu_ms_per_frame']:.2f}",
+                     f"{live['bare_cpu_ms_per_frame']:.2f}",
+                     ratio(live["cpu_ms_per_frame"], live["bare_cpu_ms_per_frame"])])  # fmt: skip
+    if idle:
+        active = idle.get("active_cpu_percent")
+        out += f"\nidle mode on an empty scene ({idle['state']} after {idle['went_idle_after_s']} s): "
+        out += f"{idle['cpu_percent']:.1f} % CPU, {idle['model_runs_per_s']:.1f} model runs/s"
+        out += f"; paced active run {active:.1f} % CPU, idle/active {idle['ratio']:.3f}\n" if active else "\n"
+    return out
+
+
 def format_report(report: dict[str, Any]) -> str:
     """Render the report as markdown tables (the TFLite pose docs' columns first)."""
     size = report["frame_size"]
@@ -60,6 +83,7 @@ def format_report(report: dict[str, Any]) -> str:
         paced = live["bare_invoke_ms"]
         out += _row(["bare invoke(), same pace", *(f"{paced[q]:.2f}" for q in ("p50", "p95", "p99"))])
         out += _stage_rows(live["latency_ms"])
+    out += _cpu_rows(report)
     first = report["first_result_s"]
     out += f"\npeak RSS {report['peak_rss_mb']:.1f} MB; first result {first if first is not None else '?'} s "
     out += "after the process started\n"

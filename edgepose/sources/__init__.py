@@ -24,13 +24,17 @@ def _picamera(spec: str, cfg: SourceConfig) -> Source:
 
 
 def _synthetic(spec: str, cfg: SourceConfig) -> Source:
-    _, _, size = spec.partition(":")
-    if size:
-        match = re.fullmatch(r"(\d+)x(\d+)", size)
-        if not match:
-            raise ConfigError(f"synthetic source size must look like synthetic:640x480, not {spec!r}")
+    options = spec.split(":")[1:]
+    empty = "empty" in options
+    sizes = [option for option in options if option != "empty"]
+    if sizes:
+        match = re.fullmatch(r"(\d+)x(\d+)", sizes[0])
+        if not match or len(sizes) > 1:
+            raise ConfigError(
+                f"synthetic source must look like synthetic:640x480 or synthetic:640x480:empty, not {spec!r}"
+            )
         cfg = SourceConfig(width=int(match[1]), height=int(match[2]), fps=cfg.fps)
-    return SyntheticSource(cfg)
+    return SyntheticSource(cfg, empty=empty)
 
 
 #: Sources named by a keyword, before paths and URLs are considered.
