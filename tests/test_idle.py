@@ -115,6 +115,7 @@ def test_idle_off_processes_every_frame_of_the_empty_part(models_dir: Path, visi
     assert [r["frame"] for r in _records(proc.stdout)] == list(range(40))
 
 
+@pytest.mark.slow
 def test_max_fps_caps_the_processed_rate_by_the_frames_own_clock(
     models_dir: Path, testdata: Path, tmp_path: Path
 ) -> None:
