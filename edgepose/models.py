@@ -162,6 +162,19 @@ def _copy_stream(src: object, dst: object, name: str, total: int, progress: Prog
         progress(name, done, total)
 
 
+def durable_replace(tmp: Path, target: Path) -> None:
+    """Rename a written, fsynced file over ``target``, then sync the folder.
+
+    A power cut then leaves the old file or the new one, never a torn or missing one.
+    """
+    os.replace(tmp, target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def fetch_one(spec: ModelSpec, models_dir: Path, mirror: Path | None, progress: Progress) -> str:
     """Put one verified model file into ``models_dir``; keep a good existing copy.
 
@@ -197,11 +210,13 @@ def fetch_one(spec: ModelSpec, models_dir: Path, mirror: Path | None, progress: 
                         f"--from DIR or {MIRROR_ENV}=DIR"
                     ) from exc
                 how = "downloaded"
+            out.flush()
+            os.fsync(out.fileno())  # on the SD card before it takes the model's name
         problem = verify_file(spec, tmp)
         if problem is not None:
             raise EdgePoseError(f"{spec.file} failed verification ({problem}); nothing was installed")
         tmp.chmod(0o644)
-        os.replace(tmp, target)
+        durable_replace(tmp, target)
         return how
     finally:
         tmp.unlink(missing_ok=True)
