@@ -129,6 +129,13 @@ def test_with_a_token_the_token_decides(models_dir: Path, tmp_path: Path, runs: 
     wait_until(run, port)
     assert get(port, "/pose", {"Host": FOREIGN})[0] == 401
     assert get(port, "/pose", {"Host": f"camera.lan:{port}", "Authorization": "Bearer t0k"})[0] == 200
+    # The token comes before any work: refused stream requests start no stream and encode nothing.
+    for path in ("/stream.mjpg", "/stream.mjpg?token=nope", "/nope"):
+        assert get(port, path)[0] == 401, path
+    code, body = get(port, "/metrics", {"Authorization": "Bearer t0k"})
+    assert code == 200
+    assert b"\nedgepose_preview_jpeg_frames_total 0.0\n" in body
+    assert b'\nedgepose_preview_clients{endpoint="stream"} 0.0\n' in body
     assert run.stop() == 0
 
 
