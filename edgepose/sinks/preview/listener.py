@@ -181,21 +181,22 @@ class Listener(socketserver.TCPServer):
             return
         pending.head += data
         end = _END_OF_HEAD.search(pending.head)
-        reason = ""
-        if end is None:
-            first = pending.head.find(b"\n")
-            if (first if first >= 0 else len(pending.head)) > MAX_REQUEST_LINE:
-                reason = "too_long"
-            elif len(pending.head) >= MAX_HEAD:
-                reason = "too_large"
-            else:
-                return  # more to come
+        size = len(pending.head) if end is None else end.end()
+        first = pending.head.find(b"\n", 0, size)
+        if (first if first >= 0 else size) > MAX_REQUEST_LINE:
+            reason = "too_long"
+        elif size > MAX_HEAD:
+            reason = "too_large"
+        elif end is None:
+            return  # more to come
+        else:
+            reason = ""
         selector.unregister(conn)
         del self._pending[conn]
-        if end is None:
+        if reason:
             self._refuse(conn, reason)
         else:
-            self._dispatch(conn, pending.address, bytes(pending.head[: end.end()]))
+            self._dispatch(conn, pending.address, bytes(pending.head[:size]))
 
     def _expire(self, selector: selectors.BaseSelector, now: float) -> None:
         for conn, pending in list(self._pending.items()):
@@ -262,9 +263,10 @@ class Listener(socketserver.TCPServer):
         else:
             data = _response("431 Request Header Fields Too Large", "edgepose preview: request head too large\n")
         try:
-            try:
-                while conn.recv(MAX_HEAD):  # what the client already sent, so closing does not reset
-                    pass
+            try:  # read what the client already sent (a little: it may never stop), so closing does not reset
+                for _ in range(4):
+                    if not conn.recv(MAX_HEAD):
+                        break
             except (BlockingIOError, InterruptedError):
                 pass
             conn.send(data)
