@@ -98,6 +98,9 @@ def test_foreign_host_is_refused_on_the_loopback_default(models_dir: Path, tmp_p
             code, body = get(port, path, {"Host": host})
             assert code == 421, (path, host, code)
             assert body.endswith(b"\n") and body.count(b"\n") == 1 and b"127.0.0.1" in body, body
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # the absolute form names a site too
+        sock.sendall(f"GET http://{FOREIGN}/pose HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        assert response(sock).startswith(b"HTTP/1.0 421 ")
     # A browser page from elsewhere sends its Origin even when the Host is right.
     code, body = get(port, "/pose", {"Origin": f"http://{FOREIGN}:{port}"})
     assert code == 403 and body.count(b"\n") == 1, (code, body)

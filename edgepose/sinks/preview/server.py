@@ -154,6 +154,9 @@ class PreviewHandler(BaseHTTPRequestHandler):
         hosts = self.headers.get_all("Host") or []
         if len(hosts) > 1 or (hosts and not host_is_loopback(hosts[0])):
             return "Host"
+        target = urlsplit(self.path).netloc  # an absolute-form target (GET http://name/...) names the site too
+        if target and not host_is_loopback(target):
+            return "Host"
         origin = self.headers.get("Origin")
         if origin is not None and not origin_is_loopback(origin):
             return "Origin"
