@@ -108,18 +108,12 @@ class Listener(socketserver.TCPServer):
         self._stopped = threading.Event()
         self._stopped.set()
         self._pending: dict[socket.socket, _Pending] = {}
-        self._warned_at = -WARN_EVERY_S
+        self._warned_at = self._accept_warned_at = -WARN_EVERY_S
         self._unwarned = 0
         #: Connections refused, by reason: ``busy`` (a cap), ``slow`` (the head deadline), ``too_long`` (the
         #: request line), ``too_large`` (the head).
         self.refused = {"busy": 0, "slow": 0, "too_long": 0, "too_large": 0}
         super().__init__(address, socketserver.BaseRequestHandler)
-
-    @property
-    def active(self) -> int:
-        """Requests being served right now."""
-        with self._lock:
-            return self._active
 
     def serve_forever(self, poll_interval: float = POLL_S) -> None:
         """Accept and admit connections until :meth:`shutdown`."""
@@ -156,8 +150,12 @@ class Listener(socketserver.TCPServer):
                 conn, address = self.socket.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # e.g. EMFILE: leave the rest in the backlog for now
-                log.warning("preview: cannot accept a connection: %s", one_line(exc))
+            except OSError as exc:  # e.g. EMFILE: leave the rest in the backlog, and do not spin on it
+                now = time.monotonic()
+                if now - self._accept_warned_at >= WARN_EVERY_S:
+                    log.warning("preview: cannot accept connections: %s", one_line(exc))
+                    self._accept_warned_at = now
+                self._stop.wait(POLL_S)
                 return
             conn.setblocking(False)
             if len(self._pending) >= self.limits.max_pending:  # make room: the one that has taken longest goes
