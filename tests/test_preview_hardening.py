@@ -209,14 +209,15 @@ def test_connections_beyond_the_cap_get_503(models_dir: Path, tmp_path: Path, ru
     assert run.stop() == 0
 
 
+@pytest.mark.slow
 def test_max_connections_is_validated() -> None:
-    for bad in ("0", "-1", "100000", "eight"):
+    for bad in ("0", "257", "eight"):
         proc = run_cli("run", "--preview", "8080", "--preview-max-connections", bad, "--print-config")
         assert_one_line_error(proc, 2, "max_connections" if bad != "eight" else "--preview-max-connections")
-    proc = run_cli("run", "--preview", "8080", "--print-config", env={"EDGEPOSE_PREVIEW_MAX_CONNECTIONS": "0"})
+    proc = run_cli("run", "--preview", "8080", "--print-config", env={"EDGEPOSE_PREVIEW_MAX_CONNECTIONS": "-1"})
     assert_one_line_error(proc, 2, "max_connections")
-    proc = run_cli("run", "--preview", "8080", "--preview-max-connections", "3", "--print-config")
-    assert proc.returncode == 0 and "max_connections = 3" in proc.stdout, proc.stdout
+    proc = run_cli("run", "--preview", "8080", "--preview-max-connections", "256", "--print-config")
+    assert proc.returncode == 0 and "max_connections = 256" in proc.stdout, proc.stdout
 
 
 # ---------------------------------------------------------------- slow clients
