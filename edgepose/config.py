@@ -100,6 +100,7 @@ class PreviewConfig:
     token: str = ""
     token_file: str = ""
     insecure: bool = False
+    max_connections: int = 8
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ class Config:
 
 SECTIONS: dict[str, type[Any]] = typing.get_type_hints(Config)
 SECRET_KEYS = {("preview", "token")}
+#: Upper bound of ``preview.max_connections`` (each connection being served is a thread).
+MAX_PREVIEW_CONNECTIONS = 256
 
 
 def _section_types(section: str) -> dict[str, Any]:
@@ -316,6 +319,10 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}, not {preview.mode!r}")
     if preview.fps <= 0:
         raise ConfigError(f"preview fps must be positive, not {preview.fps}")
+    if not 1 <= preview.max_connections <= MAX_PREVIEW_CONNECTIONS:
+        raise ConfigError(
+            f"preview max_connections must be between 1 and {MAX_PREVIEW_CONNECTIONS}, not {preview.max_connections}"
+        )
     return dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))
 
 

@@ -137,7 +137,7 @@ def open_stream(port: int, path: str = "/stream.mjpg", rcvbuf: int | None = None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(10)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     return sock, sock.makefile("rb")
 
 
@@ -357,7 +357,7 @@ def test_events_deliver_every_frame_of_a_finite_source(models_dir: Path, tmp_pat
         except OSError:
             time.sleep(0.05)
     # Last-Event-ID 0: everything since the start (the standard SSE resume), so the count is exact.
-    sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n")
+    sock.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nLast-Event-ID: 0\r\n\r\n".encode())
     body = sock.makefile("rb")
     assert b" 200 " in body.readline()
     events: list[tuple[str, str, dict[str, Any]]] = []

@@ -125,6 +125,8 @@ FLAGS: tuple[Flag, ...] = (
          "(default: $CREDENTIALS_DIRECTORY/preview_token if present)", commands=_RUN, metavar="FILE"),
     Flag(("--preview-insecure",), "preview", "insecure", "allow the preview beyond loopback without a token",
          commands=_RUN, kind=None),
+    Flag(("--preview-max-connections",), "preview", "max_connections", "serve at most N preview requests at "
+         "once, more get 503 (default 8)", commands=_RUN, kind=int, metavar="N"),
     Flag(("--display",), "display", "enabled", "show the picture with the skeleton on an attached screen "
          "(needs edgepose[display]; Esc or q quits)", commands=_RUN, kind=None),
     Flag(("--fullscreen",), "display", "fullscreen", "use the whole screen for --display", commands=_RUN,
