@@ -358,7 +358,7 @@ def _unknown_env(name: str, section: str | None) -> ConfigError:
     guess = difflib.get_close_matches(name.upper(), every, n=1, cutoff=0.75)
     hint = f" (did you mean {guess[0]}?)" if guess else ""
     valid = env_names(section) if section else every
-    return ConfigError(f"unknown environment variable {name}{hint}; valid: {', '.join(valid)}")
+    return ConfigError(f"unknown environment variable {_name(name)}{hint}; valid: {', '.join(valid)}")
 
 
 def read_env(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
