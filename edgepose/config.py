@@ -452,6 +452,8 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"delegate must be one of {', '.join(DELEGATES)}, not {model.delegate!r}")
     if not model.name:
         raise ConfigError("model must name a model (lightning, thunder) or a .tflite path")
+    if not model.edgetpu_library.strip():
+        raise ConfigError("model edgetpu_library must name the EdgeTPU delegate library (default libedgetpu.so.1)")
     mqtt = config.mqtt
     if mqtt.url:
         try:

@@ -50,6 +50,7 @@ GOOD_TEXT: dict[tuple[str, str], list[str]] = {
     ("model", "name"): ["lightning", "thunder", "/models/x.tflite"],
     ("model", "runtime"): ["auto", "litert", "ai_edge_litert", "tflite_runtime"],
     ("model", "delegate"): ["auto", "edgetpu", "xnnpack", "cpu"],
+    ("model", "edgetpu_library"): ["libedgetpu.so.1", "/usr/lib/aarch64-linux-gnu/libedgetpu.so.1"],
     ("mqtt", "url"): ["", "mqtt://broker", "mqtts://cam@broker.lan:8883", "mqtt://cam:pw@10.0.0.1:1883"],
     ("mqtt", "device_id"): ["", "porch", "cam-1"],
     ("mqtt", "prefix"): ["edgepose", "home/cams"],

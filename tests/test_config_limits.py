@@ -182,6 +182,7 @@ def test_integers_accept_whole_floats_and_refuse_fractions(tmp_path: Path) -> No
         ('[model]\n"a\\nb" = 1\n', "unknown key model.'a\\nb'"),
         ("[mqtt]\nqueue_size = 100000000000000000000000\n", "queue_size must be a whole number"),
         ("[source]\nfps = 1e-300\n", "source.fps must be a finite number"),
+        ("[model]\nedgetpu_library = ''\n", "edgetpu_library must name"),  # was dlopen of the program itself
     ],
 )
 def test_odd_file_values_are_config_errors(tmp_path: Path, text: str, needle: str) -> None:
