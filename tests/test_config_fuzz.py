@@ -14,6 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import run_cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -209,6 +210,7 @@ def _build(text: str, env: dict[str, str], flags: dict[str, dict[str, Any]]) -> 
             return exc
 
 
+@pytest.mark.slow
 @FUZZ
 @given(documents(), environments(), flag_overrides())
 def test_random_configs_are_valid_or_a_one_line_config_error(
@@ -222,6 +224,7 @@ def test_random_configs_are_valid_or_a_one_line_config_error(
         _check_valid(result)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(documents(bad=0), environments(bad=0))
 def test_printed_config_parses_back_to_the_same_config(text: str, env: dict[str, str]) -> None:
