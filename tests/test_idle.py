@@ -134,4 +134,4 @@ def test_bad_idle_and_max_fps_values_are_config_errors(models_dir: Path) -> None
         proc = run_cli("run", "--source", "synthetic", *flags, *model_args(models_dir))
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
     proc = run_cli("run", "--source", "synthetic", *model_args(models_dir), env={"EDGEPOSE_IDLE_FPS": "0"})
-    assert proc.returncode == 2 and "idle fps" in proc.stderr
+    assert proc.returncode == 2 and "idle.fps" in proc.stderr
