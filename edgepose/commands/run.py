@@ -34,10 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     add_command_flags(parser, "run")
 
 
-SinkFactory = Callable[[Config, PipelineStats, BackendInfo], "Sink | None"]
+#: ``(config, stats, info, stop)`` → a sink, or ``None`` when it is off; ``stop`` is the run's stop event.
+SinkFactory = Callable[[Config, PipelineStats, BackendInfo, threading.Event], "Sink | None"]
 
 
-def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     other = bool(config.mqtt.url or config.preview.listen or config.display.enabled)
     target = config.output.path or ("" if other else "-")
     # A file read as fast as possible loses nothing (the loop waits for the disk); a camera never waits.
@@ -45,15 +46,15 @@ def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | No
     return JsonlSink(target, lossless=lossless) if target else None
 
 
-def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
     if not config.mqtt.url:
         return None
     from edgepose.sinks.mqtt.client import MqttSink
 
-    return MqttSink(config.mqtt, stats, info, config.model.min_score)
+    return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop)
 
 
-def _preview(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _preview(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     if not config.preview.listen:
         return None
     from edgepose.sinks.preview.sink import PreviewSink
@@ -66,7 +67,7 @@ def _quit_foreground_run() -> None:
     _thread.interrupt_main(signal.SIGINT)
 
 
-def _display(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _display(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     if not config.display.enabled:
         return None
     from edgepose.sinks.screen import ScreenSink
@@ -74,7 +75,7 @@ def _display(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | 
     return ScreenSink(config.display, config.model.min_score, on_quit=_quit_foreground_run)
 
 
-def _systemd(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _systemd(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     from edgepose.sinks.notify import make_sink
 
     return make_sink(stats, info)  # None outside systemd (no $NOTIFY_SOCKET)
@@ -110,7 +111,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     sinks: list[Sink] = []
     try:
         for factory in SINKS.values():
-            sink = factory(config, stats, estimator.backend.info)
+            sink = factory(config, stats, estimator.backend.info, stop)
             if sink is not None:
                 sink.start()
                 sinks.append(sink)

@@ -20,18 +20,34 @@ def expire_after(stats_interval_s: float) -> int:
     return max(60, math.ceil(3 * stats_interval_s))
 
 
-def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float) -> list[tuple[str, bytes]]:
+def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float, only_person: bool = False,
+                      max_rate: float = 0.0) -> list[tuple[str, bytes]]:  # fmt: skip
     """Home Assistant MQTT discovery: a person binary sensor, a pose score and a frame-rate sensor.
+
+    Every entity has ``expire_after`` only where its topic is refreshed on a schedule: ``person`` and
+    ``stats`` every stats interval, ``pose`` every frame (at most ``max_rate`` per second). With
+    ``only_person`` the pose topic legitimately goes quiet while nobody is in view, so the score sensor
+    has no ``expire_after`` (it keeps its last value; ``availability`` still follows the process).
+
+    Args:
+        topics: The device's topics.
+        info: What runs the model.
+        stats_interval_s: Seconds between stats (and person) messages.
+        only_person: Pose messages are sent only while a person is in view.
+        max_rate: Most pose messages per second (0: every frame).
 
     Returns:
         ``(topic, payload)`` pairs to publish retained at QoS 1.
     """
     node = f"edgepose_{topics.device}"
+    expire = expire_after(stats_interval_s)
+    score_expire: dict[str, Any] = {}
+    if not only_person:
+        score_expire["expire_after"] = max(expire, math.ceil(3 / max_rate) if max_rate > 0 else 0)
     common: dict[str, Any] = {
         "availability": [
             {"topic": topics.status, "payload_available": ONLINE, "payload_not_available": OFFLINE},
         ],
-        "expire_after": expire_after(stats_interval_s),
         "device": {
             "identifiers": [node],
             "name": f"edgepose {topics.device}",
@@ -44,13 +60,14 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
     entities: list[tuple[str, str, dict[str, Any]]] = [
         ("binary_sensor", "person", {
             "name": "Person", "state_topic": topics.person, "payload_on": PERSON_ON,
-            "payload_off": PERSON_OFF, "device_class": "occupancy"}),
+            "payload_off": PERSON_OFF, "device_class": "occupancy", "expire_after": expire}),
         ("sensor", "score", {
             "name": "Pose score", "state_topic": topics.pose, "value_template": "{{ value_json.score }}",
-            "state_class": "measurement", "suggested_display_precision": 2}),
+            "state_class": "measurement", "suggested_display_precision": 2, **score_expire}),
         ("sensor", "fps", {
             "name": "Frame rate", "state_topic": topics.stats, "value_template": "{{ value_json.fps }}",
-            "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic"}),
+            "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic",
+            "expire_after": expire}),
     ]  # fmt: skip
     configs = []
     for component, object_id, specific in entities:

@@ -85,7 +85,8 @@ def stats_payload(
         device: Device id.
         snapshot: :meth:`edgepose.pipeline.stats.PipelineStats.snapshot`.
         info: What runs the model.
-        mqtt: The sink's own counters.
+        mqtt: The sink's own counters and queue depths (``queued``: QoS 1 messages waiting for a
+            connection; ``inbox``: results waiting for the sink's worker).
         cpu_temp_c: CPU temperature, or ``None``.
     """
     data = {
