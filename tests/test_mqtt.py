@@ -113,7 +113,8 @@ def check_stats(payload: bytes) -> dict[str, Any]:
     stats = json.loads(payload)
     assert set(stats) >= STATS_KEYS, set(stats)
     assert stats["delegate"] in ("xnnpack", "cpu", "edgetpu") and stats["model"].endswith(".tflite")
-    assert {"sent", "dropped", "queue_dropped", "rate_limited", "reconnects", "queued"} <= set(stats["mqtt"])
+    counters = {"sent", "dropped", "queue_dropped", "rate_limited", "overflow", "reconnects", "queued", "inbox"}
+    assert counters <= set(stats["mqtt"]) and all(isinstance(stats["mqtt"][k], int) for k in counters)
     return dict(stats)
 
 

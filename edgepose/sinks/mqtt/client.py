@@ -7,7 +7,12 @@ connects, reconnects with exponential backoff and writes to the socket.
 
 While disconnected, QoS 0 messages (pose, stats) are dropped and counted; QoS 1 messages (person state
 changes) wait in a bounded queue (``mqtt.queue_size``, oldest dropped first) and are sent after the
-next connection, together with the status, the discovery configs and fresh stats.
+next connection, together with the status, the discovery configs and fresh stats. A person change
+that the full inbox refused is offered again with the next frame, so the retained state cannot stay wrong.
+
+Neither end of the sink can hold up a stop: ``start()`` waits at most ``STARTUP_WAIT_S`` for the broker
+and returns as soon as the run's stop event is set; ``close(timeout_s)`` finishes within one deadline,
+however the broker behaves.
 """
 
 from __future__ import annotations
