@@ -195,16 +195,22 @@ def test_only_person_discovery_sent_by_the_cli(models_dir: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_person_changes_during_two_broker_outages_are_not_lost(tmp_path: Path) -> None:
-    """The room changes while the broker is down, twice: the retained person state follows each time."""
+    """The room changes while the broker is down, twice: the retained person state follows each time.
+
+    The first outage holds one change; in the second the state flaps on every frame, far more changes
+    than the offline queue holds (5): the queue stays at its bound, the overflow is counted, and the
+    last state still wins once the broker is back.
+    """
     broker = Broker(tmp_path / "broker").start()
     sink, stats = make_sink(broker.port, "kill2", queue_size=5, stats_interval_s=1.0)
-    score = [0.9]
+    mode = ["on"]
     done = threading.Event()
 
     def feed() -> None:  # a pipeline at ~25 fps
         frame = 0
         while not done.is_set():
-            sink.publish(fake_result(frame, score[0]))
+            present = mode[0] == "on" or (mode[0] == "flap" and frame % 2 == 0)
+            sink.publish(fake_result(frame, 0.9 if present else 0.1))
             frame += 1
             time.sleep(0.04)
 
@@ -214,23 +220,42 @@ def test_person_changes_during_two_broker_outages_are_not_lost(tmp_path: Path) -
     base = "edgepose/kill2"
     try:
         wait_retained(broker.port, f"{base}/person", b"ON")
-        for outage, (now, expected) in enumerate([(0.1, b"OFF"), (0.9, b"ON")], start=1):
-            broker.kill()
-            assert wait_until(lambda: not stats.mqtt_connected, 10)
-            score[0] = now  # the change happens while the broker is down
-            time.sleep(2)
-            broker.start()  # empty broker: the retained state must come from edgepose again
-            sub = Subscriber(broker.port, (f"{base}/#",))
-            assert sub.wait_for(lambda s: len(s.on(f"{base}/pose")) >= 5), f"pose resumed after outage {outage}"
-            wait_retained(broker.port, f"{base}/person", expected)
-            wait_retained(broker.port, f"{base}/status", b"online")
-            assert wait_until(lambda n=outage: sink.counters.reconnects == n)
-            sub.close()
+        # outage 1: the room empties while the broker is down
+        broker.kill()
+        assert wait_until(lambda: not stats.mqtt_connected, 10)
+        mode[0] = "off"
+        assert wait_until(lambda: sink.depths()["queued"] == 1, 10), "the OFF change waits for the broker"
+        broker.start()  # empty broker: the retained state must come from edgepose again
+        sub = Subscriber(broker.port, (f"{base}/#",))
+        assert sub.wait_for(lambda s: len(s.on(f"{base}/pose")) >= 5), "pose resumed after outage 1"
+        wait_retained(broker.port, f"{base}/person", b"OFF")
+        wait_retained(broker.port, f"{base}/status", b"online")
+        assert wait_until(lambda: sink.counters.reconnects == 1)
+        sub.close()
+        # outage 2: the state flaps on every frame, then someone stays
+        broker.kill()
+        assert wait_until(lambda: not stats.mqtt_connected, 10)
+        mode[0] = "flap"
+        depth = []
+        for _ in range(30):
+            time.sleep(0.05)
+            depth.append(sink.depths()["queued"])
+        mode[0] = "on"
+        assert max(depth) == 5, f"the offline queue stays at its bound: {depth}"
+        assert sink.counters.queue_dropped > 0, "older changes beyond the bound are dropped and counted"
+        broker.start()
+        sub = Subscriber(broker.port, (f"{base}/#",))
+        assert sub.wait_for(lambda s: len(s.on(f"{base}/pose")) >= 5), "pose resumed after outage 2"
+        wait_retained(broker.port, f"{base}/person", b"ON")
+        wait_retained(broker.port, f"{base}/status", b"online")
+        assert wait_until(lambda: sink.counters.reconnects == 2)
+        assert sub.wait_for(lambda s: s.on(f"{base}/person")[-1:] == [b"ON"]), "the last state sent is the current one"
+        sub.close()
         c = sink.counters
         assert c.dropped > 0, "pose messages while down were dropped and counted"
-        assert c.overflow == 0 and c.queue_dropped == 0
-        depths = sink.depths()
-        assert depths["queued"] == 0 and depths["inbox"] < 100, depths
+        assert c.overflow == 0
+        assert wait_until(lambda: sink.depths()["queued"] == 0), "the offline queue was flushed"
+        assert sink.depths()["inbox"] < 100
     finally:
         done.set()
         feeder.join(5)
