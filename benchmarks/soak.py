@@ -148,7 +148,7 @@ def run(minutes: float, restart_every_s: float, outage_s: float, models_dir: str
             "end": round(float(rss[-1]), 1),
             "max": round(float(rss.max()), 1),
             "slope_mb_per_min": round(slope, 3),
-        },  # fmt: skip
+        },
         "threads": {"min": min(s["threads"] for s in steady), "max": max(s["threads"] for s in steady)},
         "fds": {"min": min(s["fds"] for s in steady), "max": max(s["fds"] for s in steady)},
         "latency_ms": {
