@@ -10,7 +10,8 @@ import pytest
 from clips import BACKGROUND, HEIGHT, WIDTH, Placement, default_script, render, write_clip
 from conftest import TESTDATA, model_args, run_cli
 
-from edgepose.pipeline.idle import ACTIVE, IDLE, IdleGate, IdleSettings, MotionDetector
+from edgepose.config import IdleConfig
+from edgepose.pipeline.idle import ACTIVE, IDLE, IdleGate, MotionDetector
 from edgepose.sources.images import load_image
 
 FPS = 30.0
@@ -36,7 +37,7 @@ def _drive(gate: IdleGate, frames: list[np.ndarray], start: float, present: bool
 
 
 def test_empty_scene_goes_idle_after_idle_after_s_and_runs_at_most_idle_fps() -> None:
-    gate = IdleGate(IdleSettings(after_s=10.0, fps=2.0), start=0.0)
+    gate = IdleGate(IdleConfig(after_s=10.0, fps=2.0), start=0.0)
     frames = [_empty(i) for i in range(int(25 * FPS))]  # 25 s of an empty room
     runs = _drive(gate, frames, 0.0)
     assert gate.state == IDLE and gate.idles == 1
@@ -49,7 +50,7 @@ def test_empty_scene_goes_idle_after_idle_after_s_and_runs_at_most_idle_fps() ->
 
 
 def test_motion_wakes_at_once_and_a_person_keeps_it_active() -> None:
-    gate = IdleGate(IdleSettings(after_s=1.0, fps=2.0), start=0.0)
+    gate = IdleGate(IdleConfig(after_s=1.0, fps=2.0), start=0.0)
     _drive(gate, [_empty(i) for i in range(60)], 0.0)
     assert gate.state == IDLE
     person = load_image(TESTDATA / "woman_standing.png")
@@ -70,7 +71,7 @@ def test_motion_detector_ignores_noise_and_sees_a_person(testdata: Path) -> None
 
 
 def test_disabled_idle_never_idles() -> None:
-    gate = IdleGate(IdleSettings(enabled=False, after_s=1.0), start=0.0)
+    gate = IdleGate(IdleConfig(enabled=False, after_s=1.0), start=0.0)
     runs = _drive(gate, [_empty(i) for i in range(120)], 0.0)
     assert len(runs) == 120 and gate.state == ACTIVE
 

@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from edgepose.config import SourceConfig
+from edgepose.config import IdleConfig, SourceConfig
 from edgepose.errors import SourceError
 from edgepose.inference.backends import Backend
 from edgepose.inference.estimator import Estimator
 from edgepose.inference.runtimes import RUNTIME_DISTS
-from edgepose.pipeline.idle import IdleSettings
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import STAGES, PoseResult
@@ -223,7 +222,7 @@ def measure_idle(source: Source, estimator: Estimator, seconds: float, after_s: 
     estimator.reset()
     sink = RecordingSink()
     stats = PipelineStats()
-    options = ServiceOptions(realtime=True, idle=IdleSettings(after_s=after_s))
+    options = ServiceOptions(realtime=True, idle=IdleConfig(after_s=after_s))
     stop = threading.Event()
     service = Service(source, estimator, [sink], options, stats)
     runner = threading.Thread(target=service.run, args=(stop,), name="edgepose-bench-idle", daemon=True)

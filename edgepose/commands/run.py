@@ -16,7 +16,6 @@ from typing import NoReturn
 from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
-from edgepose.pipeline.idle import IdleSettings
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
@@ -122,13 +121,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
             source_timeout_s=config.source.timeout_s,
             loop=config.source.loop,
             max_fps=config.source.max_fps,
-            idle=IdleSettings(
-                enabled=config.idle.enabled,
-                after_s=config.idle.after_s,
-                fps=config.idle.fps,
-                motion_threshold=config.idle.motion_threshold,
-                check_fps=config.idle.check_fps,
-            ),
+            idle=config.idle,
             min_score=config.model.min_score,
         )
         log.info("reading %s", source.name)

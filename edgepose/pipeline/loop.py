@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from edgepose.config import IdleConfig
 from edgepose.errors import EdgePoseError
 from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
-from edgepose.pipeline.idle import IdleGate, IdleSettings
+from edgepose.pipeline.idle import IdleGate
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sinks import Sink, sink_failure
@@ -59,7 +60,7 @@ class ServiceOptions:
     source_timeout_s: float = 10.0
     loop: bool = False
     max_fps: float = 0.0
-    idle: IdleSettings = field(default_factory=lambda: IdleSettings(enabled=False))
+    idle: IdleConfig = field(default_factory=lambda: IdleConfig(enabled=False))
     min_score: float = 0.2
 
 
