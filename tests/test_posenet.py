@@ -22,12 +22,12 @@ from edgepose.inference.backends import (
     open_backend,
 )
 from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.movenet import to_bgr
 from edgepose.inference.posenet import output_order
 from edgepose.inference.posenet_estimator import PoseNetEstimator
 from edgepose.inference.posenet_prepare import DECODER_INPUTS, DECODER_OP, strip_posenet_decoder
 from edgepose.models import load_manifest
 from edgepose.pose import Pose
+from edgepose.sources.pixels import to_bgr
 
 POSENET_DIR = MIRROR / "posenet"
 REFERENCE_CSV = "posenet_mobilenet_v1_075_481_641_16_quant_decoder_reference.csv"
