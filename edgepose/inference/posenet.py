@@ -64,7 +64,7 @@ class DecoderParams:
         score_threshold: Minimum keypoint score of a root candidate and minimum pose score.
         nms_radius: Keypoints of two poses closer than this (input pixels) count as the same.
         stride: Input pixels per cell of the output grid.
-        local_max_radius: A root candidate beats every cell within this many cells (same keypoint).
+        local_max_radius: No cell within this many cells (same keypoint) may beat a root candidate.
         refine_steps: Short-range refinements after each mid-range displacement.
     """
 
