@@ -107,3 +107,9 @@ def test_posenet_on_the_edgetpu_without_a_coral_fails_like_movenet(posenet_dir: 
     movenet = run_cli("infer", "--delegate", "edgetpu", *model_args(models_dir), str(TEST_IMAGE))
     assert_one_line_error(posenet, movenet.returncode, "libedgetpu")
     assert posenet.stderr.splitlines()[-1] == movenet.stderr.splitlines()[-1]
+
+
+def test_corals_unprepared_file_says_how_to_get_the_prepared_one() -> None:
+    raw = MIRROR / "posenet" / "posenet_mobilenet_v1_075_481_641_16_quant_decoder.tflite"
+    proc = run_cli("infer", "--model", str(raw), "--delegate", "xnnpack", str(TEST_IMAGE))
+    assert_one_line_error(proc, 2, "edgepose models fetch posenet")
