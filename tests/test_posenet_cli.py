@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
-from conftest import MIRROR, assert_one_line_error, model_args, run_cli
+from conftest import MIRROR, ROOT, assert_one_line_error, cli_env, model_args, run_cli
 
 from edgepose.pose import KEYPOINT_NAMES
 
 TEST_IMAGE = MIRROR / "posenet" / "test_image.bmp"
+TFLITE_VENV_PYTHON = ROOT / ".venv-tflite" / "bin" / "python"
 
 
 def _records(text: str) -> list[dict[str, Any]]:
@@ -113,3 +118,29 @@ def test_corals_unprepared_file_says_how_to_get_the_prepared_one() -> None:
     raw = MIRROR / "posenet" / "posenet_mobilenet_v1_075_481_641_16_quant_decoder.tflite"
     proc = run_cli("infer", "--model", str(raw), "--delegate", "xnnpack", str(TEST_IMAGE))
     assert_one_line_error(proc, 2, "edgepose models fetch posenet")
+
+
+@pytest.mark.slow
+def test_tflite_runtime_runs_the_prepared_posenet_like_litert(posenet_dir: Path) -> None:
+    """The prepared file is an ordinary TFLite model: the legacy runtime finds the same two people."""
+    if not TFLITE_VENV_PYTHON.exists():
+        if os.environ.get("CI"):
+            pytest.fail(".venv-tflite is missing: run ./install.sh --with-tflite")
+        pytest.skip(".venv-tflite not installed (./install.sh --with-tflite)")
+    args = ["-m", "edgepose", "infer", "--model", "posenet", *model_args(posenet_dir), str(TEST_IMAGE)]
+    records = []
+    for python, runtime in ((TFLITE_VENV_PYTHON, "tflite_runtime"), (Path(sys.executable), "ai_edge_litert")):
+        proc = subprocess.run([str(python), *args, "--runtime", runtime], capture_output=True, text=True,
+                              timeout=120, env=cli_env(), check=False)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        records.append(json.loads(proc.stdout))
+        assert records[-1]["backend"]["runtime"] == runtime
+    legacy, modern = records
+    assert len(legacy["poses"]) == len(modern["poses"]) == 2
+    for a, b in zip(legacy["poses"], modern["poses"], strict=True):
+        ka = np.array([[k["x"], k["y"], k["score"]] for k in a["keypoints"]])
+        kb = np.array([[k["x"], k["y"], k["score"]] for k in b["keypoints"]])
+        both = (ka[:, 2] > 0.5) & (kb[:, 2] > 0.5)
+        assert both.sum() >= 12
+        # the Coral reference tolerance of tests/test_posenet.py, 4 short-offset steps (3.2 input px)
+        assert np.abs(ka[both, :2] - kb[both, :2]).max() <= 3.2
