@@ -13,19 +13,13 @@ from conftest import LIGHTNING, MIRROR, POSENET, POSENET_EDGETPU, assert_one_lin
 from reference import CORAL_MIN_SCORE, CORAL_TOLERANCE, WOMAN_TOLERANCE_PX, coral_reference, woman_truth
 
 from edgepose.errors import ModelError
-from edgepose.inference.backends import (
-    Backend,
-    BackendRequest,
-    ModelFiles,
-    find_runtime,
-    make_interpreter,
-    open_backend,
-)
+from edgepose.inference.backends import Backend, BackendRequest, find_runtime, open_backend
 from edgepose.inference.estimator import PoseEstimator
+from edgepose.inference.interpreters import make_interpreter
 from edgepose.inference.posenet import output_order
 from edgepose.inference.posenet_estimator import PoseNetEstimator
 from edgepose.inference.posenet_prepare import DECODER_INPUTS, DECODER_OP, strip_posenet_decoder
-from edgepose.models import load_manifest
+from edgepose.models import ModelFiles, load_manifest
 from edgepose.pose import Pose
 from edgepose.sources.pixels import to_bgr
 
