@@ -55,6 +55,7 @@ class ModelConfig:
     edgetpu_library: str = "libedgetpu.so.1"
     edgetpu_probe: bool = True
     min_score: float = 0.2
+    max_people: int = 20
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class Limit:
 LIMITS: dict[tuple[str, str], Limit] = {
     ("model", "threads"): Limit(0, 64, note="0: all cores, at most 4"),
     ("model", "min_score"): Limit(0.0, 1.0),
+    ("model", "max_people"): Limit(1, 100, note="poses per frame, with posenet"),
     ("source", "width"): Limit(1, 16384),
     ("source", "height"): Limit(1, 16384),
     ("source", "fps"): Limit(0.1, 1000),
@@ -455,7 +457,7 @@ def validate(config: Config) -> Config:
     if model.delegate not in DELEGATES:
         raise ConfigError(f"delegate must be one of {', '.join(DELEGATES)}, not {model.delegate!r}")
     if not model.name:
-        raise ConfigError("model must name a model (lightning, thunder) or a .tflite path")
+        raise ConfigError("model must name a model (lightning, thunder, posenet) or a .tflite path")
     if not model.edgetpu_library.strip():
         raise ConfigError("model edgetpu_library must name the EdgeTPU delegate library (default libedgetpu.so.1)")
     mqtt = config.mqtt

@@ -44,13 +44,13 @@ def report(models_dir: Path) -> dict[str, Any]:
 
 def test_json_top_level_shape(report: dict[str, Any]) -> None:
     expected = {
-        "model", "input_size", "runtime", "runtime_version", "delegate", "threads", "cpu_count", "source",
-        "frame_size", "frames", "rounds", "bare", "pipeline", "live", "ratio", "pre_post_ms", "peak_rss_mb",
+        "model", "input_size", "input_width", "runtime", "runtime_version", "delegate", "threads", "cpu_count",
+        "source", "frame_size", "frames", "rounds", "bare", "pipeline", "live", "ratio", "pre_post_ms", "peak_rss_mb",
         "first_result_s", "model_mb", "idle",
     }  # fmt: skip
     assert set(report) == expected
     assert report["model"] == "movenet_single_pose_lightning_ptq.tflite"
-    assert report["input_size"] == 192
+    assert report["input_size"] == report["input_width"] == 192
     assert report["runtime"] in {"ai_edge_litert", "tflite_runtime"}
     assert isinstance(report["runtime_version"], str)
     assert report["delegate"] in {"xnnpack", "cpu", "edgetpu"}

@@ -17,11 +17,12 @@ def test_manifest_lists_lightning_and_thunder_in_both_variants() -> None:
     specs = load_manifest()
     assert {(s.name, s.variant) for s in specs} == {
         ("lightning", "cpu"), ("lightning", "edgetpu"), ("thunder", "cpu"), ("thunder", "edgetpu"),
+        ("posenet", "cpu"), ("posenet", "edgetpu"),
     }  # fmt: skip
     sizes = {s.name: s.input_size for s in specs}
-    assert sizes == {"lightning": 192, "thunder": 256}
+    assert sizes == {"lightning": 192, "thunder": 256, "posenet": 481}
     for spec in specs:
-        assert spec.url.startswith("https://") and spec.url.endswith(spec.file)
+        assert spec.url.startswith("https://") and spec.url.endswith(spec.source or spec.file)
         assert spec.sha256 or spec.git_blob
 
 
@@ -90,8 +91,8 @@ def test_thunder_not_in_mirror_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_fetch_unknown_name(tmp_path: Path) -> None:
-    proc = run_cli("models", "fetch", "posenet", "--from", str(MIRROR), "--models-dir", str(tmp_path))
-    assert_one_line_error(proc, 2, "unknown model 'posenet'")
+    proc = run_cli("models", "fetch", "nosuchmodel", "--from", str(MIRROR), "--models-dir", str(tmp_path))
+    assert_one_line_error(proc, 2, "unknown model 'nosuchmodel'")
 
 
 def test_a_fetched_model_is_synced_before_and_after_it_takes_its_name(

@@ -201,11 +201,12 @@ def test_discovery_configs_have_home_assistant_keys() -> None:
     configs = dict(discovery_configs(topics, BackendInfo("ai_edge_litert", "xnnpack", 2, "m.tflite"), 30.0))
     assert set(configs) == {
         "homeassistant/binary_sensor/edgepose_cam1/person/config",
+        "homeassistant/sensor/edgepose_cam1/people/config",
         "homeassistant/sensor/edgepose_cam1/score/config",
         "homeassistant/sensor/edgepose_cam1/fps/config",
     }
     unique = {check_discovery(p, topics.base)["unique_id"] for p in configs.values()}
-    assert len(unique) == 3
+    assert len(unique) == 4
 
 
 # --- against a real broker ----------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Pat
     final = check_stats(sub.on(f"{base}/stats")[-1])
     assert final["frames"] == 24 and final["device"] == "cam1" and final["mqtt"]["dropped"] == 0
     assert not [t for t in sub.topics() if t.startswith("homeassistant/")], "discovery is opt-in"
-    assert sub.topics() <= {f"{base}/{leaf}" for leaf in ("pose", "status", "stats", "person")}
+    assert sub.topics() <= {f"{base}/{leaf}" for leaf in ("pose", "status", "stats", "person", "people")}
     sub.close()
     # what a dashboard subscribing now sees: retained status/stats/person, never a stale pose
     assert retained(broker.port, f"{base}/status") == b"offline"

@@ -132,7 +132,7 @@ def test_person_change_lost_to_a_full_inbox_is_sent_later(tmp_path: Path) -> Non
         frame += 1
     assert frame <= INBOX_SIZE
     sink.publish(fake_result(frame, 0.1))  # the room empties: ON → OFF cannot be queued
-    assert sink.counters.overflow == 3, "the change and its pose message were both refused"
+    assert sink.counters.overflow == 4, "the person change, the people count and the pose message were refused"
     sink.start()  # broker down: returns after the refused attempt
     try:
 
@@ -149,6 +149,7 @@ def test_person_change_lost_to_a_full_inbox_is_sent_later(tmp_path: Path) -> Non
         assert sub.wait_for(lambda s: b"online" in s.on("edgepose/full/status"))
         wait_retained(broker.port, "edgepose/full/person", b"OFF", timeout=15)
         assert sub.on("edgepose/full/person")[-1] == b"OFF"
+        wait_retained(broker.port, "edgepose/full/people", b"0", timeout=15)
         sub.close()
     finally:
         sink.close()
@@ -167,7 +168,8 @@ def test_discovery_expires_only_entities_on_topics_refreshed_on_a_schedule() -> 
         return {topic.split("/")[-2]: json.loads(payload) for topic, payload in pairs}
 
     every_frame = configs()
-    assert {k: c["expire_after"] for k, c in every_frame.items()} == {"person": 90, "score": 90, "fps": 90}
+    expected = {"person": 90, "people": 90, "score": 90, "fps": 90}
+    assert {k: c["expire_after"] for k, c in every_frame.items()} == expected
     # --mqtt-only-person: the pose topic goes quiet while the room is empty; its sensor must not expire
     only_person = configs(only_person=True)
     assert "expire_after" not in only_person["score"]

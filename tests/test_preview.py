@@ -331,6 +331,7 @@ def test_stream_events_pose_metrics(models_dir: Path, tmp_path: Path, runs: list
     assert after["edgepose_stage_latency_seconds_count{stage=invoke}"] > 0
     assert after["edgepose_stage_latency_seconds_bucket{le=+Inf,stage=total}"] > 0
     assert "edgepose_dropped_frames_total" in after and "edgepose_fps" in after
+    assert after["edgepose_people"] == 0, "synthetic frames hold nobody"
     assert "edgepose_mqtt_connected" not in after  # MQTT is off
 
     data = pose(port)

@@ -345,6 +345,7 @@ def run_bench(
     return {
         "model": info.model,
         "input_size": backend.input_size,
+        "input_width": backend.input_shape(0)[2],
         "runtime": info.runtime,
         "runtime_version": runtime_version(info.runtime),
         "delegate": info.delegate,

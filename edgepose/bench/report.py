@@ -17,6 +17,12 @@ STAGE_LABELS: dict[str, str] = {
 }
 
 
+def _input(report: dict[str, Any]) -> str:
+    """Return the model input as ``192²`` (square) or ``481×641`` (height × width)."""
+    height, width = report["input_size"], report.get("input_width", report["input_size"])
+    return f"{height}²" if width == height else f"{height}×{width}"
+
+
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |\n"
 
@@ -64,7 +70,7 @@ def format_report(report: dict[str, Any]) -> str:
                 "pipeline (ms/frame)"])  # fmt: skip
     out += _row(["---"] * 8)
     out += _row([
-        report["model"], f"{model_mb:.1f} MB" if model_mb else "?", f"{report['input_size']}²", runtime,
+        report["model"], f"{model_mb:.1f} MB" if model_mb else "?", _input(report), runtime,
         report["delegate"], str(report["threads"]), f"{bare['latency_ms']['p50']:.2f}",
         f"{1000.0 / pipeline['fps']:.2f}" if pipeline["fps"] else "-",
     ])  # fmt: skip

@@ -56,8 +56,10 @@ _RUN = ("run",)
 _RUN_BENCH = ("run", "bench")
 
 FLAGS: tuple[Flag, ...] = (
-    Flag(("--model",), "model", "name", "lightning (default), thunder, or a .tflite path", common=True,
-         metavar="NAME|PATH"),
+    Flag(("--model",), "model", "name", "lightning (default), thunder, posenet (several people), or a .tflite path",
+         common=True, metavar="NAME|PATH"),
+    Flag(("--max-people",), "model", "max_people", "at most N people per frame with posenet (default 20)",
+         common=True, kind=int, metavar="N"),
     Flag(("--runtime",), "model", "runtime", "interpreter package: auto (default), ai_edge_litert, tflite_runtime",
          common=True, metavar="NAME"),
     Flag(("--delegate",), "model", "delegate", "auto (default): edgetpu → xnnpack → cpu", common=True,

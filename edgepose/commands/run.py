@@ -103,7 +103,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     """Run until the source ends, ``--max-frames`` is reached, or SIGTERM/SIGINT."""
     source = open_source(config.source.source, config.source)
     estimator = open_estimator(config.model)
-    stats = PipelineStats()
+    stats = PipelineStats(config.model.min_score)
     stats.source_live = source.live
     stop = threading.Event()
     install_signal_handlers(stop)

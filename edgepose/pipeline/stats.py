@@ -37,15 +37,22 @@ class SourceState:
 
 
 class PipelineStats:
-    """Thread-safe counters updated by the inference loop and read by sinks and health checks."""
+    """Thread-safe counters updated by the inference loop and read by sinks and health checks.
 
-    def __init__(self) -> None:
+    Args:
+        min_score: Pose score from which a pose counts as a person (``people``).
+    """
+
+    def __init__(self, min_score: float = 0.2) -> None:
+        self._min_score = min_score
         self._lock = threading.Lock()
         self.started = time.monotonic()
         self.frames = 0
         self.dropped = 0
         self.last_frame_at: float | None = None
         self.last_score = 0.0
+        #: People (poses scoring at least ``min_score``) in the last processed frame.
+        self.people = 0
         #: Set by the MQTT sink: ``True``/``False`` while enabled, ``None`` when MQTT is off.
         self.mqtt_connected: bool | None = None
         #: The source as the capture thread sees it (opening, ok, reconnecting, ended).
@@ -66,6 +73,7 @@ class PipelineStats:
             self.dropped = dropped
             self.last_frame_at = now
             self.last_score = result.score
+            self.people = result.people(self._min_score)
             self._times.append(now)
             for stage, value in result.latency_ms.items():
                 if stage in self._latency:
@@ -110,6 +118,7 @@ class PipelineStats:
             "frames": self.frames,
             "dropped": self.dropped,
             "fps": round(self.fps(), 2),
+            "people": self.people,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "frame_age_s": None if age is None else round(age, 3),
             "latency_ms": self.percentiles((50, 95)),

@@ -9,6 +9,8 @@ While disconnected, QoS 0 messages (pose, stats) are dropped and counted; QoS 1 
 changes) wait in a bounded queue (``mqtt.queue_size``, oldest dropped first) and are sent after the
 next connection, together with the status, the discovery configs and fresh stats. A person change
 that the full inbox refused is offered again with the next frame, so the retained state cannot stay wrong.
+People-count changes are not queued while offline (they can flicker): the current count is sent after
+every connection and with every stats message, like the person state.
 
 Neither end of the sink can hold up a stop: ``start()`` waits at most ``STARTUP_WAIT_S`` for the broker
 and returns as soon as the run's stop event is set; ``close(timeout_s)`` finishes within one deadline,
@@ -71,6 +73,13 @@ _END = object()
 _WAKE = object()
 
 
+@dataclasses.dataclass(frozen=True)
+class _People:
+    """A change of the people count, on its way to the worker."""
+
+    count: int
+
+
 class _DemoteIdleErrors(logging.Filter):
     """paho logs "Client is not connected" as an error on every wait between reconnects; demote it."""
 
@@ -121,6 +130,8 @@ class MqttSink:
         self._last_failure = ""
         self._present: bool | None = None  # as last queued by publish()
         self._state: bool | None = None  # as last published by the worker
+        self._people: int | None = None  # as last seen by publish()
+        self._people_state: int | None = None  # as last handled by the worker
         self._min_interval = 1.0 / cfg.max_rate if cfg.max_rate > 0 else 0.0
         self._last_pose_at = -math.inf
         self._client: paho.Client | None = None
@@ -180,6 +191,9 @@ class MqttSink:
         present = result.score >= self._min_score
         if present != self._present and self._put(present):
             self._present = present  # only once queued: a change lost to a full inbox is retried next frame
+        people = result.people(self._min_score)
+        if people != self._people and self._put(_People(people)):
+            self._people = people  # only once queued, like the person state
         if self._cfg.only_person and not present:
             return
         if self._min_interval:
@@ -278,6 +292,10 @@ class MqttSink:
             elif isinstance(item, bool):
                 self._state = item
                 self._guard(self._send, Message(self.topics.person, mt.person_payload(item), 1, True))
+            elif isinstance(item, _People):
+                self._people_state = item.count
+                if self._connected.is_set():
+                    self._guard(self._send, self._people_message())
         self._guard(self._send_state)
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
@@ -312,10 +330,15 @@ class MqttSink:
             self._send(msg)
         self._send_state()
 
+    def _people_message(self) -> Message:
+        return Message(self.topics.people, mt.people_payload(self._people_state or 0), 1, True)
+
     def _send_state(self) -> None:
-        """Send the periodic messages: the person state (keeps ``expire_after`` fresh) and stats."""
+        """Send the periodic messages: person state and people count (keep ``expire_after`` fresh) and stats."""
         if self._state is not None and self._connected.is_set():
             self._send(Message(self.topics.person, mt.person_payload(self._state), 1, True))
+        if self._people_state is not None and self._connected.is_set():
+            self._send(self._people_message())
         counters = {**dataclasses.asdict(self.counters), **self.depths()}
         payload = mt.stats_payload(self.topics.device, self._stats.snapshot(), self._info, counters,
                                    cpu_temperature())  # fmt: skip

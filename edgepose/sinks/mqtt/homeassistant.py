@@ -22,9 +22,9 @@ def expire_after(stats_interval_s: float) -> int:
 
 def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float, only_person: bool = False,
                       max_rate: float = 0.0) -> list[tuple[str, bytes]]:  # fmt: skip
-    """Home Assistant MQTT discovery: a person binary sensor, a pose score and a frame-rate sensor.
+    """Home Assistant MQTT discovery: a person binary sensor, people count, pose score and frame-rate sensors.
 
-    Every entity has ``expire_after`` only where its topic is refreshed on a schedule: ``person`` and
+    Every entity has ``expire_after`` only where its topic is refreshed on a schedule: ``person``, ``people`` and
     ``stats`` every stats interval, ``pose`` every frame (at most ``max_rate`` per second). With
     ``only_person`` the pose topic legitimately goes quiet while nobody is in view, so the score sensor
     has no ``expire_after`` (it keeps its last value; ``availability`` still follows the process).
@@ -52,7 +52,7 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
             "identifiers": [node],
             "name": f"edgepose {topics.device}",
             "manufacturer": "edgepose",
-            "model": f"MoveNet pose ({info.model})",
+            "model": f"pose estimation ({info.model})",
             "sw_version": __version__,
         },
         "origin": {"name": "edgepose", "sw_version": __version__},
@@ -61,6 +61,9 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
         ("binary_sensor", "person", {
             "name": "Person", "state_topic": topics.person, "payload_on": PERSON_ON,
             "payload_off": PERSON_OFF, "device_class": "occupancy", "expire_after": expire}),
+        ("sensor", "people", {
+            "name": "People", "state_topic": topics.people, "state_class": "measurement",
+            "icon": "mdi:account-group", "expire_after": expire}),
         ("sensor", "score", {
             "name": "Pose score", "state_topic": topics.pose, "value_template": "{{ value_json.score }}",
             "state_class": "measurement", "suggested_display_precision": 2, **score_expire}),

@@ -8,6 +8,7 @@ topic                                      payload                QoS   retain
 ``<base>/pose``                            pose JSON per frame    0     no
 ``<base>/status``                          ``online``/``offline`` 1     yes
 ``<base>/person``                          ``ON``/``OFF``         1     yes
+``<base>/people``                          count, e.g. ``2``      1     yes
 ``<base>/stats``                           stats JSON             0     yes
 ``homeassistant/<component>/…/config``     discovery JSON         1     yes
 =========================================  =====================  ====  ======
@@ -61,6 +62,11 @@ class Topics:
         return f"{self.base}/person"
 
     @property
+    def people(self) -> str:
+        """How many people are in view (poses scoring at least ``min_score``), retained."""
+        return f"{self.base}/people"
+
+    @property
     def stats(self) -> str:
         """Pipeline health, retained."""
         return f"{self.base}/stats"
@@ -74,6 +80,11 @@ def pose_payload(result: PoseResult) -> bytes:
 def person_payload(present: bool) -> bytes:
     """``ON`` when a person is present, else ``OFF``."""
     return (PERSON_ON if present else PERSON_OFF).encode()
+
+
+def people_payload(count: int) -> bytes:
+    """Return the number of people in view as decimal text."""
+    return str(int(count)).encode()
 
 
 def stats_payload(

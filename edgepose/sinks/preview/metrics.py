@@ -49,6 +49,8 @@ class _StatsCollector:
                                   value=stats.source.reopens)  # fmt: skip
         yield GaugeMetricFamily("edgepose_pose_score", "Score of the last pose (mean keypoint score)",
                                 value=stats.last_score)  # fmt: skip
+        yield GaugeMetricFamily("edgepose_people", "People in the last frame (poses scoring at least min_score)",
+                                value=stats.people)  # fmt: skip
         if stats.mqtt_connected is not None:
             yield GaugeMetricFamily("edgepose_mqtt_connected", "1 while the MQTT client is connected, else 0",
                                     value=1.0 if stats.mqtt_connected else 0.0)  # fmt: skip

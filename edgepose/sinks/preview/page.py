@@ -66,6 +66,7 @@ _HTML = """<!doctype html>
         <tr><td>frame</td><td id="frame">–</td></tr>
         <tr><td>size</td><td id="size">–</td></tr>
         <tr><td>pose score</td><td id="score">–</td></tr>
+        <tr><td>people</td><td id="people">–</td></tr>
         <tr><td>dropped frames</td><td id="dropped">–</td></tr>
         <tr><td>last frame age</td><td id="age">–</td></tr>
       </table>
@@ -106,6 +107,7 @@ function showPose(p) {
   $("frame").textContent = p.frame;
   $("size").textContent = p.width + "×" + p.height;
   $("score").textContent = p.score.toFixed(3);
+  $("people").textContent = p.poses.filter((pose) => pose.score >= minScore).length;
   for (const stage of STAGES) {
     const v = p.latency_ms[stage];
     if (v !== undefined) { $("lat-" + stage).cells[1].textContent = v.toFixed(1); }
