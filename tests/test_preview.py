@@ -319,8 +319,12 @@ def test_stream_events_pose_metrics(models_dir: Path, tmp_path: Path, runs: list
         assert picture is not None and picture.shape == (240, 320, 3)
     assert elapsed >= 0.8, f"--preview-fps 5 should space 6 pictures over about 1 s, took {elapsed:.2f} s"
 
-    # Encoding stops when the last watcher leaves.
-    time.sleep(0.5)
+    # Encoding stops when the last watcher leaves (once the server has seen it go: event order, not a delay).
+    deadline = time.monotonic() + 30
+    while metrics(port)["edgepose_preview_clients{endpoint=stream}"] != 0:
+        assert time.monotonic() < deadline, "the server never noticed the watcher leave"
+        time.sleep(0.1)
+    time.sleep(0.2)  # a picture the encoder had already started for it
     encoded = metrics(port)["edgepose_preview_jpeg_frames_total"]
     time.sleep(1.0)
     after = metrics(port)
