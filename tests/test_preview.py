@@ -324,7 +324,7 @@ def test_stream_events_pose_metrics(models_dir: Path, tmp_path: Path, runs: list
     while metrics(port)["edgepose_preview_clients{endpoint=stream}"] != 0:
         assert time.monotonic() < deadline, "the server never noticed the watcher leave"
         time.sleep(0.1)
-    time.sleep(0.2)  # a picture the encoder had already started for it
+    time.sleep(1.0)  # a picture the encoder had already started for it is finished by now
     encoded = metrics(port)["edgepose_preview_jpeg_frames_total"]
     time.sleep(1.0)
     after = metrics(port)
