@@ -23,5 +23,6 @@ def open_estimator(cfg: ModelConfig) -> PoseEstimator:
         threads=cfg.threads or default_threads(),
         edgetpu_library=cfg.edgetpu_library,
         edgetpu_probe=cfg.edgetpu_probe,
+        edgetpu_worker=cfg.edgetpu_worker,
     )
     return PoseEstimator(open_backend(files, request, check=check_model))

@@ -377,6 +377,11 @@ class WorkerBackend(Backend):
         return child.pid if child is not None and child.proc.returncode is None else None
 
     @property
+    def requests(self) -> int:
+        """Invoke requests sent to children so far, re-runs after a failure included."""
+        return self._requests
+
+    @property
     def in_process(self) -> bool:
         """Whether inference has fallen back to an in-process backend."""
         return self._fallback is not None

@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgePoseError as exc:
         _send(out, f"X {_start_error_kind(exc)} {exc}")
         return 1
+    except Exception as exc:  # whatever a broken delegate library raises, the parent hears why
+        _send(out, f"X unavailable {type(exc).__name__}: {str(exc).strip()[:300]}")
+        return 1
     inputs = list(interpreter.get_input_details())
     outputs = list(interpreter.get_output_details())
     in_offsets, end = layout(inputs, 0)
