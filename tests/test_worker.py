@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LIGHTNING_EDGETPU
+from conftest import LIGHTNING_EDGETPU, ROOT, cli_env
 
-from edgepose.errors import ModelError
+from edgepose.errors import BackendUnavailableError, ModelError
 from edgepose.inference.backends import Backend, BackendRequest, DelegateAbsentError, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.inference.worker import FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
@@ -322,3 +322,50 @@ def test_failure_window_counts_within_the_window_and_in_a_row() -> None:
     assert spaced.record(20.0) is False and spaced.backoff() == 1.0
     assert spaced.record(40.0) is True  # never three in the window, but three in a row
     assert spaced.backoff() == 1.5  # bounded
+
+
+def test_stop_signals_to_the_child_are_not_crashes(
+    lightning_path: Path, squat: np.ndarray, reference: np.ndarray, clean_process: None
+) -> None:
+    # Ctrl-C and systemd's stop reach the whole process group; only the parent decides when the child ends.
+    worker = _worker(lightning_path)
+    try:
+        pid = worker.pid
+        assert pid is not None
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            os.kill(pid, signum)
+        np.testing.assert_array_equal(PoseEstimator(worker).still(squat).keypoints, reference)
+        assert worker.pid == pid and worker.restarts == 0 and worker.failures == 0
+    finally:
+        worker.close()
+    with pytest.raises(BackendUnavailableError, match="closed"):
+        worker.invoke()
+
+
+@pytest.mark.slow
+def test_worker_restarts_under_the_units_seccomp_filters(lightning_path: Path) -> None:
+    """memfd, the child's start and a restart after an abort are allowed by systemd/edgepose.service."""
+    system_python = "/usr/bin/python3"
+    probe = subprocess.run([system_python, "-c", "import seccomp"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("needs Debian's python3-seccomp (apt install python3-seccomp; .ci/run installs it)")
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from edgepose.inference.worker import WorkerBackend, WorkerPolicy, WorkerSpec
+        from edgepose.pose import BackendInfo
+        path = Path({str(lightning_path)!r})
+        spec = WorkerSpec({RUNTIME!r}, path, "cpu", test_abort_at=frozenset({{2}}))
+        w = WorkerBackend(spec, BackendInfo("r", "cpu", 1, path.name), policy=WorkerPolicy(backoff_s=0.01))
+        for _ in range(3):
+            w.invoke()
+            w.output()
+        print(w.restarts, w.failures, w.last_failure)
+        w.close()
+        """
+    )
+    cmd = [system_python, str(ROOT / "tests" / "unit_sandbox.py"), str(ROOT / "systemd" / "edgepose.service"),
+           "--kill", "--", sys.executable, "-c", script]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=cli_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "1", "was", "killed", "by", "SIGABRT"]

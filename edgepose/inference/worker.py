@@ -61,11 +61,11 @@ class WorkerPolicy:
     """
 
     invoke_timeout_s: float = 5.0
-    start_timeout_s: float = 30.0
+    start_timeout_s: float = 15.0
     max_failures: int = 5
     window_s: float = 600.0
     backoff_s: float = 0.5
-    backoff_max_s: float = 8.0
+    backoff_max_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -310,6 +310,7 @@ class WorkerBackend(Backend):
         self._layout: dict[str, Any] = {}
         self._shared_in: list[np.ndarray] = []
         self._shared_out: list[np.ndarray] = []
+        self._closed = False
         self.restarts = 0
         self.failures = 0
         self.last_failure: str | None = None
@@ -364,6 +365,7 @@ class WorkerBackend(Backend):
 
     def close(self) -> None:
         """Stop the child and release the shared memory (idempotent)."""
+        self._closed = True
         self._shared_in = []
         self._shared_out = []
         self._finalizer()
@@ -423,6 +425,8 @@ class WorkerBackend(Backend):
         self._shared_out = views(hello["outputs"], hello["output_offsets"])
 
     def _invoke_in_child(self, seq: int) -> None:
+        if self._closed:
+            raise BackendUnavailableError("the inference worker is closed")
         child = self._res.child
         if child is None or child.proc.returncode is not None:
             self.restarts += 1
@@ -444,6 +448,8 @@ class WorkerBackend(Backend):
 
     def _failed(self, reason: str) -> None:
         """Count a failure; wait before the restart, or fall back to the CPU when there were too many."""
+        if self._closed:  # close() from another thread ended the child: not a failure to recover from
+            raise BackendUnavailableError("the inference worker is closed")
         self.failures += 1
         self.last_failure = reason
         if self._res.child is not None:

@@ -21,6 +21,7 @@ import math
 import mmap
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-hang-at", type=_parse_seqs, default=frozenset(), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = sys.stdout.buffer
+    # Ctrl-C on a terminal and systemd's stop reach the whole process group: the parent decides when this
+    # child ends (end of stdin), so a stop is never mistaken for a crash.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
     from edgepose.errors import EdgePoseError
