@@ -74,6 +74,10 @@ class Backend:
 
     #: Whether the interpreter runs in a supervised child process (:class:`.worker.WorkerBackend`).
     supervised = False
+    #: Children restarted after a failure (a supervised backend's count; always 0 in-process).
+    restarts = 0
+    #: Why a supervised backend gave up its child and runs in-process, or ``None``.
+    fallback_reason: str | None = None
 
     def __init__(self, interpreter: Any, info: BackendInfo) -> None:
         self._interpreter = interpreter

@@ -130,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-abort-at", type=_parse_seqs, default=frozenset(), help=argparse.SUPPRESS)
     parser.add_argument("--test-hang-at", type=_parse_seqs, default=frozenset(), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    out = sys.stdout.buffer
+    # The protocol gets its own copy of stdout; fd 1 then points at stderr, so whatever a native library
+    # prints cannot be mistaken for a reply.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     # Ctrl-C on a terminal and systemd's stop reach the whole process group: the parent decides when this
     # child ends (end of stdin), so a stop is never mistaken for a crash.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
