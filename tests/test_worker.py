@@ -22,11 +22,15 @@ import numpy as np
 import pytest
 from conftest import LIGHTNING_EDGETPU, ROOT, cli_env
 
+from edgepose.config import SourceConfig
 from edgepose.errors import BackendUnavailableError, ModelError
 from edgepose.inference.backends import Backend, BackendRequest, DelegateAbsentError, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.inference.worker import FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
-from edgepose.pose import BackendInfo
+from edgepose.pipeline.loop import Service, ServiceOptions
+from edgepose.pipeline.stats import PipelineStats
+from edgepose.pose import BackendInfo, PoseResult
+from edgepose.sources import open_source
 from edgepose.sources.images import load_image
 
 RUNTIME = "ai_edge_litert"
@@ -369,3 +373,59 @@ def test_worker_restarts_under_the_units_seccomp_filters(lightning_path: Path) -
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=cli_env(), check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1", "1", "was", "killed", "by", "SIGABRT"]
+
+
+class _Recorder:
+    """A sink that keeps each result's frame number and best keypoints."""
+
+    def __init__(self) -> None:
+        self.frames: list[int] = []
+        self.keypoints: list[np.ndarray] = []
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def publish(self, result: PoseResult) -> None:
+        self.frames.append(result.frame)
+        self.keypoints.append(result.keypoints)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _run_service(folder: Path, estimator: PoseEstimator) -> _Recorder:
+    recorder = _Recorder()
+    source = open_source(str(folder), SourceConfig())
+    Service(source, estimator, [recorder], ServiceOptions(), PipelineStats()).run(threading.Event())
+    return recorder
+
+
+@pytest.mark.slow
+def test_the_pipeline_keeps_every_frame_through_crashes(
+    lightning_path: Path, testdata: Path, tmp_path: Path, clean_process: None
+) -> None:
+    # The real loop over a folder of photos; the child aborts twice and is SIGKILLed once on the way.
+    for index in range(12):
+        name = "squat.bmp" if index % 3 else "woman_standing.png"
+        (tmp_path / f"{index:03d}{Path(name).suffix}").write_bytes((testdata / name).read_bytes())
+    expected = _run_service(tmp_path, PoseEstimator(_in_process(lightning_path)))
+    worker = _worker(lightning_path, test_abort_at=frozenset({4, 15}))
+    original = worker.invoke
+    calls = []
+
+    def invoke_and_kill_once() -> None:  # SIGKILL the child between two frames, from the loop's own thread
+        calls.append(1)
+        if len(calls) == 20 and worker.pid is not None:
+            os.kill(worker.pid, signal.SIGKILL)
+        original()
+
+    worker.invoke = invoke_and_kill_once  # type: ignore[method-assign]
+    try:
+        actual = _run_service(tmp_path, PoseEstimator(worker))
+        assert len(expected.frames) == 12
+        assert actual.frames == expected.frames  # every frame, in order: none skipped
+        for got, want in zip(actual.keypoints, expected.keypoints, strict=True):
+            np.testing.assert_array_equal(got, want)
+        assert worker.restarts == 3 and worker.failures == 3 and worker.fallback_reason is None
+    finally:
+        worker.close()
