@@ -369,6 +369,8 @@ class WorkerBackend(Backend):
         self._shared_in = []
         self._shared_out = []
         self._finalizer()
+        if self._fallback is not None:
+            self._fallback.close()
 
     # -- supervision -----------------------------------------------------------------------------
 
