@@ -352,6 +352,8 @@ class WorkerBackend(Backend):
         Raises:
             BackendUnavailableError: The worker gave up and no CPU fallback could be opened.
         """
+        if self._closed:
+            raise BackendUnavailableError("the inference worker is closed")
         while self._fallback is None:
             self._requests += 1
             try:
@@ -427,8 +429,6 @@ class WorkerBackend(Backend):
         self._shared_out = views(hello["outputs"], hello["output_offsets"])
 
     def _invoke_in_child(self, seq: int) -> None:
-        if self._closed:
-            raise BackendUnavailableError("the inference worker is closed")
         child = self._res.child
         if child is None or child.proc.returncode is not None:
             self.restarts += 1
