@@ -37,6 +37,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 MIRROR = Path(os.environ.get("EDGEPOSE_MODEL_MIRROR", SHARED / "models"))
 TESTDATA = Path(os.environ.get("EDGEPOSE_TESTDATA", SHARED / "testdata"))
+#: This script's section of benchmarks/RESULTS.md (run_matrix.py keeps it when it rewrites the file).
+SECTION = "## Supervised inference worker"
+#: What the section's table means (written under it).
+NOTES = [
+    "- Each row pairs the worker with in-process inference on the same delegate, thread count and input, "
+    "interleaved round by round (order reversed every round); the difference column is the median of the "
+    "per-round differences of the per-frame medians.",
+    "- `floor` is the worker's own cost per invoke: a one-op model (CAST) with MoveNet's input, whose invoke "
+    "costs almost nothing, so what remains is the request, the reply and the shared-memory copies (its "
+    "442 KB float output is far larger than MoveNet's 204 bytes, so this is an upper bound for the copies).",
+    "- `invoke` (`invoke()` + `output()`) and `frame` (`PoseEstimator.track`) run Lightning itself. There the "
+    "difference also holds scheduling: the parent sleeps while the child runs, and on a shared 2-core machine "
+    "each wake-up may wait for a core or land on a cold one, which is what spreads the rounds.",
+]
 
 
 def open_pair(model: Path, runtime: str, delegate: str, threads: int) -> tuple[Backend, WorkerBackend]:
@@ -113,9 +127,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--frames", type=int, default=100, help="frames per contender and round")
     parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--write", type=Path, help="also put the table into this RESULTS.md, replacing its own section")
     args = parser.parse_args()
 
     runtime = find_runtime(args.runtime)
+    start_load = f"{os.getloadavg()[0]:.2f}"
     image = load_image(args.image)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,18 +160,56 @@ def main() -> int:
             finally:
                 worker.close()
 
-    print(f"{runtime.name} {runtime.version}, {args.threads} thread(s), {args.rounds} rounds × {args.frames} frames")
-    print("| delegate | measure | in-process p50 (ms) | worker p50 (ms) | overhead (ms, median of rounds) | range |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for r in results:
-        print(
-            f"| {r['delegate']} | {r['measure']} | {r['in_process_ms']:.3f} | {r['worker_ms']:.3f} | "
-            f"{r['overhead_ms']:+.3f} | {r['overhead_min_ms']:+.3f} … {r['overhead_max_ms']:+.3f} |"
-        )
+    table = markdown(results)
+    head = f"{runtime.name} {runtime.version}, {args.threads} thread(s), {args.rounds} rounds × {args.frames} frames"
+    print(head)
+    print(table)
     print(
         json.dumps({"runtime": runtime.name, "version": runtime.version, "threads": args.threads, "results": results})
     )
+    if args.write:
+        write_section(args.write, head, table, start_load)
     return 0
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """Return the results as a Markdown table."""
+    lines = [
+        "| delegate | measure | in-process p50 (ms) | worker p50 (ms) | worker − in-process (ms, median of rounds) "
+        "| range over rounds (ms) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['delegate']} | {r['measure']} | {r['in_process_ms']:.3f} | {r['worker_ms']:.3f} | "
+            f"{r['overhead_ms']:+.3f} | {r['overhead_min_ms']:+.3f} … {r['overhead_max_ms']:+.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_section(path: Path, head: str, table: str, start_load: str) -> None:
+    """Replace (or append) the worker's section of ``path``, leaving the rest of the file alone."""
+    end_load = f"{os.getloadavg()[0]:.2f}"
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    section = "\n".join([
+        SECTION,
+        "",
+        f"Written by `benchmarks/worker_overhead.py --write` on {when}: {head}; load average (1 min) "
+        f"{start_load} at the start, {end_load} at the end.",
+        "",
+        table,
+        "",
+        *NOTES,
+        "",
+    ])  # fmt: skip
+    text = path.read_text() if path.exists() else ""
+    start = text.find("\n" + SECTION)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[: start + 1] + section + (text[end:] if end >= 0 else "")
+    path.write_text(text)
 
 
 if __name__ == "__main__":
