@@ -429,3 +429,19 @@ def test_the_pipeline_keeps_every_frame_through_crashes(
         assert worker.restarts == 3 and worker.failures == 3 and worker.fallback_reason is None
     finally:
         worker.close()
+
+
+def test_close_from_another_thread_ends_a_waiting_invoke(lightning_path: Path, clean_process: None) -> None:
+    worker = _worker(lightning_path, test_hang_at=frozenset({1}))
+
+    def close_when_waiting() -> None:
+        while worker.requests < 1:
+            time.sleep(0.005)
+        worker.close()
+
+    closer = threading.Thread(target=close_when_waiting)
+    closer.start()
+    with pytest.raises(BackendUnavailableError, match="closed"):
+        worker.invoke()
+    closer.join()
+    assert worker.restarts == 0 and worker.failures == 0 and worker.pid is None

@@ -197,10 +197,13 @@ class _Child:
             if remaining <= 0:
                 self.kill()
                 raise _Failure(f"hung: no answer to {waiting_for} within {timeout:g} s (killed)")
-            ready, _, _ = select.select([stdout], [], [], remaining)
-            if not ready:
+            try:
+                ready, _, _ = select.select([stdout], [], [], remaining)
+                chunk = os.read(stdout.fileno(), 65536) if ready else None
+            except (OSError, ValueError):  # the pipe was closed under us (close() from another thread)
+                raise _Failure(self.died()) from None
+            if chunk is None:
                 continue
-            chunk = os.read(stdout.fileno(), 65536)
             if not chunk:
                 raise _Failure(self.died())
             self._pending += chunk
