@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from conftest import LIGHTNING_EDGETPU, ROOT, cli_env
 
-from edgepose.config import SourceConfig
-from edgepose.errors import BackendUnavailableError, ModelError
+from edgepose.config import SourceConfig, build_config
+from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
 from edgepose.inference.backends import Backend, BackendRequest, DelegateAbsentError, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.inference.worker import FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
@@ -445,3 +445,18 @@ def test_close_from_another_thread_ends_a_waiting_invoke(lightning_path: Path, c
         worker.invoke()
     closer.join()
     assert worker.restarts == 0 and worker.failures == 0 and worker.pid is None
+
+
+def test_edgetpu_worker_config_key_and_in_process_path(lightning_path: Path, models_dir: Path) -> None:
+    assert build_config(environ={}).model.edgetpu_worker is True
+    assert build_config(environ={"EDGEPOSE_MODEL_EDGETPU_WORKER": "false"}).model.edgetpu_worker is False
+    with pytest.raises(ConfigError, match="EDGEPOSE_MODEL_EDGETPU_WORKER must be true or false"):
+        build_config(environ={"EDGEPOSE_MODEL_EDGETPU_WORKER": "maybe"})
+    # With the worker off, the EdgeTPU is loaded in-process as before; a library that is no delegate is a
+    # clean BackendUnavailableError there too.
+    files = ModelFiles("lightning", lightning_path, models_dir / LIGHTNING_EDGETPU)
+    request = BackendRequest(
+        runtime=RUNTIME, delegate="edgetpu", edgetpu_probe=False, edgetpu_library="libc.so.6", edgetpu_worker=False
+    )
+    with pytest.raises(BackendUnavailableError, match="tflite_plugin_create_delegate"):
+        open_backend(files, request)
