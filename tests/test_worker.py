@@ -447,6 +447,7 @@ def test_close_from_another_thread_ends_a_waiting_invoke(lightning_path: Path, c
     assert worker.restarts == 0 and worker.failures == 0 and worker.pid is None
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the runtime's Delegate.__del__ on libc
 def test_edgetpu_worker_config_key_and_in_process_path(lightning_path: Path, models_dir: Path) -> None:
     assert build_config(environ={}).model.edgetpu_worker is True
     assert build_config(environ={"EDGEPOSE_MODEL_EDGETPU_WORKER": "false"}).model.edgetpu_worker is False
