@@ -49,7 +49,8 @@ NOTES = [
     "442 KB float output is far larger than MoveNet's 204 bytes, so this is an upper bound for the copies).",
     "- `invoke` (`invoke()` + `output()`) and `frame` (`PoseEstimator.track`) run Lightning itself. There the "
     "difference also holds scheduling: the parent sleeps while the child runs, and on a shared 2-core machine "
-    "each wake-up may wait for a core or land on a cold one, which is what spreads the rounds.",
+    "each wake-up may wait for a core or land on a cold one, which is what spreads the rounds. Where the "
+    "rounds spread far wider than the median difference, that median is noise, not the worker's cost.",
 ]
 
 
