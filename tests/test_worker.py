@@ -461,3 +461,23 @@ def test_edgetpu_worker_config_key_and_in_process_path(lightning_path: Path, mod
     )
     with pytest.raises(BackendUnavailableError, match="tflite_plugin_create_delegate"):
         open_backend(files, request)
+
+
+def test_without_a_fallback_repeated_failures_end_with_the_reason(
+    lightning_path: Path, squat: np.ndarray, clean_process: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What ``--delegate edgetpu`` gets: the EdgeTPU is mandatory, so the run ends rather than go on on the CPU.
+    policy = WorkerPolicy(invoke_timeout_s=60.0, start_timeout_s=60.0, max_failures=2, backoff_s=0.01)
+    spec = WorkerSpec(RUNTIME, lightning_path, delegate="cpu", test_abort_at=frozenset(range(2, 100)))
+    worker = WorkerBackend(spec, BackendInfo(RUNTIME, "cpu", 1, lightning_path.name), policy=policy)
+    try:
+        reason = r"failed 2 times.*SIGABRT.*no CPU fallback"
+        with (
+            caplog.at_level(logging.WARNING, "edgepose.inference.worker"),
+            pytest.raises(BackendUnavailableError, match=reason),
+        ):
+            PoseEstimator(worker).still(squat)
+        assert worker.failures == 2 and worker.restarts == 1 and worker.pid is None
+        assert [r.levelname for r in caplog.records] == ["WARNING", "ERROR"]
+    finally:
+        worker.close()

@@ -175,6 +175,10 @@ def _open_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) 
         from edgepose.inference.worker import WorkerBackend, WorkerSpec  # imports this module
 
         spec = WorkerSpec(runtime.name, files.edgetpu_path, "edgetpu", 1, request.edgetpu_library)
+        # ``--delegate edgetpu`` makes the EdgeTPU mandatory: a worker that keeps failing ends the run
+        # (exit 1, systemd restarts the service) instead of carrying on on the CPU.
+        if request.delegate == "edgetpu":
+            return WorkerBackend(spec, info)
         return WorkerBackend(spec, info, fallback=lambda: _open_cpu_fallback(runtime, files, request))
     delegate = load_edgetpu_delegate(runtime, request.edgetpu_library)
     interpreter = make_interpreter(runtime, files.edgetpu_path, "edgetpu", 1, delegate)
