@@ -481,3 +481,28 @@ def test_without_a_fallback_repeated_failures_end_with_the_reason(
         assert [r.levelname for r in caplog.records] == ["WARNING", "ERROR"]
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize(("times", "falls_back"), [((0.0, 1.0, 2.0), True), ((0.0, 700.0, 1400.0), False)])
+def test_failures_between_good_frames_count_within_the_window(
+    lightning_path: Path, clean_process: None, times: tuple[float, ...], falls_back: bool
+) -> None:
+    # Requests 3, 5 and 7 abort, each followed by a good one; the clock (injected) says when they happened.
+    policy = WorkerPolicy(invoke_timeout_s=60.0, start_timeout_s=60.0, max_failures=3, window_s=600.0, backoff_s=0.01)
+    spec = WorkerSpec(RUNTIME, lightning_path, delegate="cpu", test_abort_at=frozenset({3, 5, 7}))
+    clock = iter(times)
+    info = BackendInfo(RUNTIME, "cpu", 1, lightning_path.name)
+    worker = WorkerBackend(
+        spec, info, fallback=lambda: _in_process(lightning_path, "xnnpack"), policy=policy, clock=lambda: next(clock)
+    )
+    try:
+        for _ in range(6):
+            worker.invoke()
+        assert worker.failures == 3
+        assert worker.in_process is falls_back
+        if falls_back:
+            assert worker.fallback_reason is not None and "failed 3 times in 600 s" in worker.fallback_reason
+        else:
+            assert worker.fallback_reason is None and worker.restarts == 3
+    finally:
+        worker.close()

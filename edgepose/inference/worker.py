@@ -8,7 +8,9 @@ line per request and reply on the child's stdin/stdout. When the child dies or d
 the invoke timeout, it is killed, restarted after a bounded backoff, and **the same frame is run again**
 (its input is still in shared memory): no frame is skipped. After ``max_failures`` failures within
 ``window_s`` (or that many in a row), the worker falls back to an in-process CPU backend for the rest of
-the run and says why at WARNING. Restarts, failures and the fallback reason are attributes.
+the run and says why at WARNING; without a fallback (the EdgeTPU asked for explicitly) it raises
+:class:`~edgepose.errors.BackendUnavailableError` with the reason instead. Restarts, failures and the
+fallback reason are attributes.
 """
 
 from __future__ import annotations
@@ -466,11 +468,14 @@ class WorkerBackend(Backend):
             log.warning("%s; restarting it in %.2g s and re-running the frame (failure %d)", what, delay, self.failures)
             time.sleep(delay)
             return
-        in_window = len(self._window.times)
-        self.fallback_reason = (
-            f"the {self.spec.delegate} inference worker failed {max(in_window, self._window.in_a_row)} times "
-            f"(within {self.policy.window_s:g} s or in a row); last: {reason}"
+        in_window, in_a_row = len(self._window.times), self._window.in_a_row
+        how = (
+            f"{in_a_row} times in a row"
+            if in_a_row >= in_window
+            else f"{in_window} times in {self.policy.window_s:g} s"
         )
+        self.fallback_reason = f"the {self.spec.delegate} inference worker failed {how}; last: {reason}"
+
         self._fall_back()
 
     def _fall_back(self) -> None:
@@ -484,10 +489,9 @@ class WorkerBackend(Backend):
             log.error("%s; the CPU fallback failed too: %s", self.fallback_reason, exc)
             raise BackendUnavailableError(f"{self.fallback_reason}; the CPU fallback failed too: {exc}") from exc
         if _signature(backend) != _signature(self):
-            raise BackendUnavailableError(
-                f"{self.fallback_reason}; the CPU model {backend.info.model} has other tensors than "
-                f"{self.info.model}, so it cannot take over"
-            )
+            problem = f"the CPU model {backend.info.model} has other tensors than {self.info.model}"
+            log.error("%s; %s", self.fallback_reason, problem)
+            raise BackendUnavailableError(f"{self.fallback_reason}; {problem}, so it cannot take over")
         for index, shared in enumerate(self._shared_in):
             dst = backend.input_tensor(index)
             np.copyto(dst, shared[0])  # the frame that failed runs in-process
