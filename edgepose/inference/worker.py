@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import mmap
 import os
 import select
@@ -200,7 +201,9 @@ class _Child:
                 self.kill()
                 raise _Failure(f"hung: no answer to {waiting_for} within {timeout:g} s (killed)")
             try:
-                ready, _, _ = select.select([stdout], [], [], remaining)
+                poller = select.poll()  # not select(): a long-running service may hold descriptors above 1023
+                poller.register(stdout.fileno(), select.POLLIN)
+                ready = poller.poll(max(1, math.ceil(remaining * 1e3)))
                 chunk = os.read(stdout.fileno(), 65536) if ready else None
             except (OSError, ValueError):  # the pipe was closed under us (close() from another thread)
                 raise _Failure(self.died()) from None
