@@ -176,6 +176,9 @@ class _Child:
             spec.command(fd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(fd,), bufsize=0
         )
         self._pending = b""
+        assert self.proc.stdout is not None
+        self._poller = select.poll()  # not select(): a long-running service may hold descriptors above 1023
+        self._poller.register(self.proc.stdout.fileno(), select.POLLIN)
 
     @property
     def pid(self) -> int:
@@ -201,9 +204,7 @@ class _Child:
                 self.kill()
                 raise _Failure(f"hung: no answer to {waiting_for} within {timeout:g} s (killed)")
             try:
-                poller = select.poll()  # not select(): a long-running service may hold descriptors above 1023
-                poller.register(stdout.fileno(), select.POLLIN)
-                ready = poller.poll(max(1, math.ceil(remaining * 1e3)))
+                ready = self._poller.poll(max(1, math.ceil(remaining * 1e3)))
                 chunk = os.read(stdout.fileno(), 65536) if ready else None
             except (OSError, ValueError):  # the pipe was closed under us (close() from another thread)
                 raise _Failure(self.died()) from None
