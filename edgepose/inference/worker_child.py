@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         runtime, interpreter = _open(args)
+        # One invoke before saying ready: the EdgeTPU uploads the model on its first invoke, which belongs
+        # under the start-up timeout, not the first frame's invoke timeout (and it proves the delegate runs).
+        interpreter.invoke()
     except EdgePoseError as exc:
         _send(out, f"X {_start_error_kind(exc)} {exc}")
         return 1
