@@ -18,9 +18,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
-from conftest import LIGHTNING_EDGETPU, ROOT, cli_env
+from conftest import LIGHTNING_EDGETPU, MIRROR, ROOT, cli_env
 
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
@@ -504,5 +505,27 @@ def test_failures_between_good_frames_count_within_the_window(
             assert worker.fallback_reason is not None and "failed 3 times in 600 s" in worker.fallback_reason
         else:
             assert worker.fallback_reason is None and worker.restarts == 3
+    finally:
+        worker.close()
+
+
+def test_a_model_with_float_input_and_five_outputs(testdata: Path, clean_process: None) -> None:
+    # The Backend surface is model-agnostic: BlazePose's landmark model (float32 input, five outputs of
+    # different shapes) gives the same outputs in the worker as in-process.
+    path = MIRROR / "blazepose" / "pose_landmark_full.tflite"
+    local = _in_process(path)
+    worker = WorkerBackend(WorkerSpec(RUNTIME, path, delegate="cpu"), BackendInfo(RUNTIME, "cpu", 1, path.name))
+    try:
+        assert [o["shape"].tolist() for o in worker.outputs] == [o["shape"].tolist() for o in local.outputs]
+        assert len(worker.outputs) == 5 and worker.input_size == 256
+        image = cv2.resize(load_image(testdata / "woman_standing.png"), (256, 256))
+        for backend in (local, worker):
+            dst = backend.input_tensor()
+            dst[...] = image[..., ::-1].astype(np.float32) / 255.0
+            del dst
+            backend.invoke()
+        for index in range(5):
+            np.testing.assert_array_equal(worker.output(index), local.output(index))
+        assert float(local.output(1).ravel()[0]) > 0.5  # the model sees a person: not a run on zeros
     finally:
         worker.close()
