@@ -54,6 +54,7 @@ class ModelConfig:
     models_dir: str = ""
     edgetpu_library: str = "libedgetpu.so.1"
     edgetpu_probe: bool = True
+    edgetpu_worker: bool = True
     min_score: float = 0.2
     max_people: int = 20
 

@@ -38,6 +38,7 @@ def open_estimator(cfg: ModelConfig) -> Estimator:
         threads=cfg.threads or default_threads(),
         edgetpu_library=cfg.edgetpu_library,
         edgetpu_probe=cfg.edgetpu_probe,
+        edgetpu_worker=cfg.edgetpu_worker,
     )
     backend = open_backend(files, request, check=check_family)
     if is_posenet(backend):

@@ -112,7 +112,7 @@ def load_edgetpu_delegate(runtime: Runtime, library: str) -> Any:
             f"cannot load {library}: {first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
             "and plug in the Coral)"
         ) from exc
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, AttributeError) as exc:  # AttributeError: a library that is no delegate
         raise BackendUnavailableError(
             f"cannot load {library}: {first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
             "and plug in the Coral)"
