@@ -30,7 +30,7 @@ from edgepose.sinks.mqtt.topics import Topics
 
 POSE_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms"}
 STATS_KEYS = {"ts", "device", "frames", "dropped", "fps", "uptime_s", "frame_age_s", "latency_ms", "runtime",
-              "delegate", "threads", "model", "cpu_temp_c", "mqtt", "source"}  # fmt: skip
+              "delegate", "threads", "model", "cpu_temp_c", "mqtt", "source", "mode", "inference"}  # fmt: skip
 DISCOVERY_KEYS = {"name", "unique_id", "state_topic", "availability", "expire_after", "device", "origin"}
 SECRET = "s3cret-Pa55word-never-shown"
 

@@ -105,6 +105,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     estimator = open_estimator(config.model)
     stats = PipelineStats(config.model.min_score)
     stats.source_live = source.live
+    stats.inference = estimator.backend
     stop = threading.Event()
     install_signal_handlers(stop)
     sinks: list[Sink] = []
@@ -130,6 +131,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         service.run(stop)
     finally:
         late = close_all(sinks)
+        estimator.backend.close()  # ends the EdgeTPU worker's child process, if there is one
     failure = sink_failure(sinks)  # e.g. the last flush to a full disk, at close
     if failure is not None:
         raise failure

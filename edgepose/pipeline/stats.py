@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,6 +36,18 @@ class SourceState:
         return {"state": self.state, "reason": self.reason, "reopens": self.reopens}
 
 
+class InferenceHealth(Protocol):
+    """What a backend tells about its own health (the supervised EdgeTPU worker fills these in)."""
+
+    restarts: int
+    fallback_reason: str | None
+
+
+class _NoBackend:
+    restarts = 0
+    fallback_reason: str | None = None
+
+
 class PipelineStats:
     """Thread-safe counters updated by the inference loop and read by sinks and health checks.
 
@@ -61,6 +73,8 @@ class PipelineStats:
         self.source_live = False
         #: ``active``, or ``idle`` while nobody is there (idle mode); frames idle mode did not run the model on.
         self.mode = "active"
+        #: The backend (for the EdgeTPU worker's restarts and CPU fallback); a stand-in until one is set.
+        self.inference: InferenceHealth = _NoBackend()
         self.idle_skipped = 0
         self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
         self._latency = {stage: collections.deque[float](maxlen=WINDOW) for stage in STAGES}
@@ -125,4 +139,5 @@ class PipelineStats:
             "source": self.source.to_dict(),
             "mode": self.mode,
             "idle_skipped": self.idle_skipped,
+            "inference": {"restarts": self.inference.restarts, "fallback": self.inference.fallback_reason},
         }
