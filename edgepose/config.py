@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from edgepose.analytics import AnalyticsConfig, SmoothingConfig
 from edgepose.errors import ConfigError
 from edgepose.inference.backends import DELEGATES
 from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
@@ -146,6 +147,8 @@ class Config:
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     idle: IdleConfig = field(default_factory=IdleConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
 
 SECTIONS: dict[str, type[Any]] = typing.get_type_hints(Config)
@@ -211,6 +214,27 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("idle", "fps"): Limit(0.2, 60, note="at least one run every 5 s: health and the systemd watchdog see it"),
     ("idle", "motion_threshold"): Limit(0, 255, note="grey levels"),
     ("idle", "check_fps"): Limit(0.1, 120),
+    ("smoothing", "min_cutoff"): Limit(0.001, 1000, note="Hz"),
+    ("smoothing", "beta"): Limit(0, 1_000_000),
+    ("smoothing", "d_cutoff"): Limit(0.001, 1000, note="Hz"),
+    ("smoothing", "crop_alpha"): Limit(0.001, 1.0, note="1: no crop smoothing"),
+    ("smoothing", "lost_score"): Limit(0.0, 1.0),
+    ("smoothing", "max_gap_s"): Limit(0.001, 3600),
+    ("analytics", "keypoint_score"): Limit(0.0, 1.0),
+    ("analytics", "enter_score"): Limit(0.0, 1.0),
+    ("analytics", "enter_s"): Limit(0, 3600),
+    ("analytics", "leave_score"): Limit(0.0, 1.0),
+    ("analytics", "leave_s"): Limit(0, 3600),
+    ("analytics", "dropout_s"): Limit(0, 60),
+    ("analytics", "fall_upright_deg"): Limit(0, 180),
+    ("analytics", "fall_lying_deg"): Limit(0, 180),
+    ("analytics", "fall_down_deg"): Limit(0, 180),
+    ("analytics", "fall_window_s"): Limit(0.01, 60),
+    ("analytics", "fall_drop"): Limit(0, 10, note="body heights"),
+    ("analytics", "fall_down_s"): Limit(0, 3600),
+    ("analytics", "fall_recover_s"): Limit(0, 3600),
+    ("analytics", "rep_confirm_frames"): Limit(1, 1000),
+    ("analytics", "rep_min_s"): Limit(0, 60),
 }
 
 

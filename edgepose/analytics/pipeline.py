@@ -107,13 +107,16 @@ class Analytics:
         """Analyse one frame and return it with (smoothed keypoints,) ``state`` and ``events`` filled in.
 
         Time comes from ``result.ts`` only; a timestamp earlier than the previous one is taken as equal.
+        The state machines see the values as :meth:`PoseResult.to_dict` prints them (rounded), so
+        ``edgepose analyze`` on the printed lines reaches the very same events.
         """
-        ts = result.ts if self._ts is None else max(result.ts, self._ts)
+        ts = round(result.ts, 6)
+        ts = ts if self._ts is None else max(ts, self._ts)
         self._ts = ts
-        score = result.score
+        score = round(result.score, 4)
         if self.smoother is not None:
             result = _with_keypoints(result, self.smoother(result.keypoints, score, result.width, result.height, ts))
-        keypoints = result.keypoints
+        keypoints = _as_printed(result.keypoints)
         events = self.presence.update(ts, score)
         if self.reps is not None and any(e["type"] == "person_left" for e in events):
             self.reps.interrupt()
@@ -121,6 +124,12 @@ class Analytics:
         if self.reps is not None:
             events += self.reps.update(ts, keypoints)
         return dataclasses.replace(result, state=self.state(), events=tuple(events))
+
+
+def _as_printed(keypoints: np.ndarray) -> np.ndarray:
+    """Return the keypoints rounded as ``to_dict`` prints them (x, y to 0.01 px, score to 1e-4)."""
+    rows = [(round(float(x), 2), round(float(y), 2), round(float(s), 4)) for x, y, s in keypoints.tolist()]
+    return np.array(rows, dtype=np.float32)
 
 
 def _with_keypoints(result: PoseResult, keypoints: np.ndarray) -> PoseResult:

@@ -54,6 +54,7 @@ class Flag:
 
 _RUN = ("run",)
 _RUN_BENCH = ("run", "bench")
+_RUN_ANALYZE = ("run", "analyze")
 
 FLAGS: tuple[Flag, ...] = (
     Flag(("--model",), "model", "name", "lightning (default), thunder, posenet (several people), or a .tflite path",
@@ -129,6 +130,11 @@ FLAGS: tuple[Flag, ...] = (
          commands=_RUN, kind=None),
     Flag(("--preview-max-connections",), "preview", "max_connections", "serve at most N preview requests at "
          "once, more get 503 (default 8)", commands=_RUN, kind=int, metavar="N"),
+    Flag(("--exercise",), "analytics", "exercise", "count repetitions of this exercise (state and rep events)",
+         commands=_RUN_ANALYZE, choices=("squat", "pushup", "jumping_jack")),
+    Flag(("--smoothing",), "smoothing", "mode", "One-Euro smoothing of the keypoints (default auto: on for video "
+         "and cameras, off for still images and for analyze, whose input run has smoothed already)",
+         commands=_RUN_ANALYZE, choices=("on", "off", "auto")),
     Flag(("--display",), "display", "enabled", "show the picture with the skeleton on an attached screen "
          "(needs edgepose[display]; Esc or q quits)", commands=_RUN, kind=None),
     Flag(("--fullscreen",), "display", "fullscreen", "use the whole screen for --display", commands=_RUN,
