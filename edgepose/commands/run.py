@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
+from edgepose.analytics import Analytics
 from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
@@ -85,6 +87,19 @@ SINKS: dict[str, SinkFactory] = {"jsonl": _jsonl, "mqtt": _mqtt, "preview": _pre
                                "systemd": _systemd}  # fmt: skip
 
 
+def _analytics(config: Config, still: bool) -> Analytics:
+    """Build the analytics stage: smoothing for video unless turned off.
+
+    For still images each image stands alone: presence is decided per image, without the enter and
+    leave delays.
+    """
+    smoothing = config.smoothing if config.smoothing.enabled(video=not still) else None
+    settings = config.analytics
+    if still:
+        settings = dataclasses.replace(settings, enter_s=0.0, leave_s=0.0, dropout_s=0.0)
+    return Analytics(settings, smoothing)
+
+
 def install_signal_handlers(stop: threading.Event) -> None:
     """Make SIGTERM and SIGINT end the loop gracefully; a second SIGINT interrupts at once."""
 
@@ -102,7 +117,9 @@ def install_signal_handlers(stop: threading.Event) -> None:
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Run until the source ends, ``--max-frames`` is reached, or SIGTERM/SIGINT."""
     source = open_source(config.source.source, config.source)
-    estimator = open_estimator(config.model)
+    analytics = _analytics(config, still=source.still)
+    crop_alpha = config.smoothing.crop_alpha if analytics.smoother is not None else 1.0
+    estimator = open_estimator(config.model, crop_alpha)
     stats = PipelineStats(config.model.min_score)
     stats.source_live = source.live
     stats.inference = estimator.backend
@@ -126,7 +143,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
             min_score=config.model.min_score,
         )
         log.info("reading %s", source.name)
-        service = Service(source, estimator, sinks, options, stats,
+        service = Service(source, estimator, sinks, options, stats, analytics=analytics,
                           reopen=lambda: open_source(config.source.source, config.source))  # fmt: skip
         service.run(stop)
     finally:

@@ -24,8 +24,10 @@ def check_family(backend: Backend) -> None:
     (posenet.check_model if is_posenet(backend) else movenet.check_model)(backend)
 
 
-def open_estimator(cfg: ModelConfig) -> Estimator:
+def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
     """Resolve the model, open the backend the config asks for and wrap it in its family's estimator.
+
+    ``crop_alpha`` < 1 low-passes the video tracker's crop region (``[smoothing] crop_alpha``).
 
     Raises:
         ModelError: Bad model name, file or shape.
@@ -43,4 +45,4 @@ def open_estimator(cfg: ModelConfig) -> Estimator:
     backend = open_backend(files, request, check=check_family)
     if is_posenet(backend):
         return PoseNetEstimator(backend, max_people=cfg.max_people)
-    return PoseEstimator(backend)
+    return PoseEstimator(backend, crop_alpha)

@@ -54,10 +54,10 @@ class PoseEstimator:
     on the crop derived from the first, and the better-scoring pass is kept.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, crop_alpha: float = 1.0) -> None:
         check_model(backend)
         self.backend = backend
-        self.tracker = CropTracker()
+        self.tracker = CropTracker(crop_alpha)
 
     def reset(self) -> None:
         """Start the next frame from the full frame."""

@@ -1,4 +1,4 @@
-"""Wires source → estimator → sinks: the capture thread, the inference loop, health and shutdown."""
+"""Wires source → estimator → analytics → sinks: the capture thread, the inference loop, health and shutdown."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from edgepose.analytics import Analytics
 from edgepose.config import IdleConfig
 from edgepose.errors import EdgePoseError
 from edgepose.inference.estimator import Estimator
@@ -74,6 +75,7 @@ class Service:
         options: Loop options.
         stats: Shared health counters (also read by sinks).
         reopen: Builds a fresh source object when a lost live source is reopened (default: reuse ``source``).
+        analytics: Adds state and events to each result before the sinks see it (``None``: off).
     """
 
     def __init__(
@@ -84,8 +86,10 @@ class Service:
         options: ServiceOptions,
         stats: PipelineStats,
         reopen: Callable[[], Source] | None = None,
+        analytics: Analytics | None = None,
     ) -> None:
         self.source = source
+        self.analytics = analytics
         self.estimator = estimator
         self.sinks = list(sinks)
         self.options = options
@@ -134,6 +138,8 @@ class Service:
                     continue
                 next_run = now + cap_s
                 result = self._process(frame)
+                if self.analytics is not None:
+                    result = self.analytics.update(result)
                 self.stats.record(result, buffer.dropped)
                 if gate is not None:
                     gate.observe(now, self._present(result))

@@ -1,14 +1,15 @@
-"""The MQTT sink: pose, status, person and stats messages plus Home Assistant discovery.
+"""The MQTT sink: pose, status, person, state, event and stats messages plus Home Assistant discovery.
 
 The only module that imports paho. Three threads are involved and none of them is the inference loop:
 ``publish`` only puts a result into a bounded inbox (dropping with a counter when it is full); a worker
 thread turns results into messages and hands them to paho; paho's network thread (``loop_start``)
 connects, reconnects with exponential backoff and writes to the socket.
 
-While disconnected, QoS 0 messages (pose, stats) are dropped and counted; QoS 1 messages (person state
-changes) wait in a bounded queue (``mqtt.queue_size``, oldest dropped first) and are sent after the
-next connection, together with the status, the discovery configs and fresh stats. A person change
-that the full inbox refused is offered again with the next frame, so the retained state cannot stay wrong.
+While disconnected, QoS 0 messages (pose, stats) are dropped and counted; QoS 1 messages (person and
+analytics state changes, analytics events) wait in a bounded queue (``mqtt.queue_size``, oldest dropped
+first) and are sent after the next connection, together with the status, the discovery configs and fresh
+stats. A person or state change that the full inbox refused is offered again with the next frame, so the
+retained state cannot stay wrong.
 People-count changes are not queued while offline (they can flicker): the current count is sent after
 every connection and with every stats message, like the person state.
 
@@ -101,7 +102,8 @@ class MqttSink:
         cfg: The validated ``[mqtt]`` section (``url`` set).
         stats: Pipeline health, read for stats messages; ``mqtt_connected`` is kept up to date.
         info: What runs the model (in stats and discovery).
-        min_score: Pose score from which a person counts as present.
+        min_score: Pose score from which a person counts as present, for results without analytics state
+            (with it, ``state["present"]`` decides: the presence hysteresis).
         environ: Where ``CREDENTIALS_DIRECTORY`` is looked up (default: ``os.environ``).
         stop: The run's stop event: ``start()`` stops waiting for the broker as soon as it is set.
 
@@ -132,6 +134,8 @@ class MqttSink:
         self._state: bool | None = None  # as last published by the worker
         self._people: int | None = None  # as last seen by publish()
         self._people_state: int | None = None  # as last handled by the worker
+        self._analytics: dict[str, Any] | None = None  # the analytics state, as last seen by publish()
+        self._analytics_msg: Message | None = None  # ... and as last published by the worker
         self._min_interval = 1.0 / cfg.max_rate if cfg.max_rate > 0 else 0.0
         self._last_pose_at = -math.inf
         self._client: paho.Client | None = None
@@ -188,12 +192,21 @@ class MqttSink:
 
     def publish(self, result: PoseResult) -> None:
         """Queue a result for the worker; never blocks (drops and counts when the inbox is full)."""
-        present = result.score >= self._min_score
+        state = result.state
+        present = bool(state["present"]) if state is not None else result.score >= self._min_score
         if present != self._present and self._put(present):
             self._present = present  # only once queued: a change lost to a full inbox is retried next frame
         people = result.people(self._min_score)
         if people != self._people and self._put(_People(people)):
             self._people = people  # only once queued, like the person state
+        if (
+            state is not None
+            and state != self._analytics
+            and self._put(Message(self.topics.state, mt.state_payload(state), 1, True))
+        ):
+            self._analytics = dict(state)  # likewise retried when the inbox was full
+        for event in result.events:
+            self._put(Message(self.topics.event, mt.event_payload(event), 1, False))
         if self._cfg.only_person and not present:
             return
         if self._min_interval:
@@ -296,6 +309,10 @@ class MqttSink:
                 self._people_state = item.count
                 if self._connected.is_set():
                     self._guard(self._send, self._people_message())
+            elif isinstance(item, Message):
+                if item.topic == self.topics.state:
+                    self._analytics_msg = item
+                self._guard(self._send, item)
         self._guard(self._send_state)
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
@@ -334,11 +351,13 @@ class MqttSink:
         return Message(self.topics.people, mt.people_payload(self._people_state or 0), 1, True)
 
     def _send_state(self) -> None:
-        """Send the periodic messages: person state and people count (keep ``expire_after`` fresh) and stats."""
+        """Send the periodic messages: person, people count and analytics state (keep ``expire_after`` fresh), stats."""
         if self._state is not None and self._connected.is_set():
             self._send(Message(self.topics.person, mt.person_payload(self._state), 1, True))
         if self._people_state is not None and self._connected.is_set():
             self._send(self._people_message())
+        if self._analytics_msg is not None and self._connected.is_set():
+            self._send(self._analytics_msg)
         counters = {**dataclasses.asdict(self.counters), **self.depths()}
         payload = mt.stats_payload(self.topics.device, self._stats.snapshot(), self._info, counters,
                                    cpu_temperature())  # fmt: skip

@@ -15,6 +15,15 @@ HA_PREFIX = "homeassistant"
 HA_STATUS_TOPIC = f"{HA_PREFIX}/status"
 
 
+#: The events of ``<base>/event`` the Home Assistant event entity shows; the others render empty and are ignored.
+FALL_EVENTS = ("fall", "recovered")
+FALL_EVENT_TEMPLATE = (
+    "{% if value_json.type in ['fall', 'recovered'] %}"
+    "{{ {'event_type': value_json.type, 'confidence': value_json.confidence | default(none)} | tojson }}"
+    "{% endif %}"
+)
+
+
 def expire_after(stats_interval_s: float) -> int:
     """Seconds after which Home Assistant marks a sensor unavailable: three missed stats periods."""
     return max(60, math.ceil(3 * stats_interval_s))
@@ -22,12 +31,17 @@ def expire_after(stats_interval_s: float) -> int:
 
 def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float, only_person: bool = False,
                       max_rate: float = 0.0) -> list[tuple[str, bytes]]:  # fmt: skip
-    """Home Assistant MQTT discovery: a person binary sensor, people count, pose score and frame-rate sensors.
+    """Home Assistant MQTT discovery: presence, people count, falls, repetitions, pose score and frame rate.
 
-    Every entity has ``expire_after`` only where its topic is refreshed on a schedule: ``person``, ``people`` and
-    ``stats`` every stats interval, ``pose`` every frame (at most ``max_rate`` per second). With
+    Presence is an occupancy ``binary_sensor`` on ``<base>/person``; falls are an ``event`` entity
+    (``fall``, ``recovered``) on ``<base>/event`` plus a safety ``binary_sensor`` "Fallen" on
+    ``<base>/state``; repetitions are a ``total_increasing`` sensor on ``<base>/state``.
+
+    Every entity has ``expire_after`` only where its topic is refreshed on a schedule: ``person``, ``people``,
+    ``state`` and ``stats`` every stats interval, ``pose`` every frame (at most ``max_rate`` per second). With
     ``only_person`` the pose topic legitimately goes quiet while nobody is in view, so the score sensor
-    has no ``expire_after`` (it keeps its last value; ``availability`` still follows the process).
+    has no ``expire_after`` (it keeps its last value; ``availability`` still follows the process). The
+    fall event entity is stateless: nothing to expire.
 
     Args:
         topics: The device's topics.
@@ -67,6 +81,16 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
         ("sensor", "score", {
             "name": "Pose score", "state_topic": topics.pose, "value_template": "{{ value_json.score }}",
             "state_class": "measurement", "suggested_display_precision": 2, **score_expire}),
+        ("binary_sensor", "fallen", {
+            "name": "Fallen", "state_topic": topics.state, "device_class": "safety",
+            "value_template": "{{ 'ON' if value_json.fallen else 'OFF' }}", "payload_on": PERSON_ON,
+            "payload_off": PERSON_OFF, "expire_after": expire}),
+        ("sensor", "reps", {
+            "name": "Repetitions", "state_topic": topics.state, "value_template": "{{ value_json.reps }}",
+            "state_class": "total_increasing", "icon": "mdi:counter", "expire_after": expire}),
+        ("event", "fall", {
+            "name": "Fall", "state_topic": topics.event, "event_types": list(FALL_EVENTS),
+            "value_template": FALL_EVENT_TEMPLATE}),
         ("sensor", "fps", {
             "name": "Frame rate", "state_topic": topics.stats, "value_template": "{{ value_json.fps }}",
             "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic",

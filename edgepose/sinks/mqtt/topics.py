@@ -67,6 +67,16 @@ class Topics:
         return f"{self.base}/people"
 
     @property
+    def state(self) -> str:
+        """What the analytics conclude (present, fallen, exercise, reps), retained, on every change."""
+        return f"{self.base}/state"
+
+    @property
+    def event(self) -> str:
+        """Each analytics event once (person_entered, person_left, fall, recovered, rep), not retained."""
+        return f"{self.base}/event"
+
+    @property
     def stats(self) -> str:
         """Pipeline health, retained."""
         return f"{self.base}/stats"
@@ -85,6 +95,16 @@ def person_payload(present: bool) -> bytes:
 def people_payload(count: int) -> bytes:
     """Return the number of people in view as decimal text."""
     return str(int(count)).encode()
+
+
+def state_payload(state: dict[str, Any]) -> bytes:
+    """Build the state message: ``{"present", "fallen", "exercise", "reps"}`` as JSON."""
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def event_payload(event: dict[str, Any]) -> bytes:
+    """Build one event message: the event object as ``edgepose run`` prints it in ``events``."""
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def stats_payload(

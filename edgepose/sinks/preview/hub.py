@@ -16,6 +16,7 @@ import itertools
 import logging
 import threading
 import time
+from typing import Any
 
 import cv2
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Results kept for event clients; a client further behind than this is dropped.
 RING_SIZE = 512
+#: Analytics events kept for the page's "last events".
+RECENT_EVENTS = 10
 #: JPEG quality of the stream.
 JPEG_QUALITY = 80
 #: Pictures failing in a row before the waiting stream clients are released.
@@ -61,6 +64,7 @@ class PreviewHub:
         self._latest: PoseResult | None = None
         self._seq = 0
         self._ring: collections.deque[PoseResult] = collections.deque(maxlen=RING_SIZE)
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_EVENTS)
         self._jpeg = b""
         self._jpeg_id = 0
         self._encoded_seq = 0
@@ -95,12 +99,18 @@ class PreviewHub:
             self._seq += 1
             self._latest = result
             self._ring.append(light)
+            self._events.extend(result.events)
             self._frame_cond.notify_all()
 
     def latest(self) -> tuple[int, PoseResult | None]:
         """Return the newest result and its sequence number (0 before the first)."""
         with self._lock:
             return self._seq, self._latest
+
+    def recent_events(self) -> list[dict[str, Any]]:
+        """Return the last analytics events (``person_entered``, ``fall``, …), oldest first."""
+        with self._lock:
+            return list(self._events)
 
     def events_after(self, cursor: int, timeout: float) -> list[tuple[int, PoseResult]]:
         """Wait for results newer than ``cursor`` and return them (oldest first) with their numbers.

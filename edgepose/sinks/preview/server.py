@@ -306,7 +306,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def _status(self) -> dict[str, Any]:
         context = self.server.context
         return {"backend": context.info.to_dict(), "mode": context.mode, "min_score": context.min_score,
-                "stats": context.stats.snapshot()}  # fmt: skip
+                "stats": context.stats.snapshot(), "recent_events": context.hub.recent_events()}  # fmt: skip
 
     def _stats_event(self) -> bytes:
         return f"event: stats\ndata: {json.dumps(self._status())}\n\n".encode()
