@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from broker import Broker, Subscriber, retained
+from clips import write_visit_clip
 from conftest import model_args, run_cli
 
 BASE = "edgepose/e2e"
@@ -48,19 +49,10 @@ EMPTY_BEFORE, PERSON, EMPTY_AFTER = 60, 500, 1500
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Path:
-    """The woman_standing photo pasted into a 320×240 room for the middle part of the clip."""
+    """The woman_standing photo in a small room for the middle part of the clip."""
     person = cv2.imread(str(testdata / "woman_standing.png"))[:, :, :3]
-    small = cv2.resize(person, (134, 224), interpolation=cv2.INTER_AREA)
-    room = np.full((240, 320, 3), (96, 112, 104), np.uint8)
-    visit = room.copy()
-    visit[8:232, 100:234] = small
     path = tmp_path_factory.mktemp("clip") / "visit.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (320, 240))
-    assert writer.isOpened()
-    for frame in [room] * EMPTY_BEFORE + [visit] * PERSON + [room] * EMPTY_AFTER:
-        writer.write(frame)
-    writer.release()
-    return path
+    return write_visit_clip(path, np.ascontiguousarray(person), EMPTY_BEFORE, PERSON, EMPTY_AFTER)
 
 
 def _events(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
