@@ -10,6 +10,8 @@ from stickfigure import FPS, HEIGHT, T0, WIDTH, squat
 
 from edgepose.analytics.smoothing import STEADY, KeypointSmoother, LowPass, OneEuroFilter, SmoothingConfig
 from edgepose.errors import ConfigError
+from edgepose.inference.cropping import CropTracker, crop_region_for
+from edgepose.inference.movenet import full_frame_box
 
 #: Jitter of MoveNet Lightning on a still person in a 640×480 camera picture with sensor noise,
 #: measured with the real model (median keypoint std was 2.5 px in x and y).
@@ -152,3 +154,28 @@ def test_auto_mode_smooths_video_only() -> None:
     assert not SmoothingConfig().enabled(video=False)
     assert SmoothingConfig(mode="on").enabled(video=False)
     assert not SmoothingConfig(mode="off").enabled(video=True)
+
+
+def _torso(cx: float, cy: float) -> np.ndarray:
+    """Keypoints of a person standing at (cx, cy) (hip centre), everything confident."""
+    kps = squat(175.0, x=cx).astype(np.float32)
+    kps[:, 1] += cy - kps[11, 1]
+    kps[:, 2] = 0.9
+    return kps
+
+
+def test_crop_tracker_low_pass_smooths_the_region_but_not_a_reset() -> None:
+    plain, smooth = CropTracker(), CropTracker(alpha=0.5)
+    for tracker in (plain, smooth):
+        tracker.update(_torso(300.0, 280.0), WIDTH, HEIGHT)
+        tracker.update(_torso(340.0, 280.0), WIDTH, HEIGHT)
+    moved = plain.region(WIDTH, HEIGHT)
+    halfway = smooth.region(WIDTH, HEIGHT)
+    first = crop_region_for(_torso(300.0, 280.0), WIDTH, HEIGHT)
+    assert halfway.x == pytest.approx((first.x + moved.x) / 2)  # alpha 0.5: half of the move
+    assert halfway.width == pytest.approx(moved.width)
+    lost = np.zeros((17, 3), np.float32)
+    smooth.update(lost, WIDTH, HEIGHT)
+    assert smooth.region(WIDTH, HEIGHT) == full_frame_box(WIDTH, HEIGHT)  # a reset is never smoothed
+    smooth.update(_torso(100.0, 280.0), WIDTH, HEIGHT)
+    assert smooth.region(WIDTH, HEIGHT) == crop_region_for(_torso(100.0, 280.0), WIDTH, HEIGHT)  # starts afresh

@@ -165,3 +165,30 @@ def test_blank_lines_are_skipped_and_empty_input_is_fine(tmp_path: Path) -> None
     assert len(proc.stdout.splitlines()) == 2
     empty = run_cli("analyze", "-", input="")
     assert empty.returncode == 0 and empty.stdout == ""
+
+
+def test_run_smoothing_flag_and_still_images(models_dir: Path, testdata: Path, tmp_path: Path) -> None:
+    """run smooths video by default (--smoothing off leaves the keypoints raw); a still image is judged alone."""
+    import cv2
+    from clips import default_script, write_clip
+
+    person = np.ascontiguousarray(cv2.imread(str(testdata / "woman_standing.png"))[:, :, :3])
+    clip = write_clip(tmp_path / "walk.avi", person, default_script()[:16])
+    outputs = {}
+    for mode in ("auto", "off"):
+        out = tmp_path / f"{mode}.jsonl"
+        proc = run_cli("run", "--source", str(clip), "--smoothing", mode, "--output", str(out),
+                       "--models-dir", str(models_dir))  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        outputs[mode] = [np.array([[k["x"], k["y"]] for k in json.loads(line)["keypoints"]])
+                         for line in out.read_text().splitlines()]  # fmt: skip
+    smoothed, raw = outputs["auto"], outputs["off"]
+    assert np.array_equal(smoothed[0], raw[0])  # the first frame passes unchanged
+    moved = [float(np.abs(s - r).max()) for s, r in zip(smoothed[1:], raw[1:], strict=True)]
+    assert max(moved) > 0.5, moved  # the filter acts on a walking person ...
+    assert max(moved) < 15.0, moved  # ... without dragging it behind (MoveNet's own, light setting)
+    still = run_cli("run", "--source", str(testdata / "woman_standing.png"), "--models-dir", str(models_dir))
+    assert still.returncode == 0, still.stderr
+    (line,) = still.stdout.splitlines()
+    record = json.loads(line)
+    assert record["state"]["present"] is True and [e["type"] for e in record["events"]] == ["person_entered"]
