@@ -101,7 +101,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--mqtt-max-rate",), "mqtt", "max_rate", "at most HZ pose messages per second (default: every "
          "frame)", commands=_RUN, kind=float, metavar="HZ"),
     Flag(("--mqtt-only-person",), "mqtt", "only_person", "publish pose messages only while a person is "
-         "present (pose score >= min_score)", commands=_RUN, kind=None),
+         "present (presence, with its enter and leave delays)", commands=_RUN, kind=None),
     Flag(("--ha-discovery",), "mqtt", "ha_discovery", "publish Home Assistant MQTT discovery configs",
          commands=_RUN, kind=None),
     Flag(("--mqtt-password-file",), "mqtt", "password_file", "file holding the MQTT password (never pass "
