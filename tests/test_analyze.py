@@ -167,6 +167,7 @@ def test_blank_lines_are_skipped_and_empty_input_is_fine(tmp_path: Path) -> None
     assert empty.returncode == 0 and empty.stdout == ""
 
 
+@pytest.mark.slow
 def test_run_smoothing_flag_and_still_images(models_dir: Path, testdata: Path, tmp_path: Path) -> None:
     """run smooths video by default (--smoothing off leaves the keypoints raw); a still image is judged alone."""
     import cv2

@@ -100,7 +100,7 @@ class RepConfig:
 
     def __post_init__(self) -> None:
         if self.exercise and self.exercise not in EXERCISES:
-            raise ConfigError(f"exercise must be one of {', '.join(EXERCISES)}, not {self.exercise!r}")
+            raise ConfigError(f"analytics.exercise must be one of {', '.join(EXERCISES)}, not {self.exercise!r}")
         check_number("analytics.keypoint_score", self.keypoint_score, 0.0, 1.0)
         if isinstance(self.confirm_frames, bool) or not isinstance(self.confirm_frames, int) or self.confirm_frames < 1:
             raise ConfigError(f"analytics.rep_confirm_frames must be a whole number >= 1, not {self.confirm_frames!r}")
