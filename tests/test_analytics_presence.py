@@ -112,9 +112,15 @@ def test_dropout_longer_than_dropout_s_restarts_the_entry() -> None:
     assert entered - (16 / FPS) >= 0.5 - 1e-9  # counted from when the person came back
 
 
+def test_leave_score_above_enter_score_means_no_hysteresis() -> None:
+    presence = Presence(PresenceConfig(enter_score=0.3, leave_score=0.5, enter_s=0.0, leave_s=0.0, dropout_s=0.0))
+    assert presence.update(0.0, 0.4)[0]["type"] == "person_entered"
+    assert presence.update(0.1, 0.35) == []  # 0.35 is below leave_score but not below enter_score: stays
+    assert presence.update(0.2, 0.25)[0]["type"] == "person_left"
+
+
 @pytest.mark.parametrize(
-    "bad", [{"enter_score": 0.1, "leave_score": 0.2}, {"enter_s": -1.0}, {"leave_s": float("inf")},
-            {"dropout_s": float("nan")}]
+    "bad", [{"enter_s": -1.0}, {"leave_s": float("inf")}, {"dropout_s": float("nan")}, {"enter_score": 1.5}]
 )  # fmt: skip
 def test_bad_settings_are_config_errors(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="analytics"):

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgepose.analytics.checks import check_number
-from edgepose.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,8 @@ class PresenceConfig:
     Attributes:
         enter_score: Pose score a person must reach to start entering.
         enter_s: Seconds the score must stay at or above ``enter_score`` before ``person_entered``.
-        leave_score: Pose score below which a present person starts leaving.
+        leave_score: Pose score below which a present person starts leaving; above ``enter_score`` it is taken
+            as ``enter_score`` (no hysteresis).
         leave_s: Seconds the score must stay below ``leave_score`` before ``person_left``.
         dropout_s: Frames on the other side adding up to less than this do not break a span.
     """
@@ -41,11 +41,6 @@ class PresenceConfig:
         check_number("analytics.enter_s", self.enter_s, 0.0)
         check_number("analytics.leave_s", self.leave_s, 0.0)
         check_number("analytics.dropout_s", self.dropout_s, 0.0)
-        if self.leave_score > self.enter_score:
-            raise ConfigError(
-                f"analytics.leave_score ({self.leave_score:g}) must not exceed analytics.enter_score "
-                f"({self.enter_score:g})"
-            )
 
 
 class Presence:
@@ -92,7 +87,7 @@ class Presence:
         if self.present:
             self.time_in_view_s += dt
         need = cfg.leave_s if self.present else cfg.enter_s
-        across = score < cfg.leave_score if self.present else score >= cfg.enter_score
+        across = score < min(cfg.leave_score, cfg.enter_score) if self.present else score >= cfg.enter_score
         self._recent.append((ts, across, dt))
         while len(self._recent) > 1 and ts - self._recent[1][0] > need + cfg.dropout_s:
             self._recent.popleft()
