@@ -193,3 +193,22 @@ def test_run_smoothing_flag_and_still_images(models_dir: Path, testdata: Path, t
     (line,) = still.stdout.splitlines()
     record = json.loads(line)
     assert record["state"]["present"] is True and [e["type"] for e in record["events"]] == ["person_entered"]
+
+
+def test_a_reader_that_goes_away_ends_it_quietly(tmp_path: Path) -> None:
+    """``analyze … | head -1``: exit 0 and no error once the reader has closed the pipe."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    path = _write(tmp_path, _squat_session(3) * 40)
+    proc = subprocess.Popen([sys.executable, "-m", "edgepose", "analyze", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=cli_env())  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert json.loads(first)["state"]["present"] is False
+    assert "error" not in err and "Traceback" not in err

@@ -168,7 +168,8 @@ def test_discovery_expires_only_entities_on_topics_refreshed_on_a_schedule() -> 
         return {topic.split("/")[-2]: json.loads(payload) for topic, payload in pairs}
 
     every_frame = configs()
-    expected = {"person": 90, "people": 90, "score": 90, "fps": 90}
+    assert "expire_after" not in every_frame.pop("fall"), "the fall event entity is stateless"
+    expected = {"person": 90, "people": 90, "score": 90, "fps": 90, "fallen": 90, "reps": 90}
     assert {k: c["expire_after"] for k, c in every_frame.items()} == expected
     # --mqtt-only-person: the pose topic goes quiet while the room is empty; its sensor must not expire
     only_person = configs(only_person=True)

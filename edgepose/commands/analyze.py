@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,4 +64,6 @@ def execute(args: argparse.Namespace, config: Config) -> int:
                 sys.stdout.flush()
         except UnicodeDecodeError:
             raise InputError(f"{name}: line {number + 1}: not UTF-8 text") from None
+        except BrokenPipeError:  # the reader went away (``| head``): stop quietly, like any filter
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
