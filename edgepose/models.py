@@ -47,6 +47,9 @@ class ModelSpec:
     A prepared entry (``prepare`` set) names the upstream ``source`` file (its path under the upstream
     folder and the mirror, with its own checksums); ``url`` is the source's, and ``file``, ``sha256`` and
     ``bytes`` are the prepared file's. ``input_width`` is set when the input is not square.
+    ``family`` is ``blazepose`` for BlazePose's two stages (variants ``detector`` and ``landmark``, CPU only);
+    single-model families (MoveNet, PoseNet) leave it empty and are told apart by their tensors. Any entry may
+    name its ``source`` path under the mirror (BlazePose's files sit in ``blazepose/``).
     """
 
     name: str
@@ -64,6 +67,7 @@ class ModelSpec:
     source_sha256: str = ""
     source_git_blob: str = ""
     source_bytes: int = 0
+    family: str = ""
 
     def source_spec(self) -> ModelSpec:
         """Return the upstream file a prepared entry is derived from, as an entry of its own."""
@@ -145,6 +149,29 @@ def resolve_model(choice: str, models_dir: Path, specs: list[ModelSpec] | None =
         return ModelFiles(name=path.stem, cpu_path=None, edgetpu_path=path)
     twin = path.with_name(path.stem + "_edgetpu.tflite")
     return ModelFiles(name=path.stem, cpu_path=path, edgetpu_path=twin if twin.is_file() else None)
+
+
+def model_family(choice: str, specs: list[ModelSpec] | None = None) -> str:
+    """Return the manifest's ``family`` of a ``--model`` choice (empty for single-model families and file paths)."""
+    specs = specs if specs is not None else load_manifest()
+    return next((s.family for s in specs if s.name == choice), "")
+
+
+def resolve_stages(choice: str, models_dir: Path, specs: list[ModelSpec] | None = None) -> dict[str, ModelFiles]:
+    """Return the files of a multi-stage model by stage (its manifest variants), each a CPU-only model.
+
+    Raises:
+        ModelError: ``choice`` is not a manifest name.
+    """
+    specs = specs if specs is not None else load_manifest()
+    stages = {
+        s.variant: ModelFiles(name=f"{choice} {s.variant}", cpu_path=models_dir / s.file, edgetpu_path=None)
+        for s in specs
+        if s.name == choice
+    }
+    if not stages:
+        raise ModelError(f"unknown model {choice!r}: use one of {', '.join(model_names(specs))}")
+    return stages
 
 
 def git_blob_id(path: Path) -> str:

@@ -57,8 +57,8 @@ _RUN_BENCH = ("run", "bench")
 _RUN_ANALYZE = ("run", "analyze")
 
 FLAGS: tuple[Flag, ...] = (
-    Flag(("--model",), "model", "name", "lightning (default), thunder, posenet (several people), or a .tflite path",
-         common=True, metavar="NAME|PATH"),
+    Flag(("--model",), "model", "name", "lightning (default), thunder, posenet (several people), blazepose (33 "
+         "landmarks), or a .tflite path", common=True, metavar="NAME|PATH"),
     Flag(("--max-people",), "model", "max_people", "at most N people per frame with posenet (default 20)",
          common=True, kind=int, metavar="N"),
     Flag(("--runtime",), "model", "runtime", "interpreter package: auto (default), ai_edge_litert, tflite_runtime",

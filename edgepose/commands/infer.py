@@ -7,13 +7,14 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
 from edgepose.errors import InputError
-from edgepose.pose import keypoints_to_json
+from edgepose.pose import keypoints_to_json, landmarks_to_json
 from edgepose.sources.images import load_image
 
 HELP = "estimate the pose in still images, one JSON line per image"
@@ -40,8 +41,9 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     backend = estimator.backend.info.to_dict()
     for path, image in images:
         estimate = estimator.still(image)
+        best = estimate.poses[0] if estimate.poses else None
         height, width = image.shape[:2]
-        record = {
+        record: dict[str, Any] = {
             "image": str(path),
             "width": width,
             "height": height,
@@ -50,6 +52,8 @@ def execute(args: argparse.Namespace, config: Config) -> int:
             "poses": [pose.to_dict() for pose in estimate.poses],
             "backend": backend,
         }
+        if best is not None and best.landmarks is not None:
+            record["landmarks"] = landmarks_to_json(best.landmarks)
         sys.stdout.write(json.dumps(record) + "\n")
         sys.stdout.flush()
     return 0

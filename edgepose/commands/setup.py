@@ -5,9 +5,10 @@ from __future__ import annotations
 from edgepose.config import ModelConfig
 from edgepose.inference import movenet, posenet
 from edgepose.inference.backends import Backend, BackendRequest, default_threads, open_backend
+from edgepose.inference.blazepose import open_blazepose
 from edgepose.inference.estimator import Estimator, PoseEstimator
 from edgepose.inference.posenet_estimator import PoseNetEstimator
-from edgepose.models import models_dir, resolve_model
+from edgepose.models import model_family, models_dir, resolve_model, resolve_stages
 
 
 def is_posenet(backend: Backend) -> bool:
@@ -25,15 +26,15 @@ def check_family(backend: Backend) -> None:
 
 
 def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
-    """Resolve the model, open the backend the config asks for and wrap it in its family's estimator.
+    """Resolve the model, open the backend(s) the config asks for and wrap them in the family's estimator.
 
-    ``crop_alpha`` < 1 low-passes the video tracker's crop region (``[smoothing] crop_alpha``).
+    ``crop_alpha`` < 1 low-passes MoveNet's video crop region (``[smoothing] crop_alpha``); BlazePose's
+    region follows its own landmarks.
 
     Raises:
         ModelError: Bad model name, file or shape.
         BackendUnavailableError: Runtime or requested delegate unavailable.
     """
-    files = resolve_model(cfg.name, models_dir(cfg.models_dir))
     request = BackendRequest(
         runtime=cfg.runtime,
         delegate=cfg.delegate,
@@ -42,7 +43,11 @@ def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
         edgetpu_probe=cfg.edgetpu_probe,
         edgetpu_worker=cfg.edgetpu_worker,
     )
-    backend = open_backend(files, request, check=check_family)
+    folder = models_dir(cfg.models_dir)
+    if model_family(cfg.name) == "blazepose":
+        stages = resolve_stages(cfg.name, folder)
+        return open_blazepose(stages["detector"], stages["landmark"], request)
+    backend = open_backend(resolve_model(cfg.name, folder), request, check=check_family)
     if is_posenet(backend):
         return PoseNetEstimator(backend, max_people=cfg.max_people)
     return PoseEstimator(backend, crop_alpha)

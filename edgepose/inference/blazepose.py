@@ -11,13 +11,14 @@ Both models are float32: they run on XNNPACK or the CPU kernels, never on the Ed
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edgepose.errors import BackendUnavailableError
-from edgepose.inference.backends import Backend, BackendRequest, ModelFiles, open_backend
+from edgepose.errors import BackendUnavailableError, ModelError
+from edgepose.inference.backends import Backend, BackendRequest, ModelCheck, open_backend
 from edgepose.inference.blazepose_detector import (
     DETECTOR_SIZE,
     MIN_DETECTION_SCORE,
@@ -39,7 +40,10 @@ from edgepose.inference.blazepose_landmarks import (
 )
 from edgepose.inference.blazepose_roi import RotatedRoi, letterbox_roi, warp_into
 from edgepose.inference.estimator import Estimate
+from edgepose.models import ModelFiles
 from edgepose.pose import Pose
+
+log = logging.getLogger(__name__)
 
 #: The detector's input range and the landmark model's (MediaPipe's ``output_tensor_float_range``).
 DETECTOR_RANGE = (-1.0, 1.0)
@@ -189,17 +193,28 @@ def open_blazepose(
     """Open both BlazePose models with the same request and wrap them in an estimator.
 
     Raises:
-        BackendUnavailableError: ``--delegate edgetpu`` (the models are float32), or no runtime.
-        ModelError: A model is missing, corrupt or not BlazePose's.
+        ModelError: ``--delegate edgetpu`` (the models are float32), or a model missing, corrupt or not BlazePose's.
+        BackendUnavailableError: No runtime, or the requested delegate is unavailable.
     """
     if request.delegate == "edgetpu":
-        raise BackendUnavailableError(
+        raise ModelError(
             "BlazePose's models are float32 and cannot run on the Coral EdgeTPU; use --delegate xnnpack, cpu or "
-            "auto, or an EdgeTPU model (--model lightning)"
+            "auto with --model blazepose, or an EdgeTPU model (--model lightning) with --delegate edgetpu"
         )
-    first = open_backend(detector, request, check=check_detector)
-    second = open_backend(landmarks, request, check=check_landmark_model)
+    first = _open_float(detector, request, check_detector)
+    second = _open_float(landmarks, request, check_landmark_model)
     return BlazePoseEstimator(first, second, options)
+
+
+def _open_float(files: ModelFiles, request: BackendRequest, check: ModelCheck) -> Backend:
+    """Open a float model: ``auto`` means XNNPACK, else the plain CPU kernels (never the EdgeTPU)."""
+    if request.delegate != "auto":
+        return open_backend(files, request, check=check)
+    try:
+        return open_backend(files, replace(request, delegate="xnnpack"), check=check)
+    except BackendUnavailableError as exc:
+        log.warning("delegate xnnpack unavailable, falling back to cpu: %s", exc)
+        return open_backend(files, replace(request, delegate="cpu"), check=check)
 
 
 __all__ = ["DETECTOR_SIZE", "LANDMARK_SIZE", "BlazePoseEstimator", "BlazePoseOptions", "open_blazepose"]
