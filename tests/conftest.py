@@ -44,6 +44,14 @@ def lightning_path(models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def blazepose_models(models_dir: Path) -> Path:
+    """The models folder with BlazePose's two models added by the real ``edgepose models fetch blazepose``."""
+    proc = run_cli("models", "fetch", "blazepose", "--from", str(MIRROR), "--models-dir", str(models_dir))
+    assert proc.returncode == 0, proc.stderr
+    return models_dir
+
+
+@pytest.fixture(scope="session")
 def testdata() -> Path:
     """The folder of real photos with reference outputs."""
     return TESTDATA

@@ -15,6 +15,12 @@ CORAL_TOLERANCE = 0.04
 WOMAN_TOLERANCE_PX = 21.0
 
 
+#: BlazePose reference (mediapipe 0.10.21 itself): landmarks more visible than this …
+BLAZEPOSE_MIN_VISIBILITY = 0.5
+#: … must match in normalised x and y within this.
+BLAZEPOSE_TOLERANCE = 0.02
+
+
 def coral_reference(testdata: Path, name: str = "movenet_single_pose_lightning_ptq_reference.csv") -> np.ndarray:
     """Return Coral's reference as ``(17, 3)``: x, y normalised, score."""
     with (testdata / name).open() as fh:
@@ -41,3 +47,21 @@ def woman_truth(testdata: Path) -> np.ndarray:
 def linf_px(keypoints: np.ndarray, truth: np.ndarray) -> float:
     """Largest per-coordinate pixel distance over all 17 keypoints."""
     return float(np.abs(keypoints[:, :2] - truth).max())
+
+
+def blazepose_reference(testdata: Path, image: str) -> np.ndarray:
+    """MediaPipe's own BlazePose landmarks for one photo, ``(33, 4)``: x, y normalised, z, visibility."""
+    with (testdata / "blazepose_full_reference.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["image"] == image]
+    rows.sort(key=lambda r: int(r["landmark_id"]))
+    assert len(rows) == 33, f"{image}: {len(rows)} reference rows"
+    return np.array([[float(r["x"]), float(r["y"]), float(r["z"]), float(r["visibility"])] for r in rows])
+
+
+def blazepose_worst_error(landmarks: np.ndarray, width: int, height: int, reference: np.ndarray) -> float:
+    """Largest normalised |dx| or |dy| over the landmarks the reference sees (visibility > 0.5)."""
+    seen = reference[:, 3] > BLAZEPOSE_MIN_VISIBILITY
+    assert seen.sum() >= 17, "too few visible reference landmarks to compare"
+    dx = np.abs(landmarks[seen, 0] / width - reference[seen, 0])
+    dy = np.abs(landmarks[seen, 1] / height - reference[seen, 1])
+    return float(max(dx.max(), dy.max()))

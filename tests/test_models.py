@@ -17,18 +17,20 @@ def test_manifest_lists_lightning_and_thunder_in_both_variants() -> None:
     specs = load_manifest()
     assert {(s.name, s.variant) for s in specs} == {
         ("lightning", "cpu"), ("lightning", "edgetpu"), ("thunder", "cpu"), ("thunder", "edgetpu"),
-        ("posenet", "cpu"), ("posenet", "edgetpu"),
+        ("posenet", "cpu"), ("posenet", "edgetpu"), ("blazepose", "detector"), ("blazepose", "landmark"),
     }  # fmt: skip
-    sizes = {s.name: s.input_size for s in specs}
+    sizes = {s.name: s.input_size for s in specs if s.name != "blazepose"}
     assert sizes == {"lightning": 192, "thunder": 256, "posenet": 481}
+    stages = {s.variant: s.input_size for s in specs if s.name == "blazepose"}
+    assert stages == {"detector": 224, "landmark": 256}
     for spec in specs:
-        assert spec.url.startswith("https://") and spec.url.endswith(spec.source or spec.file)
+        assert spec.url.startswith("https://") and spec.url.endswith("/" + Path(spec.source or spec.file).name)
         assert spec.sha256 or spec.git_blob
 
 
 def test_mirror_files_verify_by_sha256_and_git_blob() -> None:
     for spec in load_manifest():
-        path = MIRROR / spec.file
+        path = MIRROR / (spec.source if spec.source and not spec.prepare else spec.file)
         if not path.exists():
             continue
         assert verify_file(spec, path) is None

@@ -201,6 +201,9 @@ def open_blazepose(
             "BlazePose's models are float32 and cannot run on the Coral EdgeTPU; use --delegate xnnpack, cpu or "
             "auto with --model blazepose, or an EdgeTPU model (--model lightning) with --delegate edgetpu"
         )
+    for files in (detector, landmarks):
+        if files.cpu_path is None or not files.cpu_path.is_file():
+            raise ModelError(f"model file not found: {files.cpu_path} (run: edgepose models fetch blazepose)")
     first = _open_float(detector, request, check_detector)
     second = _open_float(landmarks, request, check_landmark_model)
     return BlazePoseEstimator(first, second, options)

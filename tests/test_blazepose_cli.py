@@ -1,0 +1,98 @@
+"""BlazePose through the CLI: fetch and verify from the mirror, infer with landmarks, clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from conftest import MIRROR, assert_one_line_error, model_args, run_cli
+from reference import (
+    BLAZEPOSE_TOLERANCE,
+    WOMAN_TOLERANCE_PX,
+    blazepose_reference,
+    blazepose_worst_error,
+    linf_px,
+    woman_truth,
+)
+
+from edgepose.models import load_manifest
+from edgepose.pose import KEYPOINT_NAMES, LANDMARK_NAMES
+
+FILES = ("pose_detection.tflite", "pose_landmark_full.tflite")
+
+
+def test_fetch_verify_and_list_from_the_mirror(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    proc = run_cli("models", "fetch", "blazepose", "--from", str(MIRROR), "--models-dir", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    for name in FILES:
+        assert f"OK {name}: copied from {MIRROR}" in proc.stdout
+        assert (folder / name).read_bytes() == (MIRROR / "blazepose" / name).read_bytes()
+    verify = run_cli("models", "verify", "blazepose", "--models-dir", str(folder))
+    assert verify.returncode == 0 and verify.stdout.split("\n")[:2] == [f"OK {name}" for name in FILES]
+    listing = run_cli("models", "list", "--models-dir", str(folder))
+    rows = [line.split() for line in listing.stdout.splitlines()]
+    assert ["blazepose", "detector", "224px", FILES[0], "verified"] in rows
+    assert ["blazepose", "landmark", "256px", FILES[1], "verified"] in rows
+    with (folder / FILES[1]).open("r+b") as fh:
+        fh.seek(5000)
+        fh.write(b"\x00\x01\x02\x03")
+    bad = run_cli("models", "verify", "--models-dir", str(folder))
+    assert bad.returncode == 1 and f"FAIL {FILES[1]}: sha256" in bad.stdout
+
+
+def test_manifest_checksums_are_those_of_the_mirror() -> None:
+    specs = [s for s in load_manifest() if s.name == "blazepose"]
+    assert {s.variant: s.file for s in specs} == {"detector": FILES[0], "landmark": FILES[1]}
+    for spec in specs:
+        assert spec.family == "blazepose" and spec.source == f"blazepose/{spec.file}"
+        path = MIRROR / spec.source
+        assert path.stat().st_size == spec.bytes
+        readme = (MIRROR / "blazepose" / "README.md").read_text()
+        assert spec.sha256 in readme and spec.git_blob in readme
+
+
+def test_mirror_without_blazepose_fails_clearly(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    shutil.copyfile(MIRROR / "blazepose" / FILES[0], mirror / FILES[0])  # a flat mirror is accepted too
+    proc = run_cli("models", "fetch", "blazepose", "--from", str(mirror), "--models-dir", str(tmp_path / "m"))
+    assert proc.returncode == 1
+    assert f"OK {FILES[0]}: copied from {mirror}" in proc.stdout
+    assert f"{FILES[1]} is not in the mirror" in proc.stderr
+    assert not (tmp_path / "m" / FILES[1]).exists()
+
+
+def test_infer_prints_landmarks_and_derived_keypoints(blazepose_models: Path, testdata: Path) -> None:
+    images = [testdata / "woman_standing.png", testdata / "squat.bmp"]
+    proc = run_cli("infer", "--model", "blazepose", *model_args(blazepose_models), *map(str, images))
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["image"] for r in records] == list(map(str, images))
+    for record, path in zip(records, images, strict=True):
+        assert set(record) == {"image", "width", "height", "score", "keypoints", "poses", "landmarks", "backend"}
+        assert len(record["poses"]) == 1 and record["poses"][0]["keypoints"] == record["keypoints"]
+        assert [k["name"] for k in record["keypoints"]] == list(KEYPOINT_NAMES)
+        assert [m["name"] for m in record["landmarks"]] == list(LANDMARK_NAMES)
+        assert record["backend"]["model"] == "pose_landmark_full.tflite"
+        assert record["backend"]["delegate"] == "xnnpack", "auto means XNNPACK for the float models"
+        landmarks = np.array([[m["x"], m["y"], m["z"], m["visibility"]] for m in record["landmarks"]])
+        reference = blazepose_reference(testdata, path.name)
+        assert blazepose_worst_error(landmarks, record["width"], record["height"], reference) <= BLAZEPOSE_TOLERANCE
+        # z in frame pixels: the reference's z is normalised to the image width.
+        assert np.corrcoef(landmarks[:, 2] / record["width"], reference[:, 2])[0, 1] > 0.9
+    keypoints = np.array([[k["x"], k["y"], k["score"]] for k in records[0]["keypoints"]])
+    assert linf_px(keypoints, woman_truth(testdata)) <= WOMAN_TOLERANCE_PX
+
+
+def test_edgetpu_delegate_is_a_clear_error(blazepose_models: Path, testdata: Path) -> None:
+    image = str(testdata / "squat.bmp")
+    proc = run_cli("infer", "--model", "blazepose", "--delegate", "edgetpu", *model_args(blazepose_models), image)
+    assert_one_line_error(proc, 2, "float32 and cannot run on the Coral EdgeTPU")
+
+
+def test_missing_models_say_how_to_fetch_them(tmp_path: Path, testdata: Path) -> None:
+    proc = run_cli("infer", "--model", "blazepose", *model_args(tmp_path), str(testdata / "squat.bmp"))
+    assert_one_line_error(proc, 2, "edgepose models fetch blazepose")
