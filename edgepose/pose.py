@@ -189,6 +189,17 @@ LANDMARK_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: Pairs of BlazePose landmark indices joined when its 33-point skeleton is drawn (face, arms and
+#: hands, torso, legs and feet).
+LANDMARK_EDGES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10),
+    (11, 12), (11, 13), (13, 15), (15, 17), (15, 19), (15, 21), (17, 19),
+    (12, 14), (14, 16), (16, 18), (16, 20), (16, 22), (18, 20),
+    (11, 23), (12, 24), (23, 24),
+    (23, 25), (25, 27), (27, 29), (29, 31), (27, 31), (24, 26), (26, 28), (28, 30), (30, 32), (28, 32),
+)  # fmt: skip
+
+
 def landmarks_to_json(landmarks: np.ndarray) -> list[dict[str, Any]]:
     """Convert BlazePose's ``(33, ≥4)`` landmarks (x, y in source pixels, z, visibility) to named entries."""
     return [

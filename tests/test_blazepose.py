@@ -23,7 +23,8 @@ from edgepose.inference.blazepose import BlazePoseEstimator, BlazePoseOptions, o
 from edgepose.inference.blazepose_detector import check_detector
 from edgepose.inference.blazepose_landmarks import check_landmark_model
 from edgepose.models import resolve_stages
-from edgepose.pose import KEYPOINT_NAMES, LANDMARK_NAMES
+from edgepose.pose import KEYPOINT_NAMES, LANDMARK_NAMES, Pose, PoseResult
+from edgepose.sinks.drawing import CANVAS_COLOR, EDGE_COLOR, render
 from edgepose.sources.images import load_image
 
 PHOTOS = ("woman_standing.png", "squat.bmp")
@@ -169,3 +170,25 @@ def test_edgetpu_is_refused_for_float_models(blazepose_models: Path) -> None:
     request = BackendRequest(runtime="ai_edge_litert", delegate="edgetpu")
     with pytest.raises(ModelError, match="float32 and cannot run on the Coral EdgeTPU"):
         open_blazepose(stages["detector"], stages["landmark"], request)
+
+
+def test_preview_draws_the_33_point_skeleton(estimator: BlazePoseEstimator, photos: dict[str, np.ndarray]) -> None:
+    image = photos["woman_standing.png"]
+    height, width = image.shape[:2]
+    pose = estimator.still(image).poses[0]
+    assert pose.landmarks is not None
+    with_landmarks = PoseResult(0, 0.0, width, height, pose.keypoints, image=image, poses=(pose,))
+    coco_only = PoseResult(
+        0, 0.0, width, height, pose.keypoints, image=image, poses=(Pose.from_keypoints(pose.keypoints),)
+    )
+    drawn = render(with_landmarks, "skeleton", 0.2)
+    plain = render(coco_only, "skeleton", 0.2)
+    # Toes, heels and fingers exist only among the 33 landmarks: drawn there, not in the 17-point skeleton.
+    for name in ("left_foot_index", "right_foot_index", "left_pinky", "right_index"):
+        x, y = (round(float(v)) for v in pose.landmarks[LANDMARK_NAMES.index(name), :2])
+        assert drawn[y, x].tolist() != list(CANVAS_COLOR), name
+        assert plain[y, x].tolist() == list(CANVAS_COLOR), name
+    heel, toe = (pose.landmarks[LANDMARK_NAMES.index(n), :2] for n in ("left_heel", "left_foot_index"))
+    mx, my = (round(float(v)) for v in (heel + toe) / 2)
+    assert drawn[my, mx].tolist() == list(EDGE_COLOR), "the heel-toe edge"
+    assert (drawn != plain).any(axis=2).sum() > (plain != CANVAS_COLOR).any(axis=2).sum() * 0.2

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
+from clips import default_script, write_clip
 from conftest import MIRROR, assert_one_line_error, model_args, run_cli
 from reference import (
     BLAZEPOSE_TOLERANCE,
@@ -19,6 +21,7 @@ from reference import (
 
 from edgepose.models import load_manifest
 from edgepose.pose import KEYPOINT_NAMES, LANDMARK_NAMES
+from edgepose.sources.images import load_image
 
 FILES = ("pose_detection.tflite", "pose_landmark_full.tflite")
 
@@ -96,3 +99,18 @@ def test_edgetpu_delegate_is_a_clear_error(blazepose_models: Path, testdata: Pat
 def test_missing_models_say_how_to_fetch_them(tmp_path: Path, testdata: Path) -> None:
     proc = run_cli("infer", "--model", "blazepose", *model_args(tmp_path), str(testdata / "squat.bmp"))
     assert_one_line_error(proc, 2, "edgepose models fetch blazepose")
+
+
+@pytest.mark.slow
+def test_bench_runs_blazepose_on_a_clip(blazepose_models: Path, testdata: Path, tmp_path: Path) -> None:
+    person = load_image(testdata / "woman_standing.png")
+    clip = write_clip(tmp_path / "clip.avi", person, default_script()[:30])
+    proc = run_cli("bench", "--model", "blazepose", "--json", "--frames", "20", "--source", str(clip),
+                   *model_args(blazepose_models))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["model"], report["input_size"], report["delegate"]) == ("pose_landmark_full.tflite", 256, "xnnpack")
+    sizes = sum((MIRROR / "blazepose" / name).stat().st_size for name in FILES)
+    assert report["model_mb"] == round(sizes / 1e6, 2), "both stages count"
+    assert report["pipeline"]["fps"] > 0 and report["bare"]["fps"] > 0
+    assert report["frame_size"] == [640, 480]

@@ -12,7 +12,7 @@ from edgepose.bench.report import format_report
 from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
-from edgepose.models import models_dir, resolve_model
+from edgepose.models import model_family, models_dir, resolve_model, resolve_stages
 from edgepose.sources import open_source
 from edgepose.sources.base import Source
 
@@ -81,9 +81,14 @@ def execute(args: argparse.Namespace, config: Config) -> int:
 
 
 def _model_mb(config: Config, report: dict[str, Any]) -> float | None:
-    files = resolve_model(config.model.name, models_dir(config.model.models_dir))
-    path = files.edgetpu_path if report["delegate"] == "edgetpu" else files.cpu_path
+    """Return the size of the model file(s) that ran: a multi-stage model (BlazePose) counts every stage."""
+    folder = models_dir(config.model.models_dir)
+    if model_family(config.model.name) == "blazepose":
+        paths = [files.cpu_path for files in resolve_stages(config.model.name, folder).values()]
+    else:
+        files = resolve_model(config.model.name, folder)
+        paths = [files.edgetpu_path if report["delegate"] == "edgetpu" else files.cpu_path]
     try:
-        return round(path.stat().st_size / 1e6, 2) if path is not None else None
+        return round(sum(path.stat().st_size for path in paths if path is not None) / 1e6, 2) if all(paths) else None
     except OSError:
         return None

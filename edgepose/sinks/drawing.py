@@ -2,17 +2,22 @@
 
 Pure functions over BGR numpy images: :func:`render` makes the picture a viewer sees for one
 :class:`~edgepose.pose.PoseResult` in one privacy mode, :func:`draw_skeleton` draws the edges of
-:data:`~edgepose.pose.SKELETON_EDGES` and the joints coloured by score (red → yellow → green).
+Pure functions over BGR numpy images: :func:`render` makes the picture a viewer sees for one
+:class:`~edgepose.pose.PoseResult` in one privacy mode, :func:`draw_skeleton` draws the edges of
+:data:`~edgepose.pose.SKELETON_EDGES` (or BlazePose's 33-point :data:`~edgepose.pose.LANDMARK_EDGES`
+when the pose has landmarks) and the joints coloured by score (red → yellow → green).
 Keypoints scoring below the threshold are not drawn, nor are the edges that touch them. Each person
 gets the edge colour of their place in the result (:data:`PERSON_COLORS`, best pose first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
-from edgepose.pose import SKELETON_EDGES, PoseResult
+from edgepose.pose import KEYPOINT_NAMES, LANDMARK_EDGES, SKELETON_EDGES, PoseResult
 
 #: Privacy modes: the camera picture, a blank canvas with only the skeleton, or a blurred picture.
 MODES: tuple[str, ...] = ("video", "skeleton", "blur")
@@ -77,21 +82,30 @@ def base_image(result: PoseResult, mode: str) -> np.ndarray:
 
 
 def draw_skeleton(
-    canvas: np.ndarray, keypoints: np.ndarray, min_score: float, color: tuple[int, int, int] = EDGE_COLOR
+    canvas: np.ndarray,
+    keypoints: np.ndarray,
+    min_score: float,
+    color: tuple[int, int, int] = EDGE_COLOR,
+    edges: Sequence[tuple[int, int]] = SKELETON_EDGES,
 ) -> np.ndarray:
     """Draw the skeleton onto ``canvas`` in place and return it.
 
     Args:
         canvas: BGR uint8 image, modified.
-        keypoints: ``(17, 3)`` x, y in the canvas's pixels, score.
+        keypoints: ``(N, ≥3)`` x, y in the canvas's pixels, score (17 COCO keypoints, or BlazePose's 33
+            landmarks with their visibility as the score).
         min_score: Keypoints scoring below this are not drawn, nor edges touching them.
         color: The edges' colour (BGR).
+        edges: Pairs of indices into ``keypoints`` to join.
     """
     height, width = canvas.shape[:2]
     thickness, radius = sizes(width, height)
+    if len(keypoints) > len(KEYPOINT_NAMES):  # BlazePose: many close joints (hands, feet, face), smaller dots
+        radius = max(2, radius * 2 // 3)
+    keypoints = keypoints[:, :3]
     points = [(round(float(x)), round(float(y))) for x, y, _ in keypoints.tolist()]
     visible = [float(s) >= min_score for s in keypoints[:, 2].tolist()]
-    for a, b in SKELETON_EDGES:
+    for a, b in edges:
         if visible[a] and visible[b]:
             cv2.line(canvas, points[a], points[b], color, thickness, cv2.LINE_AA)
     for (x, y), score, shown in zip(points, keypoints[:, 2].tolist(), visible, strict=True):
@@ -104,6 +118,9 @@ def draw_skeleton(
 def render(result: PoseResult, mode: str, min_score: float) -> np.ndarray:
     """Return the picture for one result: the privacy mode's canvas with every person's skeleton drawn.
 
+    A pose with BlazePose's 33 landmarks is drawn from them (x, y and visibility), others from their
+    17 keypoints.
+
     Args:
         result: The pose result (keypoints in source pixels).
         mode: One of :data:`MODES`.
@@ -114,5 +131,9 @@ def render(result: PoseResult, mode: str, min_score: float) -> np.ndarray:
     """
     canvas = base_image(result, mode)
     for index, pose in reversed(list(enumerate(result.all_poses))):  # the best pose is drawn last, on top
-        draw_skeleton(canvas, pose.keypoints, min_score, PERSON_COLORS[index % len(PERSON_COLORS)])
+        color = PERSON_COLORS[index % len(PERSON_COLORS)]
+        if pose.landmarks is not None:
+            draw_skeleton(canvas, pose.landmarks[:, [0, 1, 3]], min_score, color, LANDMARK_EDGES)
+        else:
+            draw_skeleton(canvas, pose.keypoints, min_score, color)
     return canvas
