@@ -114,3 +114,14 @@ def test_bench_runs_blazepose_on_a_clip(blazepose_models: Path, testdata: Path, 
     assert report["model_mb"] == round(sizes / 1e6, 2), "both stages count"
     assert report["pipeline"]["fps"] > 0 and report["bare"]["fps"] > 0
     assert report["frame_size"] == [640, 480]
+
+
+def test_doctor_checks_both_stages(blazepose_models: Path, tmp_path: Path) -> None:
+    good = run_cli("doctor", "--model", "blazepose", *model_args(blazepose_models))
+    for name in FILES:
+        assert f"OK model: {blazepose_models / name} verified" in good.stdout, good.stdout
+    missing = run_cli("doctor", "--model", "blazepose", *model_args(tmp_path))
+    assert missing.returncode == 1
+    for name in FILES:
+        assert f"FAIL model: {tmp_path / name}: missing" in missing.stdout
+    assert f"edgepose models fetch blazepose --models-dir {tmp_path}" in missing.stdout

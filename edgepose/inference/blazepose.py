@@ -71,9 +71,17 @@ class BlazePoseOptions:
 
 @dataclass
 class _Timings:
+    """Seconds spent per stage on one frame, summed over both models."""
+
     pre: float = 0.0
     invoke: float = 0.0
     post: float = 0.0
+
+    def add(self, t0: float, t1: float, t2: float, t3: float) -> None:
+        """Add one model's run: ``t0`` → ``t1`` preprocess, → ``t2`` invoke, → ``t3`` postprocess."""
+        self.pre += t1 - t0
+        self.invoke += t2 - t1
+        self.post += t3 - t2
 
 
 class BlazePoseEstimator:
@@ -101,17 +109,11 @@ class BlazePoseEstimator:
         """Forget the tracked person: the next frame starts with the detector."""
         self.roi = None
 
-    def _input(self, backend: Backend, image: np.ndarray, roi: RotatedRoi, value_range: tuple[float, float],
-               replicate: bool) -> None:  # fmt: skip
-        dst = backend.input_tensor()
-        warp_into(image, roi, dst, value_range, replicate)
-        del dst  # the interpreter refuses to run while a view of its buffer is alive
-
     def _detect(self, image: np.ndarray, t: _Timings) -> RotatedRoi | None:
         height, width = image.shape[:2]
         t0 = time.perf_counter()
         letterbox = letterbox_roi(width, height)
-        self._input(self.detector, image, letterbox, self.options.detector_range, replicate=False)
+        _fill(self.detector, image, letterbox, self.options.detector_range, replicate=False)
         t1 = time.perf_counter()
         self.detector.invoke()
         self.detector_runs += 1
@@ -124,12 +126,12 @@ class BlazePoseEstimator:
         )
         roi = detection_roi(found[0], letterbox) if found else None
         t3 = time.perf_counter()
-        t.pre, t.invoke, t.post = t.pre + t1 - t0, t.invoke + t2 - t1, t.post + t3 - t2
+        t.add(t0, t1, t2, t3)
         return roi if roi is not None and roi.size >= MIN_ROI_PX else None
 
     def _landmarks(self, image: np.ndarray, roi: RotatedRoi, t: _Timings) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()
-        self._input(self.backend, image, roi, self.options.landmark_range, replicate=True)
+        _fill(self.backend, image, roi, self.options.landmark_range, replicate=True)
         t1 = time.perf_counter()
         self.backend.invoke()
         t2 = time.perf_counter()
@@ -138,7 +140,7 @@ class BlazePoseEstimator:
             self.backend.output(self._outputs.landmarks), self.backend.output(self._outputs.heatmap), roi
         )
         t3 = time.perf_counter()
-        t.pre, t.invoke, t.post = t.pre + t1 - t0, t.invoke + t2 - t1, t.post + t3 - t2
+        t.add(t0, t1, t2, t3)
         return landmarks, flag
 
     def _estimate(self, poses: tuple[Pose, ...], t: _Timings) -> Estimate:
@@ -185,6 +187,15 @@ class BlazePoseEstimator:
         pose = self._pose(landmarks, flag)
         t.post += time.perf_counter() - t0
         return self._estimate((pose,), t)
+
+
+def _fill(
+    backend: Backend, image: np.ndarray, roi: RotatedRoi, value_range: tuple[float, float], replicate: bool
+) -> None:
+    """Warp ``roi`` of a BGR frame into the backend's float input (see :func:`.warp_into`)."""
+    dst = backend.input_tensor()
+    warp_into(image, roi, dst, value_range, replicate)
+    del dst  # the interpreter refuses to run while a view of its buffer is alive
 
 
 def open_blazepose(
