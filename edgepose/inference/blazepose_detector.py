@@ -190,7 +190,8 @@ def weighted_nms(
         total = float(weights.sum())
         box = (boxes[group] * weights).sum(axis=0) / total
         points = (keypoints[group] * weights[:, :, None]).sum(axis=0) / total
-        out.append(Detection(float(scores[best]), (box[0], box[1], box[2], box[3]), points.astype(np.float32)))
+        x0, y0, x1, y1 = (float(v) for v in box)
+        out.append(Detection(float(scores[best]), (x0, y0, x1, y1), points.astype(np.float32)))
         order = order[~overlap]
     return out
 
