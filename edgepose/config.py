@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from edgepose.errors import ConfigError
 from edgepose.inference.backends import DELEGATES
 from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
+from edgepose.inference.tta import TTA_MODES
 from edgepose.sinks.drawing import MODES as PREVIEW_MODES
 
 if sys.version_info >= (3, 11):
@@ -44,6 +45,7 @@ class ModelConfig:
     edgetpu_library: str = "libedgetpu.so.1"
     edgetpu_probe: bool = True
     min_score: float = 0.2
+    tta: str = "flip"
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,8 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"threads must be between 1 and 64 (0 = all cores, at most 4), not {model.threads}")
     if not 0.0 <= model.min_score <= 1.0:
         raise ConfigError(f"min_score must be between 0 and 1, not {model.min_score}")
+    if model.tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {model.tta!r}")
     if not model.name:
         raise ConfigError("model must name a model (lightning, thunder) or a .tflite path")
     src = config.source

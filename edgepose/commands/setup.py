@@ -24,4 +24,4 @@ def open_estimator(cfg: ModelConfig) -> PoseEstimator:
         edgetpu_library=cfg.edgetpu_library,
         edgetpu_probe=cfg.edgetpu_probe,
     )
-    return PoseEstimator(open_backend(files, request, check=check_model))
+    return PoseEstimator(open_backend(files, request, check=check_model), tta=cfg.tta)
