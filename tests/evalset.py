@@ -72,14 +72,25 @@ FILLS = (0.85, 0.6)
 POSITIONS = (0.5, 0.3, 0.7)
 
 
-def default_views() -> list[View]:
+def default_views(scales: tuple[float, ...] = SCALES) -> list[View]:
     """Every scale in every aspect ratio; fill and position cycle so neighbours differ."""
     views = []
-    for i, scale in enumerate(SCALES):
+    for i, scale in enumerate(scales):
         for j, aspect in enumerate(ASPECTS):
             k = i * len(ASPECTS) + j
             views.append(View(scale, aspect, FILLS[k % len(FILLS)], POSITIONS[k % len(POSITIONS)]))
     return views
+
+
+def random_views(count: int, seed: int) -> list[View]:
+    """``count`` views with scales 0.2-2 (log-uniform), random aspect ratio, fill and position (reproducible)."""
+    rng = np.random.default_rng(seed)
+    aspects = [4 / 3, 16 / 9, 3 / 4, 1.0, 9 / 16]
+    return [
+        View(float(np.exp(rng.uniform(np.log(0.2), np.log(2.0)))), float(rng.choice(aspects)),
+             float(rng.uniform(0.5, 0.95)), float(rng.uniform(0.2, 0.8)))
+        for _ in range(count)
+    ]  # fmt: skip
 
 
 def render(photo: Photo, view: View) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:

@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
 from edgepose.errors import ConfigError, InputError
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
                         help="crop each person square around its box, its longer side enlarged by F "
                         "(default 0.25)")  # fmt: skip
     parser.add_argument("--output", "-o", type=Path, metavar="FILE", help="write every figure as JSON to FILE")
+    add_command_flags(parser, "eval")
 
 
 def execute(args: argparse.Namespace, config: Config) -> int:
