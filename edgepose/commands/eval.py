@@ -13,6 +13,7 @@ from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
 from edgepose.errors import ConfigError, InputError
 from edgepose.eval import coco
+from edgepose.eval.cocoeval import require
 from edgepose.eval.crop import DEFAULT_MARGIN
 from edgepose.eval.predict import Progress, evaluate, predict
 from edgepose.eval.report import to_json, to_markdown
@@ -40,6 +41,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         raise ConfigError(f"--margin must be between 0 and 4, not {args.margin}")
     if not args.images.is_dir():
         raise InputError(f"image folder not found: {args.images}")
+    require()
     dataset = coco.load(args.annotations)
     if not dataset.persons:
         raise InputError(f"{args.annotations}: no person with labelled keypoints to evaluate")

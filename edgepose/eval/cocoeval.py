@@ -14,6 +14,18 @@ from edgepose.errors import BackendUnavailableError
 INSTALL_HINT = "pip install 'edgepose[eval]' (or: pip install pycocotools)"
 
 
+def require() -> None:
+    """Check that pycocotools can be imported, before a long run needs it.
+
+    Raises:
+        BackendUnavailableError: It is not installed (with the install hint).
+    """
+    try:
+        import pycocotools.cocoeval  # noqa: F401
+    except ImportError:
+        raise BackendUnavailableError(f"edgepose eval needs pycocotools: {INSTALL_HINT}") from None
+
+
 def detection(image_id: int, category_id: int, keypoints: np.ndarray) -> dict[str, Any]:
     """Return one COCO result entry: keypoints ``(17, 3)`` x, y, score in image pixels; score = their mean."""
     kps = np.asarray(keypoints, dtype=np.float64).reshape(17, 3)
