@@ -19,6 +19,8 @@ from edgepose.eval.predict import Progress, evaluate, predict
 from edgepose.eval.report import to_json, to_markdown
 
 HELP = "measure accuracy on a COCO keypoint file: AP, OKS, PCK, pixel errors (one square crop per person)"
+#: Only warnings and errors on stderr unless ``-v`` (the progress line aside): the tables go to stdout.
+QUIET = True
 log = logging.getLogger(__name__)
 
 
