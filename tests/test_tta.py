@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import model_args, run_cli
 from evalset import write_eval_set
 from reference import WOMAN_TOLERANCE_PX, woman_truth
 
+from edgepose.config import build_config
+from edgepose.errors import ConfigError
 from edgepose.eval import coco
 from edgepose.eval.predict import evaluate, predict
 from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
@@ -120,3 +124,31 @@ def test_flip_not_worse_than_a_single_pass(estimator: PoseEstimator, testdata: P
         one = {t: next(p for p in ev.persons if p.name.startswith(name)) for t, ev in figures.items()}
         print(f"{name}: mean error {np.nanmean(one['none'].errors):.2f} px → {np.nanmean(one['flip'].errors):.2f} px")
         assert np.nanmean(one["flip"].errors) <= np.nanmean(one["none"].errors)
+
+
+def test_tta_config_key_is_validated() -> None:
+    assert build_config(environ={"EDGEPOSE_MODEL_TTA": "none"}).model.tta == "none"
+    assert build_config(environ={}).model.tta == "flip"
+    with pytest.raises(ConfigError, match="tta must be one of none, flip"):
+        build_config(environ={"EDGEPOSE_MODEL_TTA": "mirror"})
+
+
+def _keypoints(stdout: str) -> np.ndarray:
+    record = json.loads(stdout.splitlines()[0])
+    return np.array([[k["x"], k["y"], k["score"]] for k in record["keypoints"]])
+
+
+@pytest.mark.slow
+def test_infer_and_image_sources_flip_by_default(models_dir: Path, testdata: Path, tmp_path: Path) -> None:
+    """infer and run on an image flip by default; --tta none and EDGEPOSE_MODEL_TTA=none give the single pass."""
+    photo = str(testdata / "woman_standing.png")
+    default = run_cli("infer", *model_args(models_dir), photo)
+    single = run_cli("infer", *model_args(models_dir), "--tta", "none", photo)
+    by_env = run_cli("infer", *model_args(models_dir), photo, env={"EDGEPOSE_MODEL_TTA": "none"})
+    for proc in (default, single, by_env):
+        assert proc.returncode == 0, proc.stderr
+    assert np.abs(_keypoints(default.stdout) - _keypoints(single.stdout))[:, :2].max() > 0.5
+    assert (_keypoints(by_env.stdout) == _keypoints(single.stdout)).all()
+    run = run_cli("run", *model_args(models_dir), "--source", photo, "--output", str(tmp_path / "out.jsonl"))
+    assert run.returncode == 0, run.stderr
+    assert _keypoints((tmp_path / "out.jsonl").read_text()) == pytest.approx(_keypoints(default.stdout), abs=0.01)

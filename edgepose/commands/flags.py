@@ -10,6 +10,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from edgepose.inference.tta import TTA_MODES
+
 
 @dataclass(frozen=True)
 class Flag:
@@ -69,7 +71,7 @@ FLAGS: tuple[Flag, ...] = (
          common=True, metavar="LIB"),
     Flag(("--tta",), "model", "tta", "still images: flip (default) averages each image with its mirror image "
          "(one more invoke); none for a single pass. Video never flips", commands=("run", "infer", "eval"),
-         choices=("none", "flip")),
+         choices=TTA_MODES),
     Flag(("--source",), "source", "source",
          "camera index, /dev/videoN, picamera[:N], rtsp:// or http:// URL, video file, image or folder, "
          "synthetic[:WxH]", commands=_RUN_BENCH, metavar="SRC"),
