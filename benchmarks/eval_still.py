@@ -1,4 +1,4 @@
-"""Still-image accuracy: the still path's letterbox + INTER_AREA vs the video path's pre-shrink + warp, tta none/flip.
+"""Still-image accuracy: edgepose's still path (pre-shrink + warp) vs a plain letterbox + INTER_AREA, tta none/flip.
 
     PYTHONPATH=. .venv/bin/python benchmarks/eval_still.py [--models-dir DIR] [--random-sets 3]
 
@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from baseline import WarpStillEstimator  # noqa: E402
+from baseline import BaselineEstimator  # noqa: E402
 from evalset import default_views, random_views, write_eval_set  # noqa: E402
 
 from edgepose.eval import coco  # noqa: E402
@@ -30,7 +30,7 @@ from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator  # noqa: E402
 
 GRID_SCALES = (0.22, 0.3, 0.37, 0.45, 0.55, 0.63, 0.7, 0.85, 1.0, 1.15, 1.4, 1.7)
-PATHS = {"letterbox + INTER_AREA (still path)": PoseEstimator, "pre-shrink + warp (video path)": WarpStillEstimator}
+PATHS = {"edgepose (pre-shrink + warp)": PoseEstimator, "letterbox + INTER_AREA": BaselineEstimator}
 MODES = {"person crop, margin 0.25": 0.25, "whole image": None}
 
 

@@ -34,9 +34,7 @@ def letterbox_area_into(frame_bgr: np.ndarray, box: CropBox, dst: np.ndarray) ->
 class BaselineEstimator(PoseEstimator):
     """:class:`PoseEstimator` with :func:`letterbox_area_into` as its preprocessing, video frames included."""
 
-    def _run(
-        self, image: np.ndarray, box: CropBox, still: bool = False, mirror: bool = False
-    ) -> tuple[np.ndarray, float, float, float]:
+    def _run(self, image: np.ndarray, box: CropBox, mirror: bool = False) -> tuple[np.ndarray, float, float, float]:
         dst = self.backend.input_tensor()
         used = letterbox_area_into(image, box, dst)
         if mirror:
@@ -45,12 +43,3 @@ class BaselineEstimator(PoseEstimator):
         self.backend.invoke()
         raw = self.backend.output()
         return decode(unflip(raw) if mirror else raw, used), 0.0, 0.0, 0.0
-
-
-class WarpStillEstimator(PoseEstimator):
-    """:class:`PoseEstimator` with the video path's pre-shrink and warp for stills too (edgepose before issue 12)."""
-
-    def _run(
-        self, image: np.ndarray, box: CropBox, still: bool = False, mirror: bool = False
-    ) -> tuple[np.ndarray, float, float, float]:
-        return super()._run(image, box, still=False, mirror=mirror)

@@ -10,7 +10,6 @@ import numpy as np
 
 from edgepose.inference.backends import Backend
 from edgepose.inference.cropping import CropTracker, crop_region_for
-from edgepose.inference.letterbox import letterbox_into
 from edgepose.inference.movenet import CropBox, check_model, decode, full_frame_box, preprocess_into
 from edgepose.inference.tta import TTA_MODES, average, mirror_input, unflip
 from edgepose.pose import Pose
@@ -52,9 +51,8 @@ class Estimator(Protocol):
 class PoseEstimator:
     """Runs MoveNet on frames through a :class:`Backend`.
 
-    Video frames follow the person with MoveNet's crop tracker (fast pre-shrink and warp). Still images
-    are letterboxed and area-resized (:mod:`edgepose.inference.letterbox`, more accurate), get a second
-    pass on the crop derived from the first, and the better-scoring pass is kept; with ``tta="flip"``
+    Video frames follow the person with MoveNet's crop tracker; still images get a second pass
+    on the crop derived from the first, and the better-scoring pass is kept; with ``tta="flip"``
     (the default) that pass is averaged with its mirror image's (see :mod:`edgepose.inference.tta`).
     """
 
@@ -70,15 +68,10 @@ class PoseEstimator:
         """Start the next frame from the full frame."""
         self.tracker.reset()
 
-    def _run(
-        self, image: np.ndarray, box: CropBox, still: bool = False, mirror: bool = False
-    ) -> tuple[np.ndarray, float, float, float]:
+    def _run(self, image: np.ndarray, box: CropBox, mirror: bool = False) -> tuple[np.ndarray, float, float, float]:
         t0 = time.perf_counter()
         dst = self.backend.input_tensor()
-        if still:
-            box = letterbox_into(image, box, dst)
-        else:
-            preprocess_into(image, box, dst)
+        preprocess_into(image, box, dst)
         if mirror:
             mirror_input(dst)
         del dst  # the interpreter refuses to run while a view of its buffer is alive
@@ -109,16 +102,16 @@ class PoseEstimator:
         """
         height, width = image.shape[:2]
         whole = full_frame_box(width, height)
-        first, pre, inv, post = self._run(image, whole, still=True)
+        first, pre, inv, post = self._run(image, whole)
         kept = whole
         box = crop_region_for(first, width, height)
         if box != whole:
-            second, pre2, inv2, post2 = self._run(image, box, still=True)
+            second, pre2, inv2, post2 = self._run(image, box)
             pre, inv, post = pre + pre2, inv + inv2, post + post2
             if second[:, 2].mean() >= first[:, 2].mean():
                 first, kept = second, box
         if (self.tta if tta is None else tta) == "flip":
-            mirrored, pre2, inv2, post2 = self._run(image, kept, still=True, mirror=True)
+            mirrored, pre2, inv2, post2 = self._run(image, kept, mirror=True)
             t0 = time.perf_counter()
             first = average(first, mirrored)
             pre, inv, post = pre + pre2, inv + inv2, post + post2 + (time.perf_counter() - t0) * 1e3
