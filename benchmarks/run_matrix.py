@@ -248,7 +248,21 @@ def write_results(path: Path, info: dict[str, Any]) -> None:
     for name, measured, ok in info["targets"]:
         lines.append(f"| {name} | {measured} | {'yes' if ok else '**no**'} |")
     lines += ["", *info.get("notes", [])]
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    kept = kept_section(path.read_text(), WORKER_SECTION) if path.exists() else ""
+    path.write_text("\n".join(lines).rstrip() + "\n" + (f"\n{kept}" if kept else ""))
+
+
+#: A section written by benchmarks/worker_overhead.py --write, kept when this script rewrites the file.
+WORKER_SECTION = "## Supervised inference worker"
+
+
+def kept_section(text: str, heading: str) -> str:
+    """Return the section of ``text`` that starts with ``heading`` (up to the next ``## ``), or ``""``."""
+    start = text.find("\n" + heading)
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return text[start + 1 : end if end >= 0 else len(text)].rstrip() + "\n"
 
 
 def targets(headline: dict[str, Any], bench: dict[str, Any]) -> list[tuple[str, str, bool]]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgepose.errors import EdgePoseError, ModelError
+from edgepose.inference.posenet_prepare import strip_posenet_decoder
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +23,12 @@ else:  # pragma: no cover
 MIRROR_ENV = "EDGEPOSE_MODEL_MIRROR"
 DEFAULT_FETCH = ("lightning",)
 _CHUNK = 1 << 16
+
+
+#: How a prepared file is derived from its upstream source (the manifest's ``prepare``), and what to say.
+PREPARERS: dict[str, tuple[Callable[[bytes], bytes], str]] = {
+    "strip-posenet-decoder": (strip_posenet_decoder, "PosenetDecoderOp removed"),
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,12 @@ class ModelFiles:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One manifest entry: a model file with its checksums and upstream URL."""
+    """One manifest entry: a model file with its checksums and upstream URL.
+
+    A prepared entry (``prepare`` set) names the upstream ``source`` file (its path under the upstream
+    folder and the mirror, with its own checksums); ``url`` is the source's, and ``file``, ``sha256`` and
+    ``bytes`` are the prepared file's. ``input_width`` is set when the input is not square.
+    """
 
     name: str
     variant: str
@@ -45,6 +57,28 @@ class ModelSpec:
     sha256: str = ""
     git_blob: str = ""
     bytes: int = 0
+    input_width: int = 0
+    prepare: str = ""
+    prepared_with: str = ""
+    source: str = ""
+    source_sha256: str = ""
+    source_git_blob: str = ""
+    source_bytes: int = 0
+
+    def source_spec(self) -> ModelSpec:
+        """Return the upstream file a prepared entry is derived from, as an entry of its own."""
+        return ModelSpec(
+            name=self.name,
+            variant=self.variant,
+            file=Path(self.source).name,
+            input_size=self.input_size,
+            url=self.url,
+            sha256=self.source_sha256,
+            git_blob=self.source_git_blob,
+            bytes=self.source_bytes,
+            input_width=self.input_width,
+            source=self.source,
+        )
 
 
 def manifest_path() -> Path:
@@ -162,11 +196,73 @@ def _copy_stream(src: object, dst: object, name: str, total: int, progress: Prog
         progress(name, done, total)
 
 
+def durable_replace(tmp: Path, target: Path) -> None:
+    """Rename a written, fsynced file over ``target``, then sync the folder.
+
+    A power cut then leaves the old file or the new one, never a torn or missing one.
+    """
+    os.replace(tmp, target)
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _obtain(spec: ModelSpec, out: object, mirror: Path | None, progress: Progress) -> str:
+    """Write the upstream file of ``spec`` to ``out``, from the mirror or downloaded; say which."""
+    if mirror is not None:
+        places = [mirror / spec.source, mirror / spec.file] if spec.source else [mirror / spec.file]
+        source = next((p for p in places if p.is_file()), None)
+        if source is None:
+            raise EdgePoseError(f"{spec.file} is not in the mirror {mirror}")
+        with source.open("rb") as src:
+            _copy_stream(src, out, spec.file, source.stat().st_size, progress)
+        return f"copied from {mirror}"
+    try:
+        with urllib.request.urlopen(spec.url, timeout=60) as resp:
+            total = int(resp.headers.get("Content-Length") or spec.bytes or 0)
+            _copy_stream(resp, out, spec.file, total, progress)
+    except (urllib.error.URLError, OSError) as exc:
+        raise EdgePoseError(
+            f"cannot download {spec.file} from {spec.url}: {exc}; on an offline machine use "
+            f"--from DIR or {MIRROR_ENV}=DIR"
+        ) from exc
+    return "downloaded"
+
+
+def _prepare(spec: ModelSpec, path: Path) -> str:
+    """Check the upstream file at ``path`` and rewrite it in place into the prepared file; say what was done."""
+    source = spec.source_spec()
+    problem = verify_file(source, path)
+    if problem is not None:
+        raise EdgePoseError(f"{source.file} failed verification ({problem}); nothing was installed")
+    recipe = PREPARERS.get(spec.prepare)
+    if recipe is None:
+        raise EdgePoseError(f"{spec.file}: unknown preparation {spec.prepare!r} in the manifest")
+    transform, what = recipe
+    prepared = transform(path.read_bytes())
+    with path.open("wb") as out:
+        out.write(prepared)
+        out.flush()
+        os.fsync(out.fileno())
+    problem = verify_file(spec, path)
+    if problem is not None:
+        raise EdgePoseError(
+            f"{spec.file} prepared from {source.file} does not match the manifest ({problem}; the manifest's "
+            f"was written with {spec.prepared_with or 'other library versions'}); nothing was installed"
+        )
+    return f"{what} from {source.file}"
+
+
 def fetch_one(spec: ModelSpec, models_dir: Path, mirror: Path | None, progress: Progress) -> str:
     """Put one verified model file into ``models_dir``; keep a good existing copy.
 
+    A prepared entry fetches and verifies its upstream source, prepares it (see :data:`PREPARERS`) and
+    verifies the result; only the prepared file is kept.
+
     Returns:
-        What was done: ``present``, ``copied from MIRROR`` or ``downloaded``.
+        What was done: ``present``, ``copied from MIRROR`` or ``downloaded`` (and how it was prepared).
 
     Raises:
         EdgePoseError: The file could not be obtained or failed verification (nothing is left behind).
@@ -179,29 +275,16 @@ def fetch_one(spec: ModelSpec, models_dir: Path, mirror: Path | None, progress: 
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            if mirror is not None:
-                source = mirror / spec.file
-                if not source.is_file():
-                    raise EdgePoseError(f"{spec.file} is not in the mirror {mirror}")
-                with source.open("rb") as src:
-                    _copy_stream(src, out, spec.file, source.stat().st_size, progress)
-                how = f"copied from {mirror}"
-            else:
-                try:
-                    with urllib.request.urlopen(spec.url, timeout=60) as resp:
-                        total = int(resp.headers.get("Content-Length") or spec.bytes or 0)
-                        _copy_stream(resp, out, spec.file, total, progress)
-                except (urllib.error.URLError, OSError) as exc:
-                    raise EdgePoseError(
-                        f"cannot download {spec.file} from {spec.url}: {exc}; on an offline machine use "
-                        f"--from DIR or {MIRROR_ENV}=DIR"
-                    ) from exc
-                how = "downloaded"
+            how = _obtain(spec.source_spec() if spec.prepare else spec, out, mirror, progress)
+            out.flush()
+            os.fsync(out.fileno())  # on the SD card before it takes the model's name
+        if spec.prepare:
+            how += ", " + _prepare(spec, tmp)
         problem = verify_file(spec, tmp)
         if problem is not None:
             raise EdgePoseError(f"{spec.file} failed verification ({problem}); nothing was installed")
         tmp.chmod(0o644)
-        os.replace(tmp, target)
+        durable_replace(tmp, target)
         return how
     finally:
         tmp.unlink(missing_ok=True)

@@ -141,6 +141,10 @@ class PoseResult:
             return float(self.keypoints[:, 2].mean())
         return self.poses[0].score if self.poses else 0.0
 
+    def people(self, min_score: float) -> int:
+        """Count the poses scoring at least ``min_score``: the people present (MoveNet: 0 or 1)."""
+        return sum(pose.score >= min_score for pose in self.all_poses)
+
     @property
     def all_poses(self) -> tuple[Pose, ...]:
         """Every pose, best first; a result built from keypoints alone has that one pose."""

@@ -59,3 +59,21 @@ def write_clip(path: Path, person: np.ndarray, script: list[Placement | None], f
         writer.write(render(person, placement))
     writer.release()
     return path
+
+
+def write_visit_clip(path: Path, person: np.ndarray, before: int, during: int, after: int) -> Path:
+    """A small 320×240 MJPG clip: an empty room, ``person`` (BGR, scaled to 224 px tall) standing, the room again."""
+    height = 224
+    width = round(person.shape[1] * height / person.shape[0])
+    small = cv2.resize(person, (width, height), interpolation=cv2.INTER_AREA)
+    room = np.empty((240, 320, 3), dtype=np.uint8)
+    room[:] = BACKGROUND
+    visit = room.copy()
+    x0 = (320 - small.shape[1]) // 2
+    visit[8 : 8 + height, x0 : x0 + small.shape[1]] = small
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (320, 240))
+    assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
+    for frame in [room] * before + [visit] * during + [room] * after:
+        writer.write(frame)
+    writer.release()
+    return path

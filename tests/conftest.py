@@ -15,6 +15,8 @@ TESTDATA = Path(os.environ.get("EDGEPOSE_TESTDATA", SHARED / "testdata"))
 MIRROR = Path(os.environ.get("EDGEPOSE_MODEL_MIRROR", SHARED / "models"))
 LIGHTNING = "movenet_single_pose_lightning_ptq.tflite"
 LIGHTNING_EDGETPU = "movenet_single_pose_lightning_ptq_edgetpu.tflite"
+POSENET = "posenet_mobilenet_v1_075_481_641_16_quant.tflite"
+POSENET_EDGETPU = "posenet_mobilenet_v1_075_481_641_16_quant_edgetpu.tflite"
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +24,15 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A models folder filled from the mirror by the real ``edgepose models fetch``."""
     folder = tmp_path_factory.mktemp("models")
     proc = run_cli("models", "fetch", "--from", str(MIRROR), "--models-dir", str(folder))
+    assert proc.returncode == 0, proc.stderr
+    return folder
+
+
+@pytest.fixture(scope="session")
+def posenet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder with PoseNet prepared from the mirror by the real ``edgepose models fetch posenet``."""
+    folder = tmp_path_factory.mktemp("posenet-models")
+    proc = run_cli("models", "fetch", "posenet", "--from", str(MIRROR), "--models-dir", str(folder))
     assert proc.returncode == 0, proc.stderr
     return folder
 

@@ -84,7 +84,7 @@ def test_infer_cli_prints_the_documented_schema(models_dir: Path, testdata: Path
     assert (first["width"], first["height"]) == (500, 610)
     assert (second["width"], second["height"]) == (384, 640)
     for record in (first, second):
-        assert set(record) == {"image", "width", "height", "score", "keypoints", "backend"}
+        assert set(record) == {"image", "width", "height", "score", "keypoints", "poses", "backend"}
         assert [k["name"] for k in record["keypoints"]] == list(KEYPOINT_NAMES)
         assert all(set(k) == {"name", "x", "y", "score"} for k in record["keypoints"])
         assert 0.0 <= record["score"] <= 1.0

@@ -15,6 +15,7 @@ import pytest
 from clips import default_script, write_clip
 from conftest import model_args, run_cli
 
+from edgepose.errors import BackendUnavailableError
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.sources.images import load_image
 
@@ -190,3 +191,20 @@ def test_http_stream_source(models_dir: Path, http_clip: str) -> None:
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(records) == 5
     assert all((r["width"], r["height"]) == (640, 480) for r in records)
+
+
+def test_a_live_source_that_cannot_work_here_is_not_reopened() -> None:
+    """A missing package (picamera2 off a Pi) is no outage: the run ends with the error at once."""
+
+    class NoPackage(Scripted):
+        def open(self) -> None:
+            raise BackendUnavailableError("picamera2 is not available")
+
+    log: list[str] = []
+    buffer = FrameBuffer(capacity=1, drop_oldest=True)
+    capture = CaptureThread(NoPackage([], True, log, threading.Event()), buffer)
+    capture.start()
+    assert buffer.get(timeout=10) is None
+    capture.join(timeout=5)
+    assert isinstance(capture.error, BackendUnavailableError)
+    assert capture.state.reopens == 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgepose.pose import PoseResult
-from edgepose.sinks.drawing import CANVAS_COLOR, EDGE_COLOR, render, score_color
+from edgepose.pose import Pose, PoseResult
+from edgepose.sinks.drawing import CANVAS_COLOR, EDGE_COLOR, PERSON_COLORS, render, score_color
 
 
 def photo() -> np.ndarray:
@@ -65,3 +65,17 @@ def test_privacy_modes() -> None:
 def test_missing_image_gives_a_blank_canvas() -> None:
     out = render(result(None), "video", 0.2)
     assert out.shape == (240, 320, 3) and (out[5, 5] == CANVAS_COLOR).all()
+
+
+def test_each_person_gets_their_own_edge_colour() -> None:
+    first = result(None).keypoints.astype(np.float32)
+    second = first.copy()
+    second[:, 1] = 200
+    poses = (Pose.from_keypoints(first, score=0.9), Pose.from_keypoints(second, score=0.6))
+    out = render(PoseResult(0, 0.0, 320, 240, first, {}, None, poses), "skeleton", 0.2)
+    mx = round((first[5, 0] + first[6, 0]) / 2)
+    assert tuple(out[120, mx]) == PERSON_COLORS[0] == EDGE_COLOR, "the best pose keeps the usual colour"
+    assert tuple(out[200, mx]) == PERSON_COLORS[1]
+    assert len(set(PERSON_COLORS)) == len(PERSON_COLORS)
+    nobody = render(PoseResult(0, 0.0, 320, 240, first * 0, {}, None, ()), "skeleton", 0.2)
+    assert (nobody == CANVAS_COLOR).all(), "no pose, nothing drawn"

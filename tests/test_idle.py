@@ -10,16 +10,18 @@ import pytest
 from clips import BACKGROUND, HEIGHT, WIDTH, Placement, default_script, render, write_clip
 from conftest import TESTDATA, model_args, run_cli
 
-from edgepose.pipeline.idle import ACTIVE, IDLE, IdleGate, IdleSettings, MotionDetector
+from edgepose.config import IdleConfig
+from edgepose.pipeline.idle import ACTIVE, IDLE, IdleGate, MotionDetector
 from edgepose.sources.images import load_image
 
 FPS = 30.0
 
 
 def _empty(seed: int) -> np.ndarray:
-    """An empty room with a little sensor noise."""
+    """An empty room with a little sensor noise (a quarter of the clip size: motion is measured at 80×60)."""
     rng = np.random.default_rng(seed)
-    frame = np.full((HEIGHT, WIDTH, 3), BACKGROUND, np.int16) + rng.integers(-3, 4, (HEIGHT, WIDTH, 3))
+    shape = (HEIGHT // 4, WIDTH // 4, 3)
+    frame = np.full(shape, BACKGROUND, np.int16) + rng.integers(-3, 4, shape)
     return frame.clip(0, 255).astype(np.uint8)
 
 
@@ -35,7 +37,7 @@ def _drive(gate: IdleGate, frames: list[np.ndarray], start: float, present: bool
 
 
 def test_empty_scene_goes_idle_after_idle_after_s_and_runs_at_most_idle_fps() -> None:
-    gate = IdleGate(IdleSettings(after_s=10.0, fps=2.0), start=0.0)
+    gate = IdleGate(IdleConfig(after_s=10.0, fps=2.0), start=0.0)
     frames = [_empty(i) for i in range(int(25 * FPS))]  # 25 s of an empty room
     runs = _drive(gate, frames, 0.0)
     assert gate.state == IDLE and gate.idles == 1
@@ -48,7 +50,7 @@ def test_empty_scene_goes_idle_after_idle_after_s_and_runs_at_most_idle_fps() ->
 
 
 def test_motion_wakes_at_once_and_a_person_keeps_it_active() -> None:
-    gate = IdleGate(IdleSettings(after_s=1.0, fps=2.0), start=0.0)
+    gate = IdleGate(IdleConfig(after_s=1.0, fps=2.0), start=0.0)
     _drive(gate, [_empty(i) for i in range(60)], 0.0)
     assert gate.state == IDLE
     person = load_image(TESTDATA / "woman_standing.png")
@@ -69,7 +71,7 @@ def test_motion_detector_ignores_noise_and_sees_a_person(testdata: Path) -> None
 
 
 def test_disabled_idle_never_idles() -> None:
-    gate = IdleGate(IdleSettings(enabled=False, after_s=1.0), start=0.0)
+    gate = IdleGate(IdleConfig(enabled=False, after_s=1.0), start=0.0)
     runs = _drive(gate, [_empty(i) for i in range(120)], 0.0)
     assert len(runs) == 120 and gate.state == ACTIVE
 
@@ -114,6 +116,7 @@ def test_idle_off_processes_every_frame_of_the_empty_part(models_dir: Path, visi
     assert [r["frame"] for r in _records(proc.stdout)] == list(range(40))
 
 
+@pytest.mark.slow
 def test_max_fps_caps_the_processed_rate_by_the_frames_own_clock(
     models_dir: Path, testdata: Path, tmp_path: Path
 ) -> None:
@@ -132,4 +135,4 @@ def test_bad_idle_and_max_fps_values_are_config_errors(models_dir: Path) -> None
         proc = run_cli("run", "--source", "synthetic", *flags, *model_args(models_dir))
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
     proc = run_cli("run", "--source", "synthetic", *model_args(models_dir), env={"EDGEPOSE_IDLE_FPS": "0"})
-    assert proc.returncode == 2 and "idle fps" in proc.stderr
+    assert proc.returncode == 2 and "idle.fps" in proc.stderr

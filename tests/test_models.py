@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import LIGHTNING, LIGHTNING_EDGETPU, MIRROR, assert_one_line_error, run_cli
 
-from edgepose.models import git_blob_id, load_manifest, resolve_model, verify_file
+from edgepose.models import fetch_one, git_blob_id, load_manifest, resolve_model, verify_file
 
 
 def test_manifest_lists_lightning_and_thunder_in_both_variants() -> None:
     specs = load_manifest()
     assert {(s.name, s.variant) for s in specs} == {
         ("lightning", "cpu"), ("lightning", "edgetpu"), ("thunder", "cpu"), ("thunder", "edgetpu"),
+        ("posenet", "cpu"), ("posenet", "edgetpu"),
     }  # fmt: skip
     sizes = {s.name: s.input_size for s in specs}
-    assert sizes == {"lightning": 192, "thunder": 256}
+    assert sizes == {"lightning": 192, "thunder": 256, "posenet": 481}
     for spec in specs:
-        assert spec.url.startswith("https://") and spec.url.endswith(spec.file)
+        assert spec.url.startswith("https://") and spec.url.endswith(spec.source or spec.file)
         assert spec.sha256 or spec.git_blob
 
 
@@ -88,5 +91,24 @@ def test_thunder_not_in_mirror_fails_clearly(tmp_path: Path) -> None:
 
 
 def test_fetch_unknown_name(tmp_path: Path) -> None:
-    proc = run_cli("models", "fetch", "posenet", "--from", str(MIRROR), "--models-dir", str(tmp_path))
-    assert_one_line_error(proc, 2, "unknown model 'posenet'")
+    proc = run_cli("models", "fetch", "nosuchmodel", "--from", str(MIRROR), "--models-dir", str(tmp_path))
+    assert_one_line_error(proc, 2, "unknown model 'nosuchmodel'")
+
+
+def test_a_fetched_model_is_synced_before_and_after_it_takes_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut on an SD card must leave the old file or the new one: data and folder are fsynced."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    spec = next(s for s in load_manifest() if s.file == LIGHTNING)
+    assert fetch_one(spec, tmp_path / "models", MIRROR, lambda *_: None).startswith("copied")
+    assert any(Path(p).name.startswith(f".{LIGHTNING}.") for p in synced), "the data, before the rename"
+    assert synced[-1] == str(tmp_path / "models"), "the folder, after the rename"
+    assert verify_file(spec, tmp_path / "models" / LIGHTNING) is None

@@ -28,9 +28,9 @@ from edgepose.sinks.mqtt.homeassistant import discovery_configs
 from edgepose.sinks.mqtt.settings import broker_settings, device_id, read_password, sanitize_device_id
 from edgepose.sinks.mqtt.topics import Topics
 
-POSE_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms"}
+POSE_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms", "state", "events"}
 STATS_KEYS = {"ts", "device", "frames", "dropped", "fps", "uptime_s", "frame_age_s", "latency_ms", "runtime",
-              "delegate", "threads", "model", "cpu_temp_c", "mqtt", "source"}  # fmt: skip
+              "delegate", "threads", "model", "cpu_temp_c", "mqtt", "source", "mode", "inference"}  # fmt: skip
 DISCOVERY_KEYS = {"name", "unique_id", "state_topic", "availability", "expire_after", "device", "origin"}
 SECRET = "s3cret-Pa55word-never-shown"
 
@@ -113,7 +113,8 @@ def check_stats(payload: bytes) -> dict[str, Any]:
     stats = json.loads(payload)
     assert set(stats) >= STATS_KEYS, set(stats)
     assert stats["delegate"] in ("xnnpack", "cpu", "edgetpu") and stats["model"].endswith(".tflite")
-    assert {"sent", "dropped", "queue_dropped", "rate_limited", "reconnects", "queued"} <= set(stats["mqtt"])
+    counters = {"sent", "dropped", "queue_dropped", "rate_limited", "overflow", "reconnects", "queued", "inbox"}
+    assert counters <= set(stats["mqtt"]) and all(isinstance(stats["mqtt"][k], int) for k in counters)
     return dict(stats)
 
 
@@ -200,11 +201,17 @@ def test_discovery_configs_have_home_assistant_keys() -> None:
     configs = dict(discovery_configs(topics, BackendInfo("ai_edge_litert", "xnnpack", 2, "m.tflite"), 30.0))
     assert set(configs) == {
         "homeassistant/binary_sensor/edgepose_cam1/person/config",
+        "homeassistant/sensor/edgepose_cam1/people/config",
+        "homeassistant/binary_sensor/edgepose_cam1/fallen/config",
+        "homeassistant/sensor/edgepose_cam1/reps/config",
+        "homeassistant/event/edgepose_cam1/fall/config",
         "homeassistant/sensor/edgepose_cam1/score/config",
         "homeassistant/sensor/edgepose_cam1/fps/config",
     }
-    unique = {check_discovery(p, topics.base)["unique_id"] for p in configs.values()}
-    assert len(unique) == 3
+    event = json.loads(configs.pop("homeassistant/event/edgepose_cam1/fall/config"))
+    assert event["event_types"] == ["fall", "recovered"] and "expire_after" not in event
+    unique = {check_discovery(p, topics.base)["unique_id"] for p in configs.values()} | {event["unique_id"]}
+    assert len(unique) == 7
 
 
 # --- against a real broker ----------------------------------------------------------------------------
@@ -233,7 +240,8 @@ def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Pat
     final = check_stats(sub.on(f"{base}/stats")[-1])
     assert final["frames"] == 24 and final["device"] == "cam1" and final["mqtt"]["dropped"] == 0
     assert not [t for t in sub.topics() if t.startswith("homeassistant/")], "discovery is opt-in"
-    assert sub.topics() <= {f"{base}/{leaf}" for leaf in ("pose", "status", "stats", "person")}
+    leaves = ("pose", "status", "stats", "person", "people", "state", "event")
+    assert sub.topics() <= {f"{base}/{leaf}" for leaf in leaves}
     sub.close()
     # what a dashboard subscribing now sees: retained status/stats/person, never a stale pose
     assert retained(broker.port, f"{base}/status") == b"offline"

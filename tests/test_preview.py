@@ -137,7 +137,7 @@ def open_stream(port: int, path: str = "/stream.mjpg", rcvbuf: int | None = None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(10)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     return sock, sock.makefile("rb")
 
 
@@ -319,8 +319,12 @@ def test_stream_events_pose_metrics(models_dir: Path, tmp_path: Path, runs: list
         assert picture is not None and picture.shape == (240, 320, 3)
     assert elapsed >= 0.8, f"--preview-fps 5 should space 6 pictures over about 1 s, took {elapsed:.2f} s"
 
-    # Encoding stops when the last watcher leaves.
-    time.sleep(0.5)
+    # Encoding stops when the last watcher leaves (once the server has seen it go: event order, not a delay).
+    deadline = time.monotonic() + 30
+    while metrics(port)["edgepose_preview_clients{endpoint=stream}"] != 0:
+        assert time.monotonic() < deadline, "the server never noticed the watcher leave"
+        time.sleep(0.1)
+    time.sleep(1.0)  # a picture the encoder had already started for it is finished by now
     encoded = metrics(port)["edgepose_preview_jpeg_frames_total"]
     time.sleep(1.0)
     after = metrics(port)
@@ -331,6 +335,7 @@ def test_stream_events_pose_metrics(models_dir: Path, tmp_path: Path, runs: list
     assert after["edgepose_stage_latency_seconds_count{stage=invoke}"] > 0
     assert after["edgepose_stage_latency_seconds_bucket{le=+Inf,stage=total}"] > 0
     assert "edgepose_dropped_frames_total" in after and "edgepose_fps" in after
+    assert after["edgepose_people"] == 0, "synthetic frames hold nobody"
     assert "edgepose_mqtt_connected" not in after  # MQTT is off
 
     data = pose(port)
@@ -357,7 +362,7 @@ def test_events_deliver_every_frame_of_a_finite_source(models_dir: Path, tmp_pat
         except OSError:
             time.sleep(0.05)
     # Last-Event-ID 0: everything since the start (the standard SSE resume), so the count is exact.
-    sock.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n")
+    sock.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nLast-Event-ID: 0\r\n\r\n".encode())
     body = sock.makefile("rb")
     assert b" 200 " in body.readline()
     events: list[tuple[str, str, dict[str, Any]]] = []

@@ -14,7 +14,7 @@ from conftest import cli_env, model_args, run_cli
 
 from edgepose.pose import KEYPOINT_NAMES
 
-RUN_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms"}
+RUN_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms", "state", "events"}
 STAGES = {"capture", "preprocess", "invoke", "postprocess", "total"}
 
 

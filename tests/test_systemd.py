@@ -207,7 +207,9 @@ def test_path_socket_ready_watchdog_freeze_and_sigterm(models_dir: Path, tmp_pat
     pings = listener.times("WATCHDOG=1")
     streaming = [t for t in pings if ready <= t <= stalled]
     assert len(streaming) >= 5, listener.messages
-    assert max(gaps([ready, *streaming, stalled])) <= watchdog_usec / 2 / 1e6, gaps(streaming)
+    # systemd restarts the unit when a whole WATCHDOG_USEC passes without a ping; pings are sent every quarter
+    # of it, so the bound is 4x the ping period: slack for a busy machine, and still the real failure line.
+    assert max(gaps([ready, *streaming, stalled])) < watchdog_usec / 1e6, gaps(streaming)
     assert [t for t in pings if frozen_from <= t <= frozen_until] == [], "a frozen pipeline must not ping"
     assert len(listener.times("READY=1")) == 1
     assert proc.returncode == 0, err
@@ -238,7 +240,7 @@ def test_abstract_socket_status_and_flush_on_sigterm(models_dir: Path, tmp_path:
     assert len(listener.times("READY=1")) == 1
     pings = [t for t in listener.times("WATCHDOG=1") if t >= ready]
     assert len(pings) >= 10
-    assert max(gaps(pings)) <= watchdog_usec / 2 / 1e6, gaps(pings)
+    assert max(gaps(pings)) < watchdog_usec / 1e6, gaps(pings)  # systemd's own line (see above)
     statuses = listener.values("STATUS")
     assert statuses[0].startswith("starting:"), statuses
     running = [s for s in statuses if " fps, " in s]

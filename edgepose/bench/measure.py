@@ -22,14 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from edgepose.config import IdleConfig, SourceConfig
 from edgepose.errors import SourceError
 from edgepose.inference.backends import Backend
-from edgepose.inference.estimator import PoseEstimator
+from edgepose.inference.estimator import Estimator
 from edgepose.inference.runtimes import RUNTIME_DISTS
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import STAGES, PoseResult
 from edgepose.sources.base import Source
+from edgepose.sources.synthetic import SyntheticSource
 
 QUANTILES = (50, 95, 99)
 #: Distribution names of the interpreter packages, for versions in reports.
@@ -51,11 +53,13 @@ class BenchOptions:
         frames: Frames for each of the bare loop and the pipeline, split over ``rounds``.
         rounds: Alternating bare/pipeline rounds (0: 3, or 1 below 60 frames).
         live_frames: Frames of the paced capture→result run (0: skip it).
+        idle_seconds: Length of the idle-mode run on an empty scene (0: skip it).
     """
 
     frames: int = 300
     rounds: int = 0
     live_frames: int = 150
+    idle_seconds: float = 12.0
 
     def round_sizes(self) -> list[int]:
         """Split :attr:`frames` into the per-round frame counts."""
@@ -100,18 +104,30 @@ def runtime_version(runtime: str) -> str:
         return "unknown"
 
 
+def cpu_seconds() -> float:
+    """Return the CPU time this process used so far, all threads, user + system."""
+    times = os.times()
+    return times.user + times.system
+
+
 @dataclass
 class Timing:
-    """Frames and seconds summed over rounds, with per-frame samples in milliseconds."""
+    """Frames, seconds and process CPU seconds summed over rounds, with per-frame samples in milliseconds."""
 
     frames: int = 0
     seconds: float = 0.0
     samples_ms: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
 
     @property
     def fps(self) -> float:
         """Frames per second over all rounds."""
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        """Process CPU time per frame, in ms (user + system, every thread)."""
+        return round(1e3 * self.cpu_s / self.frames, 3) if self.frames else 0.0
 
 
 def time_invokes(backend: Backend, frames: int, timing: Timing) -> None:
@@ -124,12 +140,14 @@ def time_invokes(backend: Backend, frames: int, timing: Timing) -> None:
     clock = time.perf_counter
     samples = timing.samples_ms
     invoke = backend.invoke
+    cpu = cpu_seconds()
     started = clock()
     for _ in range(frames):
         t0 = clock()
         invoke()
         samples.append((clock() - t0) * 1e3)
     timing.seconds += clock() - started
+    timing.cpu_s += cpu_seconds() - cpu
     timing.frames += frames
 
 
@@ -161,6 +179,8 @@ class RecordingSink:
         self.arrivals: list[float] = []
         self.latency: list[dict[str, float]] = []
         self.frame_size: tuple[int, int] = (0, 0)
+        #: Process CPU seconds the whole run took (set by :func:`run_pipeline`).
+        self.cpu_s = 0.0
 
     def start(self) -> None:
         """Nothing to start."""
@@ -175,7 +195,7 @@ class RecordingSink:
         """Nothing to release."""
 
 
-def run_pipeline(source: Source, estimator: PoseEstimator, frames: int, realtime: bool = False) -> RecordingSink:
+def run_pipeline(source: Source, estimator: Estimator, frames: int, realtime: bool = False) -> RecordingSink:
     """Run the real service for ``frames`` frames (fewer if the source ends) and return what arrived.
 
     Raises:
@@ -184,10 +204,46 @@ def run_pipeline(source: Source, estimator: PoseEstimator, frames: int, realtime
     estimator.reset()
     sink = RecordingSink()
     options = ServiceOptions(max_frames=frames, realtime=realtime)
+    cpu = cpu_seconds()
     Service(source, estimator, [sink], options, PipelineStats()).run(threading.Event())
+    sink.cpu_s = cpu_seconds() - cpu
     if not sink.arrivals:
         raise SourceError(f"{source.name} produced no frames to measure")
     return sink
+
+
+def measure_idle(source: Source, estimator: Estimator, seconds: float, after_s: float = 1.0) -> dict[str, Any]:
+    """Run idle mode on an empty scene paced at 30 fps; measure CPU once it has gone idle.
+
+    Returns:
+        ``cpu_percent`` (process CPU time over wall time while idle, 100 = one core), the model runs
+        per second while idle, and how long it took to go idle.
+    """
+    estimator.reset()
+    sink = RecordingSink()
+    stats = PipelineStats()
+    options = ServiceOptions(realtime=True, idle=IdleConfig(after_s=after_s))
+    stop = threading.Event()
+    service = Service(source, estimator, [sink], options, stats)
+    runner = threading.Thread(target=service.run, args=(stop,), name="edgepose-bench-idle", daemon=True)
+    started = time.perf_counter()
+    runner.start()
+    settle = after_s + 1.0  # gone idle, and its first idle second behind it
+    time.sleep(settle)
+    cpu, wall, runs = cpu_seconds(), time.perf_counter(), len(sink.arrivals)
+    state = stats.mode
+    time.sleep(max(1.0, seconds - settle))
+    cpu, wall, runs = cpu_seconds() - cpu, time.perf_counter() - wall, len(sink.arrivals) - runs
+    stop.set()
+    runner.join(timeout=5)
+    return {
+        "state": state,
+        "seconds": round(wall, 2),
+        "cpu_percent": round(100 * cpu / wall, 2),
+        "model_runs_per_s": round(runs / wall, 2),
+        "went_idle_after_s": round(settle, 1),
+        "total_s": round(time.perf_counter() - started, 1),
+    }
 
 
 def add_pipeline_round(sink: RecordingSink, timing: Timing, latency: list[dict[str, float]]) -> None:
@@ -218,7 +274,7 @@ def stage_percentiles(latency: Sequence[dict[str, float]]) -> dict[str, dict[str
 
 def run_bench(
     open_source: Callable[[], Source],
-    estimator: PoseEstimator,
+    estimator: Estimator,
     options: BenchOptions,
     progress: Progress = lambda _message: None,
 ) -> dict[str, Any]:
@@ -245,10 +301,13 @@ def run_bench(
     pipeline = Timing()
     latency: list[dict[str, float]] = []
     sizes = options.round_sizes()
+    pipeline_results = 0  # every result of every round: what the rounds' CPU time was spent on
     for number, frames in enumerate(sizes, 1):
         time_invokes(backend, frames, bare)
         sink = run_pipeline(open_source(), estimator, frames)
         add_pipeline_round(sink, pipeline, latency)
+        pipeline.cpu_s += sink.cpu_s
+        pipeline_results += len(sink.arrivals)
         progress(f"round {number}/{len(sizes)}: bare invoke {bare.fps:.1f} fps, pipeline {pipeline.fps:.1f} fps")
 
     live: dict[str, Any] | None = None
@@ -258,18 +317,35 @@ def run_bench(
         sink = run_pipeline(source, estimator, frames, realtime=True)
         span = sink.arrivals[-1] - sink.arrivals[0]
         pace = float(getattr(source, "fps", 0.0) or ServiceOptions.pace_fps)
+        cpu = cpu_seconds()
+        paced_bare = time_paced_invokes(backend, frames, pace)
+        paced_bare_cpu_ms = 1e3 * (cpu_seconds() - cpu) / frames
         live = {
             "frames": len(sink.arrivals),
             "fps": round((len(sink.arrivals) - 1) / span, 2) if span > 0 else 0.0,
             "latency_ms": stage_percentiles(sink.latency),
-            "bare_invoke_ms": percentiles(time_paced_invokes(backend, frames, pace)),
+            "bare_invoke_ms": percentiles(paced_bare),
+            "cpu_ms_per_frame": round(1e3 * sink.cpu_s / len(sink.arrivals), 3),
+            "bare_cpu_ms_per_frame": round(paced_bare_cpu_ms, 3),
+            "cpu_percent": round(100 * sink.cpu_s / span, 2) if span > 0 else 0.0,
         }
         progress(f"paced run: capture→result p99 {live['latency_ms']['capture_to_result']['p99']:.1f} ms")
+
+    idle: dict[str, Any] | None = None
+    if options.idle_seconds > 0:
+        width, height = cold.frame_size
+        idle = measure_idle(SyntheticSource(SourceConfig(width=width, height=height), empty=True), estimator,
+                            options.idle_seconds)  # fmt: skip
+        if live is not None and live["cpu_percent"] > 0:
+            idle["active_cpu_percent"] = live["cpu_percent"]
+            idle["ratio"] = round(idle["cpu_percent"] / live["cpu_percent"], 3)
+        progress(f"idle run: {idle['cpu_percent']:.1f} % CPU, {idle['model_runs_per_s']:.1f} model runs/s")
 
     info = backend.info
     return {
         "model": info.model,
         "input_size": backend.input_size,
+        "input_width": backend.input_shape(0)[2],
         "runtime": info.runtime,
         "runtime_version": runtime_version(info.runtime),
         "delegate": info.delegate,
@@ -279,9 +355,18 @@ def run_bench(
         "frame_size": list(cold.frame_size),
         "frames": pipeline.frames,
         "rounds": len(sizes),
-        "bare": {"fps": round(bare.fps, 2), "latency_ms": percentiles(bare.samples_ms)},
-        "pipeline": {"fps": round(pipeline.fps, 2), "latency_ms": stage_percentiles(latency)},
+        "bare": {
+            "fps": round(bare.fps, 2),
+            "latency_ms": percentiles(bare.samples_ms),
+            "cpu_ms_per_frame": bare.cpu_ms_per_frame,
+        },
+        "pipeline": {
+            "fps": round(pipeline.fps, 2),
+            "latency_ms": stage_percentiles(latency),
+            "cpu_ms_per_frame": round(1e3 * pipeline.cpu_s / max(1, pipeline_results), 3),
+        },
         "live": live,
+        "idle": idle,
         "ratio": round(pipeline.fps / bare.fps, 3) if bare.fps > 0 else 0.0,
         "pre_post_ms": _pre_post(latency),
         "peak_rss_mb": round(peak_rss_mb(), 1),

@@ -17,6 +17,12 @@ STAGE_LABELS: dict[str, str] = {
 }
 
 
+def _input(report: dict[str, Any]) -> str:
+    """Return the model input as ``192²`` (square) or ``481×641`` (height × width)."""
+    height, width = report["input_size"], report.get("input_width", report["input_size"])
+    return f"{height}²" if width == height else f"{height}×{width}"
+
+
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |\n"
 
@@ -27,6 +33,29 @@ def _stage_rows(stages: dict[str, dict[str, float]]) -> str:
         if key in stages:
             p = stages[key]
             out += _row([label, f"{p['p50']:.2f}", f"{p['p95']:.2f}", f"{p['p99']:.2f}"])
+    return out
+
+
+def _cpu_rows(report: dict[str, Any]) -> str:
+    """Render the CPU budget: process CPU time per frame (user + system, all threads) against bare ``invoke()``."""
+    bare, pipeline, live, idle = report["bare"], report["pipeline"], report.get("live"), report.get("idle")
+    out = "\nCPU time per frame (process, user + system, all threads):\n\n"
+    out += _row(["run", "pipeline (ms)", "bare invoke() (ms)", "pipeline / bare"]) + _row(["---"] * 4)
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b else "-"
+
+    out += _row(["saturated", f"{pipeline['cpu_ms_per_frame']:.2f}", f"{bare['cpu_ms_per_frame']:.2f}",
+                 ratio(pipeline["cpu_ms_per_frame"], bare["cpu_ms_per_frame"])])  # fmt: skip
+    if live:
+        out += _row([f"paced ({live['fps']:.0f} fps)", f"{live['cpu_ms_per_frame']:.2f}",
+                     f"{live['bare_cpu_ms_per_frame']:.2f}",
+                     ratio(live["cpu_ms_per_frame"], live["bare_cpu_ms_per_frame"])])  # fmt: skip
+    if idle:
+        active = idle.get("active_cpu_percent")
+        out += f"\nidle mode on an empty scene ({idle['state']} after {idle['went_idle_after_s']} s): "
+        out += f"{idle['cpu_percent']:.1f} % CPU, {idle['model_runs_per_s']:.1f} model runs/s"
+        out += f"; paced active run {active:.1f} % CPU, idle/active {idle['ratio']:.3f}\n" if active else "\n"
     return out
 
 
@@ -41,7 +70,7 @@ def format_report(report: dict[str, Any]) -> str:
                 "pipeline (ms/frame)"])  # fmt: skip
     out += _row(["---"] * 8)
     out += _row([
-        report["model"], f"{model_mb:.1f} MB" if model_mb else "?", f"{report['input_size']}²", runtime,
+        report["model"], f"{model_mb:.1f} MB" if model_mb else "?", _input(report), runtime,
         report["delegate"], str(report["threads"]), f"{bare['latency_ms']['p50']:.2f}",
         f"{1000.0 / pipeline['fps']:.2f}" if pipeline["fps"] else "-",
     ])  # fmt: skip
@@ -60,6 +89,7 @@ def format_report(report: dict[str, Any]) -> str:
         paced = live["bare_invoke_ms"]
         out += _row(["bare invoke(), same pace", *(f"{paced[q]:.2f}" for q in ("p50", "p95", "p99"))])
         out += _stage_rows(live["latency_ms"])
+    out += _cpu_rows(report)
     first = report["first_result_s"]
     out += f"\npeak RSS {report['peak_rss_mb']:.1f} MB; first result {first if first is not None else '?'} s "
     out += "after the process started\n"

@@ -20,7 +20,6 @@ HELP = "measure the whole pipeline against the bare interpreter (fps, per-stage 
 #: Only warnings and errors on stderr unless ``-v``.
 QUIET = True
 DEFAULT_SOURCE = "synthetic:640x480"
-#: Loggers that would print a line for every measuring round.
 
 
 def _positive(text: str) -> int:
@@ -33,11 +32,23 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not 0 <= value <= 3600:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, not {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     """Add the bench flags."""
     add_command_flags(parser, "bench")
     parser.add_argument("--frames", type=_positive, default=300, metavar="N",
                         help="frames measured for each of the bare loop and the pipeline (default 300)")  # fmt: skip
+    parser.add_argument("--idle-seconds", type=_non_negative_float, default=BenchOptions.idle_seconds, metavar="S",
+                        help="length of the idle-mode run on an empty scene, 0 to skip it (default 12)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 
@@ -57,7 +68,9 @@ def execute(args: argparse.Namespace, config: Config) -> int:
             print(f"edgepose: bench: {message}", file=sys.stderr, flush=True)
 
     progress(f"measuring {args.frames} frames on {spec}")
-    report = run_bench(fresh_source, estimator, BenchOptions(frames=args.frames), progress)
+    report = run_bench(
+        fresh_source, estimator, BenchOptions(frames=args.frames, idle_seconds=args.idle_seconds), progress
+    )
     report["model_mb"] = _model_mb(config, report)
     if args.json:
         sys.stdout.write(json.dumps(report) + "\n")

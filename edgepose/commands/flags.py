@@ -56,10 +56,13 @@ class Flag:
 
 _RUN = ("run",)
 _RUN_BENCH = ("run", "bench")
+_RUN_ANALYZE = ("run", "analyze")
 
 FLAGS: tuple[Flag, ...] = (
-    Flag(("--model",), "model", "name", "lightning (default), thunder, or a .tflite path", common=True,
-         metavar="NAME|PATH"),
+    Flag(("--model",), "model", "name", "lightning (default), thunder, posenet (several people), or a .tflite path",
+         common=True, metavar="NAME|PATH"),
+    Flag(("--max-people",), "model", "max_people", "at most N people per frame with posenet (default 20)",
+         common=True, kind=int, metavar="N"),
     Flag(("--runtime",), "model", "runtime", "interpreter package: auto (default), ai_edge_litert, tflite_runtime",
          common=True, metavar="NAME"),
     Flag(("--delegate",), "model", "delegate", "auto (default): edgetpu → xnnpack → cpu", common=True,
@@ -69,7 +72,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--models-dir",), "model", "models_dir", "where model files live", common=True, metavar="DIR"),
     Flag(("--edgetpu-library",), "model", "edgetpu_library", "EdgeTPU delegate library (default libedgetpu.so.1)",
          common=True, metavar="LIB"),
-    Flag(("--tta",), "model", "tta", "still images: flip (default) averages each image with its mirror image "
+    Flag(("--tta",), "model", "tta", "MoveNet still images: flip (default) averages each image with its mirror image "
          "(one more invoke); none for a single pass. Video never flips", commands=("run", "infer", "eval"),
          choices=TTA_MODES),
     Flag(("--source",), "source", "source",
@@ -103,7 +106,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--mqtt-max-rate",), "mqtt", "max_rate", "at most HZ pose messages per second (default: every "
          "frame)", commands=_RUN, kind=float, metavar="HZ"),
     Flag(("--mqtt-only-person",), "mqtt", "only_person", "publish pose messages only while a person is "
-         "present (pose score >= min_score)", commands=_RUN, kind=None),
+         "present (presence, with its enter and leave delays)", commands=_RUN, kind=None),
     Flag(("--ha-discovery",), "mqtt", "ha_discovery", "publish Home Assistant MQTT discovery configs",
          commands=_RUN, kind=None),
     Flag(("--mqtt-password-file",), "mqtt", "password_file", "file holding the MQTT password (never pass "
@@ -130,6 +133,13 @@ FLAGS: tuple[Flag, ...] = (
          "(default: $CREDENTIALS_DIRECTORY/preview_token if present)", commands=_RUN, metavar="FILE"),
     Flag(("--preview-insecure",), "preview", "insecure", "allow the preview beyond loopback without a token",
          commands=_RUN, kind=None),
+    Flag(("--preview-max-connections",), "preview", "max_connections", "serve at most N preview requests at "
+         "once, more get 503 (default 8)", commands=_RUN, kind=int, metavar="N"),
+    Flag(("--exercise",), "analytics", "exercise", "count repetitions of this exercise (state and rep events)",
+         commands=_RUN_ANALYZE, choices=("squat", "pushup", "jumping_jack")),
+    Flag(("--smoothing",), "smoothing", "mode", "One-Euro smoothing of the keypoints (default auto: on for video "
+         "and cameras, off for still images and for analyze, whose input run has smoothed already)",
+         commands=_RUN_ANALYZE, choices=("on", "off", "auto")),
     Flag(("--display",), "display", "enabled", "show the picture with the skeleton on an attached screen "
          "(needs edgepose[display]; Esc or q quits)", commands=_RUN, kind=None),
     Flag(("--fullscreen",), "display", "fullscreen", "use the whole screen for --display", commands=_RUN,

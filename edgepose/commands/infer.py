@@ -41,14 +41,15 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     estimator = open_estimator(config.model)
     backend = estimator.backend.info.to_dict()
     for path, image in images:
-        keypoints = estimator.still(image).keypoints
+        estimate = estimator.still(image)
         height, width = image.shape[:2]
         record = {
             "image": str(path),
             "width": width,
             "height": height,
-            "score": round(float(keypoints[:, 2].mean()), 4),
-            "keypoints": keypoints_to_json(keypoints),
+            "score": round(estimate.poses[0].score if estimate.poses else 0.0, 4),
+            "keypoints": keypoints_to_json(estimate.keypoints),
+            "poses": [pose.to_dict() for pose in estimate.poses],
             "backend": backend,
         }
         sys.stdout.write(json.dumps(record) + "\n")

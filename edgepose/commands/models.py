@@ -79,7 +79,8 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         for spec in specs:
             problem = verify_file(spec, folder / spec.file)
             state = "verified" if problem is None else "not fetched" if problem == "missing" else f"BAD: {problem}"
-            print(f"  {spec.name:<10} {spec.variant:<8} {spec.input_size}px  {spec.file:<50} {state}")
+            size = f"{spec.input_size}×{spec.input_width}" if spec.input_width else str(spec.input_size)
+            print(f"  {spec.name:<10} {spec.variant:<8} {size + 'px':<10} {spec.file:<50} {state}")
         return 0
     if args.action == "verify":
         chosen = select_specs(args.names, specs) if args.names else specs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -13,10 +14,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import NoReturn
 
+from edgepose.analytics import Analytics
 from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
-from edgepose.pipeline.idle import IdleSettings
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
@@ -34,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     add_command_flags(parser, "run")
 
 
-SinkFactory = Callable[[Config, PipelineStats, BackendInfo], "Sink | None"]
+#: ``(config, stats, info, stop)`` → a sink, or ``None`` when it is off; ``stop`` is the run's stop event.
+SinkFactory = Callable[[Config, PipelineStats, BackendInfo, threading.Event], "Sink | None"]
 
 
-def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     other = bool(config.mqtt.url or config.preview.listen or config.display.enabled)
     target = config.output.path or ("" if other else "-")
     # A file read as fast as possible loses nothing (the loop waits for the disk); a camera never waits.
@@ -45,15 +47,15 @@ def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | No
     return JsonlSink(target, lossless=lossless) if target else None
 
 
-def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
     if not config.mqtt.url:
         return None
     from edgepose.sinks.mqtt.client import MqttSink
 
-    return MqttSink(config.mqtt, stats, info, config.model.min_score)
+    return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop)
 
 
-def _preview(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _preview(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     if not config.preview.listen:
         return None
     from edgepose.sinks.preview.sink import PreviewSink
@@ -66,7 +68,7 @@ def _quit_foreground_run() -> None:
     _thread.interrupt_main(signal.SIGINT)
 
 
-def _display(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _display(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     if not config.display.enabled:
         return None
     from edgepose.sinks.screen import ScreenSink
@@ -74,7 +76,7 @@ def _display(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | 
     return ScreenSink(config.display, config.model.min_score, on_quit=_quit_foreground_run)
 
 
-def _systemd(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | None:
+def _systemd(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
     from edgepose.sinks.notify import make_sink
 
     return make_sink(stats, info)  # None outside systemd (no $NOTIFY_SOCKET)
@@ -83,6 +85,19 @@ def _systemd(config: Config, stats: PipelineStats, info: BackendInfo) -> Sink | 
 #: Sinks in the order they are started; each factory returns ``None`` when its sink is off.
 SINKS: dict[str, SinkFactory] = {"jsonl": _jsonl, "mqtt": _mqtt, "preview": _preview, "display": _display,
                                "systemd": _systemd}  # fmt: skip
+
+
+def _analytics(config: Config, still: bool) -> Analytics:
+    """Build the analytics stage: smoothing for video unless turned off.
+
+    For still images each image stands alone: presence is decided per image, without the enter and
+    leave delays.
+    """
+    smoothing = config.smoothing if config.smoothing.enabled(video=not still) else None
+    settings = config.analytics
+    if still:
+        settings = dataclasses.replace(settings, enter_s=0.0, leave_s=0.0, dropout_s=0.0)
+    return Analytics(settings, smoothing)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -102,15 +117,18 @@ def install_signal_handlers(stop: threading.Event) -> None:
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Run until the source ends, ``--max-frames`` is reached, or SIGTERM/SIGINT."""
     source = open_source(config.source.source, config.source)
-    estimator = open_estimator(config.model)
-    stats = PipelineStats()
+    analytics = _analytics(config, still=source.still)
+    crop_alpha = config.smoothing.crop_alpha if analytics.smoother is not None else 1.0
+    estimator = open_estimator(config.model, crop_alpha)
+    stats = PipelineStats(config.model.min_score)
     stats.source_live = source.live
+    stats.inference = estimator.backend
     stop = threading.Event()
     install_signal_handlers(stop)
     sinks: list[Sink] = []
     try:
         for factory in SINKS.values():
-            sink = factory(config, stats, estimator.backend.info)
+            sink = factory(config, stats, estimator.backend.info, stop)
             if sink is not None:
                 sink.start()
                 sinks.append(sink)
@@ -121,21 +139,16 @@ def execute(args: argparse.Namespace, config: Config) -> int:
             source_timeout_s=config.source.timeout_s,
             loop=config.source.loop,
             max_fps=config.source.max_fps,
-            idle=IdleSettings(
-                enabled=config.idle.enabled,
-                after_s=config.idle.after_s,
-                fps=config.idle.fps,
-                motion_threshold=config.idle.motion_threshold,
-                check_fps=config.idle.check_fps,
-            ),
+            idle=config.idle,
             min_score=config.model.min_score,
         )
         log.info("reading %s", source.name)
-        service = Service(source, estimator, sinks, options, stats,
+        service = Service(source, estimator, sinks, options, stats, analytics=analytics,
                           reopen=lambda: open_source(config.source.source, config.source))  # fmt: skip
         service.run(stop)
     finally:
         late = close_all(sinks)
+        estimator.backend.close()  # ends the EdgeTPU worker's child process, if there is one
     failure = sink_failure(sinks)  # e.g. the last flush to a full disk, at close
     if failure is not None:
         raise failure

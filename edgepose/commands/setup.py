@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from edgepose.config import ModelConfig
-from edgepose.inference.backends import BackendRequest, default_threads, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.movenet import check_model
+from edgepose.inference import movenet, posenet
+from edgepose.inference.backends import Backend, BackendRequest, default_threads, open_backend
+from edgepose.inference.estimator import Estimator, PoseEstimator
+from edgepose.inference.posenet_estimator import PoseNetEstimator
 from edgepose.models import models_dir, resolve_model
 
 
-def open_estimator(cfg: ModelConfig) -> PoseEstimator:
-    """Resolve the model, open the backend the config asks for and wrap it in an estimator.
+def is_posenet(backend: Backend) -> bool:
+    """Tell the model family from the opened model: PoseNet has three output maps, MoveNet one output."""
+    return len(backend.outputs) == len(posenet.OUTPUT_CHANNELS)
+
+
+def check_family(backend: Backend) -> None:
+    """Check the opened model against its family's expectations (see :func:`is_posenet`).
+
+    Raises:
+        ModelError: The model fits neither family; the message says what to use.
+    """
+    (posenet.check_model if is_posenet(backend) else movenet.check_model)(backend)
+
+
+def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
+    """Resolve the model, open the backend the config asks for and wrap it in its family's estimator.
+
+    ``crop_alpha`` < 1 low-passes the video tracker's crop region (``[smoothing] crop_alpha``).
 
     Raises:
         ModelError: Bad model name, file or shape.
@@ -23,5 +40,9 @@ def open_estimator(cfg: ModelConfig) -> PoseEstimator:
         threads=cfg.threads or default_threads(),
         edgetpu_library=cfg.edgetpu_library,
         edgetpu_probe=cfg.edgetpu_probe,
+        edgetpu_worker=cfg.edgetpu_worker,
     )
-    return PoseEstimator(open_backend(files, request, check=check_model), tta=cfg.tta)
+    backend = open_backend(files, request, check=check_family)
+    if is_posenet(backend):
+        return PoseNetEstimator(backend, max_people=cfg.max_people)
+    return PoseEstimator(backend, crop_alpha, tta=cfg.tta)

@@ -50,6 +50,8 @@ class BackendRequest:
         threads: CPU threads for XNNPACK/CPU kernels.
         edgetpu_library: Shared library name or path passed to ``load_delegate``.
         edgetpu_probe: Try the EdgeTPU delegate in a child process first.
+        edgetpu_worker: Run the EdgeTPU delegate in a supervised child process
+            (:mod:`.worker`), restarted when libedgetpu crashes or hangs, with a CPU fallback.
     """
 
     runtime: str = "auto"
@@ -57,6 +59,7 @@ class BackendRequest:
     threads: int = 1
     edgetpu_library: str = DEFAULT_EDGETPU_LIBRARY
     edgetpu_probe: bool = True
+    edgetpu_worker: bool = True
 
 
 #: Checks that an opened model is what the caller's model family expects; raises :class:`ModelError`.
@@ -68,6 +71,13 @@ class Backend:
 
     Which tensors a model must have is the model family's business (see ``check`` in :func:`open_backend`).
     """
+
+    #: Whether the interpreter runs in a supervised child process (:class:`.worker.WorkerBackend`).
+    supervised = False
+    #: Children restarted after a failure (a supervised backend's count; always 0 in-process).
+    restarts = 0
+    #: Why a supervised backend gave up its child and runs in-process, or ``None``.
+    fallback_reason: str | None = None
 
     def __init__(self, interpreter: Any, info: BackendInfo) -> None:
         self._interpreter = interpreter
@@ -102,6 +112,10 @@ class Backend:
         """Return a copy of output ``index``."""
         result: np.ndarray = self._interpreter.get_tensor(int(self.outputs[index]["index"]))
         return result
+
+    def close(self) -> None:
+        """Release the interpreter (a worker backend also stops its child process)."""
+        self._interpreter = None
 
 
 def probe_edgetpu(runtime: Runtime, library: str, model: Path) -> str | None:
@@ -156,10 +170,28 @@ def _open_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) 
     read_model(files.edgetpu_path)
     if request.edgetpu_probe:
         check_edgetpu_in_child(runtime, request.edgetpu_library, files.edgetpu_path)
+    info = BackendInfo(runtime.name, "edgetpu", 1, files.edgetpu_path.name)
+    if request.edgetpu_worker:
+        from edgepose.inference.worker import WorkerBackend, WorkerSpec  # imports this module
+
+        spec = WorkerSpec(runtime.name, files.edgetpu_path, "edgetpu", 1, request.edgetpu_library)
+        # ``--delegate edgetpu`` makes the EdgeTPU mandatory: a worker that keeps failing ends the run
+        # (exit 1, systemd restarts the service) instead of carrying on on the CPU.
+        if request.delegate == "edgetpu":
+            return WorkerBackend(spec, info)
+        return WorkerBackend(spec, info, fallback=lambda: _open_cpu_fallback(runtime, files, request))
     delegate = load_edgetpu_delegate(runtime, request.edgetpu_library)
     interpreter = make_interpreter(runtime, files.edgetpu_path, "edgetpu", 1, delegate)
-    info = BackendInfo(runtime.name, "edgetpu", 1, files.edgetpu_path.name)
     return Backend(interpreter, info)
+
+
+def _open_cpu_fallback(runtime: Runtime, files: ModelFiles, request: BackendRequest) -> Backend:
+    """Open the in-process backend a failing EdgeTPU worker hands over to: XNNPACK, else CPU kernels."""
+    try:
+        return OPENERS["xnnpack"](runtime, files, request)
+    except BackendUnavailableError as exc:
+        log.warning("delegate xnnpack unavailable for the fallback, using cpu: %s", exc)
+        return OPENERS["cpu"](runtime, files, request)
 
 
 def _cpu_model(files: ModelFiles) -> Path:
@@ -210,7 +242,11 @@ def open_backend(files: ModelFiles, request: BackendRequest, check: ModelCheck |
     def opened(name: str) -> Backend:
         backend = OPENERS[name](runtime, files, request)
         if check is not None:
-            check(backend)
+            try:
+                check(backend)
+            except BaseException:
+                backend.close()
+                raise
         return backend
 
     if request.delegate != "auto":
@@ -240,8 +276,9 @@ def open_backend(files: ModelFiles, request: BackendRequest, check: ModelCheck |
 def _log_choice(backend: Backend, runtime: Runtime) -> None:
     info = backend.info
     log.info(
-        "running %s on %s %s, delegate %s, %d thread(s)",
+        "running %s on %s %s, delegate %s, %d thread(s)%s",
         info.model, runtime.name, runtime.version, info.delegate, info.threads,
+        " in a supervised worker process" if backend.supervised else "",
     )  # fmt: skip
 
 

@@ -4,13 +4,15 @@ From the keypoints of the current frame, pick the square region to run the model
 next frame: centred on the hips, big enough for the torso (×1.9) and the whole visible body
 (×1.2). When the torso is not visible the person is lost and the tracker resets to the full
 frame. This follows the algorithm of TensorFlow's MoveNet tutorial, with each joint's own
-score checked in the body-range loop.
+score checked in the body-range loop. Like MoveNet's JavaScript tracker, the region can be
+low-passed between frames (``alpha`` < 1) so the crop does not jitter with the keypoints.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from edgepose.analytics.smoothing import LowPass
 from edgepose.inference.movenet import CropBox, full_frame_box
 from edgepose.pose import KEYPOINT_INDEX
 
@@ -66,11 +68,17 @@ def crop_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
 
 
 class CropTracker:
-    """Remembers the crop region between video frames and resets when the person is lost."""
+    """Remembers the crop region between video frames and resets when the person is lost.
 
-    def __init__(self) -> None:
+    Args:
+        alpha: Weight of each new region in a low-pass over the regions (1: no smoothing). A reset to
+            the full frame is never smoothed, and the low-pass starts afresh after one.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
         self._box: CropBox | None = None
         self._size: tuple[int, int] = (0, 0)
+        self._low_pass = LowPass(alpha)
         self.resets = 0
 
     def region(self, width: int, height: int) -> CropBox:
@@ -84,10 +92,18 @@ class CropTracker:
         """Derive the next frame's region from this frame's keypoints."""
         self._size = (width, height)
         box = crop_region_for(keypoints, width, height)
-        if box == full_frame_box(width, height) and self._box != box:
-            self.resets += 1
+        whole = full_frame_box(width, height)
+        if box == whole:
+            if self._box != box:
+                self.resets += 1
+            self._low_pass.reset()
+        elif self._low_pass.alpha < 1.0:
+            if self._box is None or self._box == whole:
+                self._low_pass.reset()
+            box = CropBox(*(float(v) for v in self._low_pass(np.array([box.x, box.y, box.width, box.height]))))
         self._box = box
 
     def reset(self) -> None:
         """Forget the person: the next frame is processed whole."""
         self._box = None
+        self._low_pass.reset()

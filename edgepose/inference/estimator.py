@@ -56,12 +56,12 @@ class PoseEstimator:
     (the default) that pass is averaged with its mirror image's (see :mod:`edgepose.inference.tta`).
     """
 
-    def __init__(self, backend: Backend, tta: str = "flip") -> None:
+    def __init__(self, backend: Backend, crop_alpha: float = 1.0, tta: str = "flip") -> None:
         check_model(backend)
         if tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
         self.backend = backend
-        self.tracker = CropTracker()
+        self.tracker = CropTracker(crop_alpha)
         self.tta = tta
 
     def reset(self) -> None:

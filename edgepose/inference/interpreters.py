@@ -75,6 +75,11 @@ def make_interpreter(runtime: Runtime, path: Path, delegate: str, threads: int, 
                 f"{path.name} is compiled for the Coral EdgeTPU and cannot run on the CPU; use the CPU model "
                 "(--model lightning) or --delegate edgetpu with a Coral attached"
             ) from exc
+        if "PosenetDecoderOp" in str(exc):
+            raise ModelError(
+                f"{path.name} still ends in Coral's PosenetDecoderOp, which no Python runtime provides; use "
+                "--model posenet (edgepose models fetch posenet removes the operator)"
+            ) from exc
         raise ModelError(f"{path} cannot be prepared: {first_line(exc)}") from exc
     return interpreter
 
@@ -107,7 +112,7 @@ def load_edgetpu_delegate(runtime: Runtime, library: str) -> Any:
             f"cannot load {library}: {first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
             "and plug in the Coral)"
         ) from exc
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, AttributeError) as exc:  # AttributeError: a library that is no delegate
         raise BackendUnavailableError(
             f"cannot load {library}: {first_line(exc)} (install libedgetpu1-std from Coral's apt repository "
             "and plug in the Coral)"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgepose.errors import EdgePoseError, SourceError
+from edgepose.errors import BackendUnavailableError, ConfigError, EdgePoseError, InputError, SourceError
 from edgepose.pipeline.stats import SourceState
 from edgepose.sources.base import Source
 
@@ -123,6 +123,8 @@ class FrameBuffer:
 #: Waits before reopening a lost live source; the last one repeats (a camera box never gives up; systemd's
 #: watchdog restarts the service when no frame is processed for WatchdogSec).
 REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+#: Failures no reopening can cure: the run ends with them even for a live source.
+PERMANENT_ERRORS = (BackendUnavailableError, ConfigError, InputError)
 #: How often the capture thread looks at its reader.
 WATCH_EVERY_S = 0.1
 
@@ -282,6 +284,10 @@ class CaptureThread(threading.Thread):
                     return
                 if reader.frames:
                     attempt = 0
+                if outcome == "failed" and isinstance(reader.error, PERMANENT_ERRORS):
+                    self.error = reader.error  # reopening cannot help: a missing package, a bad setting
+                    self.state.state = "ended"
+                    return
                 if not source.live:
                     if outcome == "failed":
                         self.error = reader.error

@@ -9,37 +9,17 @@ Everything here is a pure function of the frames and the times given to it: no c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
+
+from edgepose.config import IdleConfig
 
 ACTIVE = "active"
 IDLE = "idle"
 #: The grey copy motion is measured on (width, height).
 MOTION_SIZE = (80, 60)
-
-
-@dataclass(frozen=True)
-class IdleSettings:
-    """When to go idle and how to wake.
-
-    Attributes:
-        enabled: Idle mode on (``--idle on``).
-        after_s: Seconds without a person before going idle.
-        fps: Model runs per second at most while idle.
-        motion_threshold: Mean absolute grey-level difference (0–255) from the background that counts as motion.
-        check_fps: Frames per second looked at (decoded and checked for motion) while idle; the others are
-            grabbed from the camera without decoding.
-        background_rate: How fast the background follows the scene (0–1 per checked frame).
-    """
-
-    enabled: bool = True
-    after_s: float = 10.0
-    fps: float = 2.0
-    motion_threshold: float = 6.0
-    check_fps: float = 10.0
-    background_rate: float = 0.05
+#: How fast the motion background follows the scene (share of each checked frame blended in).
+BACKGROUND_RATE = 0.05
 
 
 class MotionDetector:
@@ -75,16 +55,16 @@ class IdleGate:
     Call :meth:`should_run` for every frame the loop takes, and :meth:`observe` after every model run.
 
     Args:
-        settings: The idle settings.
+        settings: The ``[idle]`` settings: ``enabled``, ``after_s``, ``fps``, ``motion_threshold``, ``check_fps``.
         start: The time of the first frame (seconds, any clock).
     """
 
-    def __init__(self, settings: IdleSettings, start: float) -> None:
+    def __init__(self, settings: IdleConfig, start: float) -> None:
         self.settings = settings
         self.state = ACTIVE
         self._last_present = start
         self._last_run = -float("inf")
-        self.motion = MotionDetector(settings.motion_threshold, settings.background_rate)
+        self.motion = MotionDetector(settings.motion_threshold, BACKGROUND_RATE)
         #: Counters for stats: frames skipped while idle, wake-ups by motion, entries into idle.
         self.skipped = 0
         self.wakes = 0

@@ -1,4 +1,4 @@
-"""Wires source → estimator → sinks: the capture thread, the inference loop, health and shutdown."""
+"""Wires source → estimator → analytics → sinks: the capture thread, the inference loop, health and shutdown."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import cv2
 
+from edgepose.analytics import Analytics
+from edgepose.config import IdleConfig
 from edgepose.errors import EdgePoseError
 from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
-from edgepose.pipeline.idle import IdleGate, IdleSettings
+from edgepose.pipeline.idle import IdleGate
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sinks import Sink, sink_failure
@@ -59,7 +61,7 @@ class ServiceOptions:
     source_timeout_s: float = 10.0
     loop: bool = False
     max_fps: float = 0.0
-    idle: IdleSettings = field(default_factory=lambda: IdleSettings(enabled=False))
+    idle: IdleConfig = field(default_factory=lambda: IdleConfig(enabled=False))
     min_score: float = 0.2
 
 
@@ -73,6 +75,7 @@ class Service:
         options: Loop options.
         stats: Shared health counters (also read by sinks).
         reopen: Builds a fresh source object when a lost live source is reopened (default: reuse ``source``).
+        analytics: Adds state and events to each result before the sinks see it (``None``: off).
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class Service:
         options: ServiceOptions,
         stats: PipelineStats,
         reopen: Callable[[], Source] | None = None,
+        analytics: Analytics | None = None,
     ) -> None:
         self.source = source
+        self.analytics = analytics
         self.estimator = estimator
         self.sinks = list(sinks)
         self.options = options
@@ -133,6 +138,8 @@ class Service:
                     continue
                 next_run = now + cap_s
                 result = self._process(frame)
+                if self.analytics is not None:
+                    result = self.analytics.update(result)
                 self.stats.record(result, buffer.dropped)
                 if gate is not None:
                     gate.observe(now, self._present(result))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,16 +36,35 @@ class SourceState:
         return {"state": self.state, "reason": self.reason, "reopens": self.reopens}
 
 
-class PipelineStats:
-    """Thread-safe counters updated by the inference loop and read by sinks and health checks."""
+class InferenceHealth(Protocol):
+    """What a backend tells about its own health (the supervised EdgeTPU worker fills these in)."""
 
-    def __init__(self) -> None:
+    restarts: int
+    fallback_reason: str | None
+
+
+class _NoBackend:
+    restarts = 0
+    fallback_reason: str | None = None
+
+
+class PipelineStats:
+    """Thread-safe counters updated by the inference loop and read by sinks and health checks.
+
+    Args:
+        min_score: Pose score from which a pose counts as a person (``people``).
+    """
+
+    def __init__(self, min_score: float = 0.2) -> None:
+        self._min_score = min_score
         self._lock = threading.Lock()
         self.started = time.monotonic()
         self.frames = 0
         self.dropped = 0
         self.last_frame_at: float | None = None
         self.last_score = 0.0
+        #: People (poses scoring at least ``min_score``) in the last processed frame.
+        self.people = 0
         #: Set by the MQTT sink: ``True``/``False`` while enabled, ``None`` when MQTT is off.
         self.mqtt_connected: bool | None = None
         #: The source as the capture thread sees it (opening, ok, reconnecting, ended).
@@ -54,6 +73,8 @@ class PipelineStats:
         self.source_live = False
         #: ``active``, or ``idle`` while nobody is there (idle mode); frames idle mode did not run the model on.
         self.mode = "active"
+        #: The backend (for the EdgeTPU worker's restarts and CPU fallback); a stand-in until one is set.
+        self.inference: InferenceHealth = _NoBackend()
         self.idle_skipped = 0
         self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
         self._latency = {stage: collections.deque[float](maxlen=WINDOW) for stage in STAGES}
@@ -66,6 +87,7 @@ class PipelineStats:
             self.dropped = dropped
             self.last_frame_at = now
             self.last_score = result.score
+            self.people = result.people(self._min_score)
             self._times.append(now)
             for stage, value in result.latency_ms.items():
                 if stage in self._latency:
@@ -110,10 +132,12 @@ class PipelineStats:
             "frames": self.frames,
             "dropped": self.dropped,
             "fps": round(self.fps(), 2),
+            "people": self.people,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "frame_age_s": None if age is None else round(age, 3),
             "latency_ms": self.percentiles((50, 95)),
             "source": self.source.to_dict(),
             "mode": self.mode,
             "idle_skipped": self.idle_skipped,
+            "inference": {"restarts": self.inference.restarts, "fallback": self.inference.fallback_reason},
         }

@@ -3,7 +3,8 @@
 Pure functions over BGR numpy images: :func:`render` makes the picture a viewer sees for one
 :class:`~edgepose.pose.PoseResult` in one privacy mode, :func:`draw_skeleton` draws the edges of
 :data:`~edgepose.pose.SKELETON_EDGES` and the joints coloured by score (red → yellow → green).
-Keypoints scoring below the threshold are not drawn, nor are the edges that touch them.
+Keypoints scoring below the threshold are not drawn, nor are the edges that touch them. Each person
+gets the edge colour of their place in the result (:data:`PERSON_COLORS`, best pose first).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from edgepose.pose import SKELETON_EDGES, PoseResult
 MODES: tuple[str, ...] = ("video", "skeleton", "blur")
 #: Colour of the skeleton's edges (BGR): cyan, rare in camera pictures.
 EDGE_COLOR: tuple[int, int, int] = (255, 255, 0)
+#: Edge colours (BGR) of the people in a frame, best pose first (cyan, magenta, orange, blue, white, violet),
+#: then again from the start.
+PERSON_COLORS: tuple[tuple[int, int, int], ...] = (
+    EDGE_COLOR, (255, 0, 255), (0, 140, 255), (255, 120, 0), (255, 255, 255), (200, 80, 150),
+)  # fmt: skip
 #: Background of the ``skeleton`` mode (BGR).
 CANVAS_COLOR: tuple[int, int, int] = (32, 32, 32)
 #: The blur mode shrinks the picture by this factor and scales it back up.
@@ -70,13 +76,16 @@ def base_image(result: PoseResult, mode: str) -> np.ndarray:
     return blurred
 
 
-def draw_skeleton(canvas: np.ndarray, keypoints: np.ndarray, min_score: float) -> np.ndarray:
+def draw_skeleton(
+    canvas: np.ndarray, keypoints: np.ndarray, min_score: float, color: tuple[int, int, int] = EDGE_COLOR
+) -> np.ndarray:
     """Draw the skeleton onto ``canvas`` in place and return it.
 
     Args:
         canvas: BGR uint8 image, modified.
         keypoints: ``(17, 3)`` x, y in the canvas's pixels, score.
         min_score: Keypoints scoring below this are not drawn, nor edges touching them.
+        color: The edges' colour (BGR).
     """
     height, width = canvas.shape[:2]
     thickness, radius = sizes(width, height)
@@ -84,7 +93,7 @@ def draw_skeleton(canvas: np.ndarray, keypoints: np.ndarray, min_score: float) -
     visible = [float(s) >= min_score for s in keypoints[:, 2].tolist()]
     for a, b in SKELETON_EDGES:
         if visible[a] and visible[b]:
-            cv2.line(canvas, points[a], points[b], EDGE_COLOR, thickness, cv2.LINE_AA)
+            cv2.line(canvas, points[a], points[b], color, thickness, cv2.LINE_AA)
     for (x, y), score, shown in zip(points, keypoints[:, 2].tolist(), visible, strict=True):
         if shown:
             cv2.circle(canvas, (x, y), radius + 1, (0, 0, 0), -1, cv2.LINE_AA)
@@ -93,7 +102,7 @@ def draw_skeleton(canvas: np.ndarray, keypoints: np.ndarray, min_score: float) -
 
 
 def render(result: PoseResult, mode: str, min_score: float) -> np.ndarray:
-    """Return the picture for one result: the privacy mode's canvas with the skeleton drawn.
+    """Return the picture for one result: the privacy mode's canvas with every person's skeleton drawn.
 
     Args:
         result: The pose result (keypoints in source pixels).
@@ -103,4 +112,7 @@ def render(result: PoseResult, mode: str, min_score: float) -> np.ndarray:
     Raises:
         ValueError: Unknown mode.
     """
-    return draw_skeleton(base_image(result, mode), result.keypoints, min_score)
+    canvas = base_image(result, mode)
+    for index, pose in reversed(list(enumerate(result.all_poses))):  # the best pose is drawn last, on top
+        draw_skeleton(canvas, pose.keypoints, min_score, PERSON_COLORS[index % len(PERSON_COLORS)])
+    return canvas

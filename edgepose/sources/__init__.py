@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from edgepose.config import SourceConfig
+from edgepose.config import LIMITS, SourceConfig
 from edgepose.errors import ConfigError, InputError
 from edgepose.sources.base import Source
 from edgepose.sources.images import IMAGE_SUFFIXES, ImageSource
@@ -16,21 +16,38 @@ from edgepose.sources.synthetic import SyntheticSource
 _STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
 
 
+#: Largest camera index accepted in ``picamera:N`` or a bare device number (V4L2 has 256 video minors).
+MAX_CAMERA_INDEX = 255
+
+
+def _camera_index(text: str, spec: str, form: str) -> int:
+    """Parse a camera index (ASCII digits, at most :data:`MAX_CAMERA_INDEX`) or raise ConfigError."""
+    if not re.fullmatch(r"[0-9]{1,6}", text) or int(text) > MAX_CAMERA_INDEX:
+        raise ConfigError(f"camera index must be a number from 0 to {MAX_CAMERA_INDEX}, like {form}, not {spec!r}")
+    return int(text)
+
+
 def _picamera(spec: str, cfg: SourceConfig) -> Source:
     from edgepose.sources.picamera import PicameraSource
 
     _, _, index = spec.partition(":")
-    return PicameraSource(int(index or 0), cfg)
+    return PicameraSource(_camera_index(index or "0", spec, "picamera:0"), cfg)
 
 
 def _synthetic(spec: str, cfg: SourceConfig) -> Source:
-    _, _, size = spec.partition(":")
-    if size:
-        match = re.fullmatch(r"(\d+)x(\d+)", size)
-        if not match:
-            raise ConfigError(f"synthetic source size must look like synthetic:640x480, not {spec!r}")
+    options = spec.split(":")[1:]
+    empty = "empty" in options
+    sizes = [option for option in options if option != "empty"]
+    if sizes:
+        match = re.fullmatch(r"([0-9]{1,6})x([0-9]{1,6})", sizes[0])
+        limit = LIMITS[("source", "width")]
+        if not match or len(sizes) > 1 or not (limit.accepts(int(match[1])) and limit.accepts(int(match[2]))):
+            raise ConfigError(
+                f"synthetic source must look like synthetic:640x480 or synthetic:640x480:empty, each side "
+                f"{limit.describe()}, not {spec!r}"
+            )
         cfg = SourceConfig(width=int(match[1]), height=int(match[2]), fps=cfg.fps)
-    return SyntheticSource(cfg)
+    return SyntheticSource(cfg, empty=empty)
 
 
 #: Sources named by a keyword, before paths and URLs are considered.
@@ -56,8 +73,8 @@ def open_source(spec: str, cfg: SourceConfig) -> Source:
     keyword = spec.split(":", 1)[0].lower()
     if keyword in KEYWORD_SOURCES:
         return KEYWORD_SOURCES[keyword](spec, cfg)
-    if spec.isdigit():
-        return OpenCVSource(int(spec), cfg, live=True)
+    if re.fullmatch(r"[0-9]+", spec):
+        return OpenCVSource(_camera_index(spec, spec, "0"), cfg, live=True)
     if spec.startswith("/dev/video"):
         return OpenCVSource(spec, cfg, live=True)
     if spec.lower().startswith(_STREAM_SCHEMES):

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
 
 from edgepose.config import SourceConfig
 from edgepose.errors import BackendUnavailableError, SourceError
+
+INSTALL_HINT = (
+    "on Raspberry Pi OS: sudo apt install python3-picamera2 and create the venv with --system-site-packages "
+    "(install.sh --system does this)"
+)
+
+
+def _picamera2_installed() -> bool:
+    """Whether picamera2 can be found, without importing it (its import needs libcamera)."""
+    try:
+        return importlib.util.find_spec("picamera2") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 class PicameraSource:
@@ -17,6 +31,8 @@ class PicameraSource:
     still = False
 
     def __init__(self, index: int, cfg: SourceConfig) -> None:
+        if not _picamera2_installed():  # say so before a model is loaded, not from the capture thread
+            raise BackendUnavailableError(f"picamera2 is not available; {INSTALL_HINT}")
         self._index = index
         self._cfg = cfg
         self._camera: Any = None
@@ -32,10 +48,7 @@ class PicameraSource:
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
-            raise BackendUnavailableError(
-                f"picamera2 is not available ({exc}); on Raspberry Pi OS: sudo apt install python3-picamera2 "
-                "and create the venv with --system-site-packages (install.sh --system does this)"
-            ) from exc
+            raise BackendUnavailableError(f"picamera2 is not available ({exc}); {INSTALL_HINT}") from exc
         try:
             camera = Picamera2(self._index)
             config = camera.create_video_configuration(

@@ -8,6 +8,7 @@ topic                                      payload                QoS   retain
 ``<base>/pose``                            pose JSON per frame    0     no
 ``<base>/status``                          ``online``/``offline`` 1     yes
 ``<base>/person``                          ``ON``/``OFF``         1     yes
+``<base>/people``                          count, e.g. ``2``      1     yes
 ``<base>/stats``                           stats JSON             0     yes
 ``homeassistant/<component>/…/config``     discovery JSON         1     yes
 =========================================  =====================  ====  ======
@@ -61,6 +62,21 @@ class Topics:
         return f"{self.base}/person"
 
     @property
+    def people(self) -> str:
+        """How many people are in view (poses scoring at least ``min_score``), retained."""
+        return f"{self.base}/people"
+
+    @property
+    def state(self) -> str:
+        """What the analytics conclude (present, fallen, exercise, reps), retained, on every change."""
+        return f"{self.base}/state"
+
+    @property
+    def event(self) -> str:
+        """Each analytics event once (person_entered, person_left, fall, recovered, rep), not retained."""
+        return f"{self.base}/event"
+
+    @property
     def stats(self) -> str:
         """Pipeline health, retained."""
         return f"{self.base}/stats"
@@ -76,6 +92,21 @@ def person_payload(present: bool) -> bytes:
     return (PERSON_ON if present else PERSON_OFF).encode()
 
 
+def people_payload(count: int) -> bytes:
+    """Return the number of people in view as decimal text."""
+    return str(int(count)).encode()
+
+
+def state_payload(state: dict[str, Any]) -> bytes:
+    """Build the state message: ``{"present", "fallen", "exercise", "reps"}`` as JSON."""
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def event_payload(event: dict[str, Any]) -> bytes:
+    """Build one event message: the event object as ``edgepose run`` prints it in ``events``."""
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
 def stats_payload(
     device: str, snapshot: dict[str, Any], info: BackendInfo, mqtt: dict[str, int], cpu_temp_c: float | None
 ) -> bytes:
@@ -85,7 +116,8 @@ def stats_payload(
         device: Device id.
         snapshot: :meth:`edgepose.pipeline.stats.PipelineStats.snapshot`.
         info: What runs the model.
-        mqtt: The sink's own counters.
+        mqtt: The sink's own counters and queue depths (``queued``: QoS 1 messages waiting for a
+            connection; ``inbox``: results waiting for the sink's worker).
         cpu_temp_c: CPU temperature, or ``None``.
     """
     data = {

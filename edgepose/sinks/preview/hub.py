@@ -3,7 +3,9 @@
 :meth:`PreviewHub.publish` is O(1) and never blocks on I/O: it stores the newest result, appends an
 image-less copy to a bounded ring (for Server-Sent Events) and notifies. JPEG encoding happens in
 the hub's encoder thread, only while a stream client is waiting for a newer picture, at most
-``fps`` times a second, once per picture for all clients.
+``fps`` times a second, once per picture for all clients. A picture that cannot be made is logged
+(once per run of failures) and skipped; after :data:`FAIL_LIMIT` failures in a row the waiting stream
+clients are released with :class:`EncoderFailed`, so none waits forever for a picture that never comes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import itertools
 import logging
 import threading
 import time
+from typing import Any
 
 import cv2
 
@@ -24,12 +27,20 @@ log = logging.getLogger(__name__)
 
 #: Results kept for event clients; a client further behind than this is dropped.
 RING_SIZE = 512
+#: Analytics events kept for the page's "last events".
+RECENT_EVENTS = 10
 #: JPEG quality of the stream.
 JPEG_QUALITY = 80
+#: Pictures failing in a row before the waiting stream clients are released.
+FAIL_LIMIT = 3
 
 
 class Overflow(Exception):
     """An event client fell further behind than the ring holds."""
+
+
+class EncoderFailed(Exception):
+    """The encoder failed :data:`FAIL_LIMIT` pictures in a row while a stream client waited."""
 
 
 class PreviewHub:
@@ -53,10 +64,14 @@ class PreviewHub:
         self._latest: PoseResult | None = None
         self._seq = 0
         self._ring: collections.deque[PoseResult] = collections.deque(maxlen=RING_SIZE)
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_EVENTS)
         self._jpeg = b""
         self._jpeg_id = 0
         self._encoded_seq = 0
         self._waiting = 0
+        self._failures = 0  # pictures failed in a row
+        self._failed_runs = 0  # times the failures reached FAIL_LIMIT: releases the waiting stream clients
+        self._failure = ""
         self._thread = threading.Thread(target=self._encode_loop, name="edgepose-preview-jpeg", daemon=True)
         #: Connected clients per endpoint, and clients dropped for being too slow.
         self.clients = {"stream": 0, "events": 0}
@@ -65,6 +80,8 @@ class PreviewHub:
         self.skipped_frames = 0
         #: JPEGs encoded so far.
         self.encoded = 0
+        #: Pictures that could not be made.
+        self.encode_errors = 0
 
     @property
     def closing(self) -> bool:
@@ -82,12 +99,18 @@ class PreviewHub:
             self._seq += 1
             self._latest = result
             self._ring.append(light)
+            self._events.extend(result.events)
             self._frame_cond.notify_all()
 
     def latest(self) -> tuple[int, PoseResult | None]:
         """Return the newest result and its sequence number (0 before the first)."""
         with self._lock:
             return self._seq, self._latest
+
+    def recent_events(self) -> list[dict[str, Any]]:
+        """Return the last analytics events (``person_entered``, ``fall``, …), oldest first."""
+        with self._lock:
+            return list(self._events)
 
     def events_after(self, cursor: int, timeout: float) -> list[tuple[int, PoseResult]]:
         """Wait for results newer than ``cursor`` and return them (oldest first) with their numbers.
@@ -118,16 +141,25 @@ class PreviewHub:
             return max(last_id, self._seq - len(self._ring))
 
     def next_jpeg(self, last_id: int, timeout: float) -> tuple[int, bytes]:
-        """Wait for a JPEG newer than ``last_id``; return ``(id, bytes)`` or ``(last_id, b"")`` on timeout."""
+        """Wait for a JPEG newer than ``last_id``; return ``(id, bytes)`` or ``(last_id, b"")`` on timeout.
+
+        Raises:
+            EncoderFailed: Pictures kept failing while this client waited.
+        """
         with self._lock:
             self._waiting += 1
             self._watch_cond.notify_all()
+            runs = self._failed_runs
             try:
-                self._jpeg_cond.wait_for(lambda: self._jpeg_id > last_id or self._closing.is_set(), timeout)
+                self._jpeg_cond.wait_for(
+                    lambda: self._jpeg_id > last_id or self._closing.is_set() or self._failed_runs > runs, timeout
+                )
             finally:
                 self._waiting -= 1
             if self._jpeg_id > last_id and not self._closing.is_set():
                 return self._jpeg_id, self._jpeg
+            if self._failed_runs > runs:
+                raise EncoderFailed(f"{FAIL_LIMIT} pictures failed in a row: {self._failure}")
             return last_id, b""
 
     def client_left(self, endpoint: str, skipped: int, dropped: bool) -> None:
@@ -155,24 +187,49 @@ class PreviewHub:
                     return self._seq, self._latest
         return None
 
+    def _encode(self, result: PoseResult) -> bytes:
+        """Return the JPEG of one result, or raise whatever drawing or encoding raised."""
+        picture = render(result, self._mode, self._min_score)
+        ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise ValueError("cv2.imencode returned no picture")
+        return bytes(buf.tobytes())
+
     def _encode_loop(self) -> None:
         while (work := self._wait_for_work()) is not None:
             seq, result = work
             started = time.monotonic()
+            jpeg = b""
             try:
-                picture = render(result, self._mode, self._min_score)
-                ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            except (cv2.error, ValueError):
-                log.warning("preview: cannot encode frame %d", result.frame, exc_info=True)
-                ok = False
+                jpeg = self._encode(result)
+            except Exception as exc:  # the encoder outlives any one picture
+                self._failed(result.frame, exc)
             with self._lock:
                 self._encoded_seq = seq
-                if ok:
-                    self._jpeg = buf.tobytes()
+                if jpeg:
+                    if self._failures:
+                        log.info("preview: pictures encode again after %d failure(s)", self._failures)
+                    self._failures = 0
+                    self._jpeg = jpeg
                     self._jpeg_id += 1
                     self.encoded += 1
                     self._jpeg_cond.notify_all()
             self._closing.wait(max(0.0, started + self._interval - time.monotonic()))
+
+    def _failed(self, frame: int, exc: Exception) -> None:
+        """Count a picture that could not be made; log the first of a run; release the waiters at the limit."""
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        with self._lock:
+            self.encode_errors += 1
+            self._failures += 1
+            self._failure = reason
+            if self._failures % FAIL_LIMIT == 0:
+                self._failed_runs += 1
+                self._jpeg_cond.notify_all()
+            first = self._failures == 1
+        if first:
+            log.error("preview: cannot make the picture of frame %d (%s); skipping it, further failures "
+                      "are counted in edgepose_preview_encode_errors_total", frame, reason)  # fmt: skip
 
     def close(self) -> None:
         """Wake every waiting thread so streams end and event clients drain, and stop the encoder."""

@@ -7,7 +7,7 @@ the process-global one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from edgepose.errors import BackendUnavailableError
 from edgepose.pipeline.stats import PipelineStats
@@ -28,9 +28,10 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0
 class _StatsCollector:
     """Reads pipeline counters at scrape time."""
 
-    def __init__(self, stats: PipelineStats, hub: PreviewHub) -> None:
+    def __init__(self, stats: PipelineStats, hub: PreviewHub, refused: Mapping[str, int]) -> None:
         self._stats = stats
         self._hub = hub
+        self._refused = refused
 
     def collect(self) -> Iterator[Metric]:
         """Yield the current values."""
@@ -48,6 +49,8 @@ class _StatsCollector:
                                   value=stats.source.reopens)  # fmt: skip
         yield GaugeMetricFamily("edgepose_pose_score", "Score of the last pose (mean keypoint score)",
                                 value=stats.last_score)  # fmt: skip
+        yield GaugeMetricFamily("edgepose_people", "People in the last frame (poses scoring at least min_score)",
+                                value=stats.people)  # fmt: skip
         if stats.mqtt_connected is not None:
             yield GaugeMetricFamily("edgepose_mqtt_connected", "1 while the MQTT client is connected, else 0",
                                     value=1.0 if stats.mqtt_connected else 0.0)  # fmt: skip
@@ -61,6 +64,14 @@ class _StatsCollector:
                                   value=self._hub.skipped_frames)  # fmt: skip
         yield CounterMetricFamily("edgepose_preview_jpeg_frames", "JPEG pictures encoded for the stream",
                                   value=self._hub.encoded)  # fmt: skip
+        yield CounterMetricFamily("edgepose_preview_encode_errors", "Stream pictures that could not be made",
+                                  value=self._hub.encode_errors)  # fmt: skip
+        refused = CounterMetricFamily("edgepose_preview_refused_connections",
+                                      "Connections answered 503 (busy), 408 (slow head), 414 or 431 (too large)",
+                                      labels=["reason"])  # fmt: skip
+        for reason, count in dict(self._refused).items():
+            refused.add_metric([reason], count)
+        yield refused
 
 
 class PreviewMetrics:
@@ -70,11 +81,12 @@ class PreviewMetrics:
         stats: Pipeline counters, read at scrape time.
         info: Backend description, exported as ``edgepose_backend_info``.
         hub: Preview state (client counts).
+        refused: Connections the server refused, by reason (read at scrape time).
     """
 
-    def __init__(self, stats: PipelineStats, info: BackendInfo, hub: PreviewHub) -> None:
+    def __init__(self, stats: PipelineStats, info: BackendInfo, hub: PreviewHub, refused: Mapping[str, int]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_StatsCollector(stats, hub))
+        self.registry.register(_StatsCollector(stats, hub, refused))
         backend = Info("edgepose_backend", "What runs the model", registry=self.registry)
         backend.info({k: str(v) for k, v in info.to_dict().items()})
         latency = Histogram("edgepose_stage_latency_seconds", "Latency per pipeline stage", ["stage"],

@@ -43,6 +43,7 @@ _HTML = """<!doctype html>
   .bar { height: 8px; border-radius: 4px; background: #444; min-width: 2px; }
   .low { color: #777; }
   #banner { display: none; color: #f1c40f; }
+  .alert { color: #e74c3c; font-weight: 600; }
 </style>
 </head>
 <body>
@@ -60,12 +61,26 @@ _HTML = """<!doctype html>
   <div id="view"><img id="video" alt="live picture with the skeleton drawn"></div>
   <aside>
     <section>
+      <h2>Answers</h2>
+      <table>
+        <tr><td>person</td><td id="present">–</td></tr>
+        <tr><td>fallen</td><td id="fallen">–</td></tr>
+        <tr><td>exercise</td><td id="exercise">–</td></tr>
+        <tr><td>repetitions</td><td class="big" id="reps">–</td></tr>
+      </table>
+    </section>
+    <section>
+      <h2>Last events</h2>
+      <table id="events"><tr><th>time</th><th>event</th><th></th></tr></table>
+    </section>
+    <section>
       <h2>Pipeline</h2>
       <table>
         <tr><td>fps</td><td class="big" id="fps">–</td></tr>
         <tr><td>frame</td><td id="frame">–</td></tr>
         <tr><td>size</td><td id="size">–</td></tr>
         <tr><td>pose score</td><td id="score">–</td></tr>
+        <tr><td>people</td><td id="people">–</td></tr>
         <tr><td>dropped frames</td><td id="dropped">–</td></tr>
         <tr><td>last frame age</td><td id="age">–</td></tr>
       </table>
@@ -87,7 +102,7 @@ const token = new URLSearchParams(location.search).get("token");
 const withToken = (path) => path + (token ? "?token=" + encodeURIComponent(token) : "");
 const $ = (id) => document.getElementById(id);
 const video = $("video");
-let minScore = 0.2, pending = null, scheduled = false, lost = false, events = null;
+let minScore = 0.2, pending = null, scheduled = false, lost = false, events = null, recent = [];
 
 function scoreColor(s) {
   s = Math.max(0, Math.min(1, s));
@@ -102,10 +117,40 @@ function row(table, cells) {
 }
 for (const stage of STAGES) { row($("latency"), [stage, "–", "–", "–"]).id = "lat-" + stage; }
 
+function showState(st) {
+  if (!st) { return; }
+  $("present").textContent = st.present ? "present" : "absent";
+  $("fallen").textContent = st.fallen ? "FALLEN" : "no";
+  $("fallen").className = st.fallen ? "alert" : "";
+  $("exercise").textContent = st.exercise || "–";
+  $("reps").textContent = st.reps;
+}
+function eventText(e) {
+  if (e.type === "fall") { return "confidence " + e.confidence.toFixed(2); }
+  if (e.type === "rep") { return e.exercise + " #" + e.count + " in " + e.duration_s.toFixed(1) + " s"; }
+  if (e.type === "person_left") { return "in view " + e.visit_s.toFixed(1) + " s"; }
+  return "";
+}
+function addEvents(list) {
+  if (!list || !list.length) { return; }
+  const key = (e) => e.type + "@" + e.ts;
+  const seen = new Set(recent.map(key));
+  for (const e of list) { if (!seen.has(key(e))) { seen.add(key(e)); recent.push(e); } }
+  recent.sort((a, b) => b.ts - a.ts);
+  recent = recent.slice(0, 10);
+  const table = $("events");
+  while (table.rows.length > 1) { table.deleteRow(1); }
+  for (const e of recent) {
+    const tr = row(table, [new Date(e.ts * 1000).toLocaleTimeString(), e.type, eventText(e)]);
+    tr.className = e.type === "fall" ? "alert" : "";
+  }
+}
 function showPose(p) {
+  showState(p.state);
   $("frame").textContent = p.frame;
   $("size").textContent = p.width + "×" + p.height;
   $("score").textContent = p.score.toFixed(3);
+  $("people").textContent = p.poses.filter((pose) => pose.score >= minScore).length;
   for (const stage of STAGES) {
     const v = p.latency_ms[stage];
     if (v !== undefined) { $("lat-" + stage).cells[1].textContent = v.toFixed(1); }
@@ -145,6 +190,7 @@ function showStats(s) {
   $("mode").textContent = s.mode;
   $("activity").textContent = st.mode + (st.source && st.source.state !== "ok" ? ", source " + st.source.state : "");
   minScore = s.min_score;
+  addEvents(s.recent_events);
 }
 function schedule(p) {
   pending = p;
@@ -168,7 +214,7 @@ video.onclick = () => video.classList.toggle("fit");
 function connectEvents() {
   events = new EventSource(withToken("events"));
   events.onopen = () => { setLive(true); if (lost) { lost = false; connectStream(); } };
-  events.onmessage = (e) => schedule(JSON.parse(e.data));
+  events.onmessage = (e) => { const p = JSON.parse(e.data); addEvents(p.events); schedule(p); };
   events.addEventListener("stats", (e) => showStats(JSON.parse(e.data)));
   events.onerror = () => {
     setLive(false);

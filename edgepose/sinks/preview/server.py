@@ -1,12 +1,16 @@
-"""The preview's HTTP server: routes, bearer-token check, MJPEG and Server-Sent Events.
+"""The preview's HTTP server: routes, ``Host``/``Origin`` and bearer-token checks, MJPEG and Server-Sent Events.
 
-Standard library only (``http.server``). Every connection gets a daemon thread and a socket
-timeout, so a client that connects and never reads only ever blocks its own thread.
+Standard library only (``http.server``). :class:`~edgepose.sinks.preview.listener.Listener` reads each
+request head against a deadline and runs at most ``max_connections`` requests at once, each in a
+daemon thread with a socket timeout, so a client that connects and never reads only ever blocks its
+own thread. Who may ask is checked before any work: the ``Host``/``Origin`` guard, then the token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import io
 import json
 import logging
 import socket
@@ -15,13 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
-from edgepose.sinks.preview.hub import Overflow, PreviewHub
+from edgepose.sinks.preview.guard import host_is_loopback, origin_is_loopback
+from edgepose.sinks.preview.hub import EncoderFailed, Overflow, PreviewHub
+from edgepose.sinks.preview.listener import Limits, Listener, one_line
 from edgepose.sinks.preview.page import PAGE
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,8 @@ class PreviewContext:
         token: Bearer token; empty when none is required.
         stale_after_s: ``/healthz`` fails when the last frame is older than this.
         metrics: Renders ``/metrics`` text and its content type, or ``None`` without prometheus_client.
+        loopback_only: Serve only requests whose ``Host`` (and ``Origin``, if sent) name this machine: a
+            loopback address without a token, where nothing else stops a DNS-rebinding page.
     """
 
     hub: PreviewHub
@@ -59,20 +67,22 @@ class PreviewContext:
     token: str
     stale_after_s: float
     metrics: tuple[Callable[[], bytes], str] | None = None
+    loopback_only: bool = False
     active: int = 0
     cond: threading.Condition = field(default_factory=threading.Condition)
 
 
-class PreviewServer(ThreadingHTTPServer):
-    """A threading HTTP server carrying the :class:`PreviewContext`."""
+class PreviewServer(Listener):
+    """The listener serving :class:`PreviewHandler` requests with the :class:`PreviewContext`."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], context: PreviewContext, family: socket.AddressFamily) -> None:
-        self.address_family = family
+    def __init__(
+        self, address: tuple[str, int], context: PreviewContext, family: socket.AddressFamily, limits: Limits
+    ) -> None:
         self.context = context
-        super().__init__(address, PreviewHandler)
+        super().__init__(address, family, self._handle_request, limits)
+
+    def _handle_request(self, conn: socket.socket, address: Any, head: bytes) -> None:
+        PreviewHandler(conn, address, self, head)
 
 
 def _redact(text: str) -> str:
@@ -91,6 +101,22 @@ class PreviewHandler(BaseHTTPRequestHandler):
     timeout = SOCKET_TIMEOUT_S
     server_version = "edgepose"
     sys_version = ""
+
+    def __init__(self, request: socket.socket, client_address: Any, server: PreviewServer, head: bytes) -> None:
+        self._head = head
+        self._answered = False
+        super().__init__(request, client_address, server)
+
+    def setup(self) -> None:
+        """Read the request from the head the listener already received (one request per connection)."""
+        super().setup()
+        self.rfile.close()
+        self.rfile = io.BytesIO(self._head)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Send the status line, remembering that an answer has begun."""
+        self._answered = True
+        super().send_response(code, message)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Log requests at debug level, tokens redacted."""
@@ -121,17 +147,39 @@ class PreviewHandler(BaseHTTPRequestHandler):
             offered = query["token"][0]
         return hmac.compare_digest(offered.encode(), token.encode())
 
+    def _foreign(self) -> str:
+        """Why the ``Host``/``Origin`` guard refuses this request, or ``""``."""
+        if not self.server.context.loopback_only:
+            return ""
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1 or (hosts and not host_is_loopback(hosts[0])):
+            return "Host"
+        target = urlsplit(self.path).netloc  # an absolute-form target (GET http://name/...) names the site too
+        if target and not host_is_loopback(target):
+            return "Host"
+        origin = self.headers.get("Origin")
+        if origin is not None and not origin_is_loopback(origin):
+            return "Origin"
+        return ""
+
     def do_GET(self) -> None:
-        """Route a GET request."""
+        """Check who asks (``Host``/``Origin``, then the token; not for ``/healthz``), then route."""
         parts = urlsplit(self.path)
-        query = parse_qs(parts.query)
+        if parts.path != "/healthz":
+            foreign = self._foreign()
+            if foreign:
+                log.debug("preview %s: refused a request for another %s", self.address_string(), foreign)
+                status = HTTPStatus.MISDIRECTED_REQUEST if foreign == "Host" else HTTPStatus.FORBIDDEN
+                self._send(status, f"this preview only answers requests for 127.0.0.1, localhost or [::1] (the "
+                           f"{foreign} header names another site)\n".encode(), "text/plain; charset=utf-8")  # fmt: skip
+                return
+            if not self._authorized(parse_qs(parts.query)):
+                self._send(HTTPStatus.UNAUTHORIZED, b"a bearer token is required (Authorization header or ?token=)\n",
+                           "text/plain; charset=utf-8", {"WWW-Authenticate": 'Bearer realm="edgepose"'})  # fmt: skip
+                return
         route = ROUTES.get(parts.path)
         if route is None:
             self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
-            return
-        if parts.path != "/healthz" and not self._authorized(query):
-            self._send(HTTPStatus.UNAUTHORIZED, b"a bearer token is required (Authorization header or ?token=)\n",
-                       "text/plain; charset=utf-8", {"WWW-Authenticate": 'Bearer realm="edgepose"'})  # fmt: skip
             return
         context = self.server.context
         with context.cond:
@@ -141,6 +189,13 @@ class PreviewHandler(BaseHTTPRequestHandler):
         except (OSError, ValueError) as exc:  # the client went away or timed out
             log.debug("preview %s: %s ended: %s", self.address_string(), parts.path, exc)
             self.close_connection = True
+        except Exception as exc:  # one line in the journal, and a 500 if nothing was sent yet
+            log.error("preview: %s failed for %s: %s", parts.path, self.address_string(), one_line(exc))
+            self.close_connection = True
+            if not self._answered:
+                with contextlib.suppress(OSError):
+                    self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error (see the log)\n",
+                               "text/plain; charset=utf-8")  # fmt: skip
         finally:
             with context.cond:
                 context.active -= 1
@@ -206,6 +261,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         except TimeoutError:  # the client stopped reading: its socket stayed full for SOCKET_TIMEOUT_S
             timed_out = True
             log.info("preview: cut off a stream client that stopped reading %s", self.address_string())
+        except EncoderFailed as exc:  # no picture can be made: end the stream, the page reconnects
+            log.info("preview: ended a stream for %s: %s", self.address_string(), exc)
         finally:
             hub.client_left("stream", hub.latest()[0] - first_seq - sent, dropped=timed_out)
 
@@ -249,7 +306,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def _status(self) -> dict[str, Any]:
         context = self.server.context
         return {"backend": context.info.to_dict(), "mode": context.mode, "min_score": context.min_score,
-                "stats": context.stats.snapshot()}  # fmt: skip
+                "stats": context.stats.snapshot(), "recent_events": context.hub.recent_events()}  # fmt: skip
 
     def _stats_event(self) -> bytes:
         return f"event: stats\ndata: {json.dumps(self._status())}\n\n".encode()

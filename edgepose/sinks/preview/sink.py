@@ -2,12 +2,13 @@
 
 ``publish`` only hands the result to a :class:`~edgepose.sinks.preview.hub.PreviewHub` (O(1), no
 I/O); HTTP threads and the hub's encoder thread do the rest. Private by default: it listens on
-127.0.0.1, and refuses an address beyond loopback without a bearer token unless told ``insecure``.
+127.0.0.1 and then answers only requests addressed to this machine (the ``Host``/``Origin`` guard
+against DNS rebinding), and refuses an address beyond loopback without a bearer token unless told
+``insecure``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import socket
@@ -19,7 +20,9 @@ from edgepose.config import PreviewConfig
 from edgepose.errors import BackendUnavailableError, ConfigError
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
+from edgepose.sinks.preview.guard import is_loopback
 from edgepose.sinks.preview.hub import PreviewHub
+from edgepose.sinks.preview.listener import Limits
 from edgepose.sinks.preview.server import PreviewContext, PreviewServer
 
 log = logging.getLogger(__name__)
@@ -50,16 +53,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"--preview must be [HOST:]PORT with a port from 0 to 65535, not {text!r}")
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_token(cfg: PreviewConfig, environ: dict[str, str] | None = None) -> str:
@@ -125,12 +118,16 @@ class PreviewSink:
                 "(or --preview-token), or pass --preview-insecure to allow anyone on the network to watch"
             )
         self._context.token = token
-        self._context.metrics = self._metrics()
+        # Without a token, a loopback address is all that keeps others out: so only requests that name
+        # this machine are answered (a DNS-rebinding page names its own host). With a token, it decides.
+        self._context.loopback_only = is_loopback(host) and not token
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        limits = Limits(max_connections=self._cfg.max_connections)
         try:
-            self._server = PreviewServer((host, port), self._context, family)
+            self._server = PreviewServer((host, port), self._context, family, limits)
         except OSError as exc:
             raise ConfigError(f"the preview cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self._context.metrics = self._metrics(self._server.refused)
         bound = self._server.server_address
         self.address = (str(bound[0]), int(bound[1]))
         bound_host, bound_port = self.address
@@ -142,13 +139,13 @@ class PreviewSink:
         log.info("preview on http://%s:%d/ (%s, mode %s, %g fps)", shown, bound_port,
                  "token required" if token else "no token", self._cfg.mode, self._cfg.fps)  # fmt: skip
 
-    def _metrics(self) -> tuple[Callable[[], bytes], str] | None:
+    def _metrics(self, refused: dict[str, int]) -> tuple[Callable[[], bytes], str] | None:
         try:
             from edgepose.sinks.preview.metrics import CONTENT_TYPE, PreviewMetrics
         except BackendUnavailableError as exc:
             log.warning("%s; the rest of the preview works", exc)
             return None
-        metrics = PreviewMetrics(self._context.stats, self._info, self._hub)
+        metrics = PreviewMetrics(self._context.stats, self._info, self._hub, refused)
         self._observe = metrics.observe
         return metrics.render, CONTENT_TYPE
 

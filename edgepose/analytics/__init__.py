@@ -1,0 +1,14 @@
+"""On-device answers from the pose stream: smoothing, presence, falls and exercise repetitions.
+
+Every part is a pure state machine over :class:`~edgepose.pose.PoseResult`s, driven by the frames'
+own timestamps, so a recording replays identically at any speed.
+"""
+
+from __future__ import annotations
+
+from edgepose.analytics.pipeline import Analytics, AnalyticsConfig
+from edgepose.analytics.smoothing import SmoothingConfig
+
+EVENT_TYPES = ("person_entered", "person_left", "fall", "recovered", "rep")
+
+__all__ = ["EVENT_TYPES", "Analytics", "AnalyticsConfig", "SmoothingConfig"]

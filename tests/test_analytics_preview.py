@@ -1,0 +1,63 @@
+"""The preview shows the analytics: ``/pose`` carries the state and the last events; the page lists them."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from browser import CHROMIUM, screenshot
+from clips import write_visit_clip
+from conftest import model_args
+from test_preview import Run, free_port, pose, start, wait_until
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Iterator[list[Run]]:
+    """Processes started by a test; stopped at the end whatever happens."""
+    started: list[Run] = []
+    yield started
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+@pytest.mark.slow
+def test_preview_shows_state_and_last_events(models_dir: Path, testdata: Path, tmp_path: Path, runs: list[Run]) -> None:
+    person = np.ascontiguousarray(cv2.imread(str(testdata / "woman_standing.png"))[:, :, :3])
+    # every frame is processed (no --realtime), so the person part is long enough in frames to outlast
+    # enter_s and a browser visit even at 2 ms a frame
+    clip = write_visit_clip(tmp_path / "visit.avi", person, 30, 4000, 300)
+    port = free_port()
+    run = start(runs, tmp_path, "--source", str(clip), "--preview", str(port), "--exercise", "squat",
+                *model_args(models_dir))  # fmt: skip
+    wait_until(run, port)
+    deadline = time.monotonic() + 90
+    latest = pose(port)
+    while "person_entered" not in [e["type"] for e in latest["recent_events"]]:
+        assert time.monotonic() < deadline, latest["recent_events"]
+        assert run.proc.poll() is None, run.stderr()
+        time.sleep(0.2)
+        latest = pose(port)
+    assert set(latest["state"]) == {"present", "fallen", "exercise", "reps"}
+    assert latest["state"]["exercise"] == "squat" and isinstance(latest["events"], list)
+    entered = next(e for e in latest["recent_events"] if e["type"] == "person_entered")
+    assert entered["entries"] >= 1 and entered["ts"] <= latest["ts"]
+    if CHROMIUM is not None:
+        dom = screenshot(f"http://127.0.0.1:{port}/", tmp_path / "shot.png", tmp_path / "chrome")
+
+        def cell(element: str) -> str:
+            found = re.search(rf'id="{element}"[^>]*>([^<]*)<', dom)
+            assert found, (element, dom[:4000])
+            return found.group(1)
+
+        assert (cell("exercise"), cell("reps"), cell("fallen")) == ("squat", "0", "no")
+        assert cell("present") in ("present", "absent")
+        assert "<td>person_entered</td>" in dom
+    assert run.proc.poll() is None, run.stderr()
+    assert run.stop() == 0
