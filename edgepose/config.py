@@ -24,6 +24,7 @@ from edgepose.analytics import AnalyticsConfig, SmoothingConfig
 from edgepose.errors import ConfigError
 from edgepose.inference.backends import DELEGATES
 from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
+from edgepose.inference.tta import TTA_MODES
 from edgepose.sinks.drawing import MODES as PREVIEW_MODES
 
 if sys.version_info >= (3, 11):
@@ -58,6 +59,7 @@ class ModelConfig:
     edgetpu_worker: bool = True
     min_score: float = 0.2
     max_people: int = 20
+    tta: str = "flip"
 
 
 @dataclass(frozen=True)
@@ -481,6 +483,8 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, not {model.runtime!r}")
     if model.delegate not in DELEGATES:
         raise ConfigError(f"delegate must be one of {', '.join(DELEGATES)}, not {model.delegate!r}")
+    if model.tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {model.tta!r}")
     if not model.name:
         raise ConfigError("model must name a model (lightning, thunder, posenet) or a .tflite path")
     if not model.edgetpu_library.strip():

@@ -10,7 +10,7 @@ from conftest import cli_env
 
 import edgepose
 
-BLOCKED = ("picamera2", "libcamera", "pycoral", "tflite_runtime", "paho", "pygame", "prometheus_client")
+BLOCKED = ("picamera2", "libcamera", "pycoral", "tflite_runtime", "paho", "pygame", "prometheus_client", "pycocotools")
 #: Modules that exist to own a hardware or optional package; they import it lazily too.
 BLOCKER = f"""
 import importlib.abc, sys
@@ -50,7 +50,7 @@ def test_help_works_without_hardware_packages() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), check=False)
     assert proc.returncode == 0, proc.stderr
     assert "usage: edgepose" in proc.stdout
-    for command in ("run", "infer", "models"):
+    for command in ("run", "infer", "models", "eval"):
         assert command in proc.stdout
 
 
@@ -60,3 +60,12 @@ def test_picamera_source_without_picamera2_is_one_line_error() -> None:
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "picamera2 is not available" in proc.stderr and "python3-picamera2" in proc.stderr
+
+
+def test_eval_without_pycocotools_names_the_install() -> None:
+    args = "['eval', '--annotations', 'a.json', '--images', '.']"
+    code = BLOCKER + f"import sys\nfrom edgepose.cli import main\nsys.exit(main({args}))\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "needs pycocotools" in proc.stderr and "edgepose[eval]" in proc.stderr

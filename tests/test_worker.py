@@ -145,7 +145,7 @@ def test_sigkill_between_frames_restarts_the_child(
 def test_sigkill_mid_invoke_restarts_and_reruns_the_frame(
     lightning_path: Path, squat: np.ndarray, reference: np.ndarray, clean_process: None
 ) -> None:
-    # The child hangs on request 5 (a still() is two requests); the test kills it while the parent waits.
+    # The child hangs on request 5 (a still() is three: whole, crop, mirror); the test kills it while the parent waits.
     worker = _worker(lightning_path, test_hang_at=frozenset({5}))
     killed = []
 
@@ -169,7 +169,7 @@ def test_sigkill_mid_invoke_restarts_and_reruns_the_frame(
             np.testing.assert_array_equal(keypoints, reference)
         assert worker.restarts == 1 and worker.failures == 1
         assert worker.last_failure is not None and "SIGKILL" in worker.last_failure
-        assert worker.requests == 11  # 10 requests for 5 stills, plus the one re-run
+        assert worker.requests == 16  # 15 requests for 5 stills, plus the one re-run
     finally:
         worker.close()
 

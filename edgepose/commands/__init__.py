@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from edgepose.commands import analyze, bench, doctor, infer, models, run
+from edgepose.commands import analyze, bench, doctor, eval, infer, models, run
 
-COMMANDS: dict[str, ModuleType] = {"run": run, "infer": infer, "analyze": analyze, "models": models, "bench": bench,
-                                   "doctor": doctor}  # fmt: skip
+COMMANDS: dict[str, ModuleType] = {"run": run, "infer": infer, "analyze": analyze, "eval": eval, "models": models,
+                                   "bench": bench, "doctor": doctor}  # fmt: skip

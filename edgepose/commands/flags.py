@@ -10,6 +10,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from edgepose.inference.tta import TTA_MODES
+
 
 @dataclass(frozen=True)
 class Flag:
@@ -70,6 +72,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("--models-dir",), "model", "models_dir", "where model files live", common=True, metavar="DIR"),
     Flag(("--edgetpu-library",), "model", "edgetpu_library", "EdgeTPU delegate library (default libedgetpu.so.1)",
          common=True, metavar="LIB"),
+    Flag(("--tta",), "model", "tta", "MoveNet still images: flip (default) averages each image with its mirror image "
+         "(one more invoke); none for a single pass. Video never flips", commands=("run", "infer", "eval"),
+         choices=TTA_MODES),
     Flag(("--source",), "source", "source",
          "camera index, /dev/videoN, picamera[:N], rtsp:// or http:// URL, video file, image or folder, "
          "synthetic[:WxH]", commands=_RUN_BENCH, metavar="SRC"),

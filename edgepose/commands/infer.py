@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
 from edgepose.errors import InputError
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
     """Add the image arguments."""
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (jpg, png, bmp, …)")
+    add_command_flags(parser, "infer")
 
 
 def execute(args: argparse.Namespace, config: Config) -> int:

@@ -50,4 +50,4 @@ def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
     backend = open_backend(resolve_model(cfg.name, folder), request, check=check_family)
     if is_posenet(backend):
         return PoseNetEstimator(backend, max_people=cfg.max_people)
-    return PoseEstimator(backend, crop_alpha)
+    return PoseEstimator(backend, crop_alpha, tta=cfg.tta)
