@@ -248,12 +248,16 @@ def write_results(path: Path, info: dict[str, Any]) -> None:
     for name, measured, ok in info["targets"]:
         lines.append(f"| {name} | {measured} | {'yes' if ok else '**no**'} |")
     lines += ["", *info.get("notes", [])]
-    kept = kept_section(path.read_text(), WORKER_SECTION) if path.exists() else ""
+    text = path.read_text() if path.exists() else ""
+    kept = "\n".join(section for heading in KEPT_SECTIONS if (section := kept_section(text, heading)))
     path.write_text("\n".join(lines).rstrip() + "\n" + (f"\n{kept}" if kept else ""))
 
 
 #: A section written by benchmarks/worker_overhead.py --write, kept when this script rewrites the file.
 WORKER_SECTION = "## Supervised inference worker"
+#: The CPU budget and idle-mode figures (from ``edgepose bench``), kept when this script rewrites the file.
+CPU_SECTION = "## CPU budget and idle mode"
+KEPT_SECTIONS = (WORKER_SECTION, CPU_SECTION)
 
 
 def kept_section(text: str, heading: str) -> str:
