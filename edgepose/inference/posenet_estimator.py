@@ -10,9 +10,7 @@ import numpy as np
 from edgepose.inference.backends import Backend
 from edgepose.inference.estimator import Estimate
 from edgepose.inference.posenet import (
-    DecoderParams,
     check_model,
-    decode_poses,
     dequantize,
     letterbox_for,
     model_stride,
@@ -20,6 +18,7 @@ from edgepose.inference.posenet import (
     preprocess_into,
     to_source,
 )
+from edgepose.inference.posenet_decoder import DecoderParams, decode_poses
 from edgepose.pose import Pose
 
 #: Coral's decoder returns at most this many people; so does edgepose by default.
