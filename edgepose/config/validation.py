@@ -1,0 +1,83 @@
+"""Checks of a whole configuration: every key's type and range, then choices and the MQTT names."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from urllib.parse import urlsplit
+
+from edgepose.config.coercion import coerce
+from edgepose.config.rendering import redact_url
+from edgepose.config.schema import SECTIONS, Config, MqttConfig
+from edgepose.errors import ConfigError
+from edgepose.inference.backends import DELEGATES
+from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
+from edgepose.inference.tta import TTA_MODES
+from edgepose.sinks.drawing import MODES as PREVIEW_MODES
+
+
+def validate(config: Config) -> Config:
+    """Check types, ranges and choices; return the config with values coerced and aliases normalised.
+
+    Every field goes through the same checks as a value from a file, so a :class:`Config` built in code
+    is held to the same rules (see :data:`LIMITS`).
+
+    Raises:
+        ConfigError: The first invalid value found.
+    """
+    checked = {
+        section: dataclasses.replace(
+            getattr(config, section),
+            **{
+                f.name: coerce(f"{section}.{f.name}", section, f.name, getattr(getattr(config, section), f.name))
+                for f in dataclasses.fields(SECTIONS[section])
+            },
+        )
+        for section in SECTIONS
+    }
+    config = Config(**checked)
+    model = config.model
+    runtime = RUNTIME_ALIASES.get(model.runtime, model.runtime)
+    if runtime not in RUNTIME_CHOICES:
+        raise ConfigError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, not {model.runtime!r}")
+    if model.delegate not in DELEGATES:
+        raise ConfigError(f"delegate must be one of {', '.join(DELEGATES)}, not {model.delegate!r}")
+    if model.tta not in TTA_MODES:
+        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {model.tta!r}")
+    if not model.name:
+        raise ConfigError("model must name a model (lightning, thunder, posenet) or a .tflite path")
+    if not model.edgetpu_library.strip():
+        raise ConfigError("model edgetpu_library must name the EdgeTPU delegate library (default libedgetpu.so.1)")
+    mqtt = config.mqtt
+    if mqtt.url:
+        try:
+            parts = urlsplit(mqtt.url)
+            port = parts.port
+        except ValueError:  # a bad port or a broken [IPv6] address
+            raise ConfigError(f"mqtt url has a bad host or port: {redact_url(mqtt.url)!r}") from None
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError(
+                f"mqtt url must look like mqtt://[user@]host[:port] or mqtts://…, not {redact_url(mqtt.url)!r}"
+            )
+        if port == 0:
+            raise ConfigError(f"mqtt url has a bad port (1 to 65535): {redact_url(mqtt.url)!r}")
+    _validate_mqtt_names(mqtt)
+    preview = config.preview
+    if preview.mode not in PREVIEW_MODES:
+        raise ConfigError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}, not {preview.mode!r}")
+    return dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))
+
+
+def _validate_mqtt_names(mqtt: MqttConfig) -> None:
+    """Check the MQTT url has no path, topic parts are safe, and TLS files come with mqtts://."""
+    if mqtt.url and urlsplit(mqtt.url).path not in ("", "/"):
+        raise ConfigError(f"mqtt url must not have a path: {redact_url(mqtt.url)!r}")
+    if mqtt.device_id and not re.fullmatch(r"[a-zA-Z0-9_-]+", mqtt.device_id):
+        raise ConfigError(f"mqtt device_id may only contain letters, digits, _ and -, not {mqtt.device_id!r}")
+    if any(not level or "+" in level or "#" in level for level in mqtt.prefix.split("/")):
+        raise ConfigError(f"mqtt prefix must be topic levels without +, # or empty ones, not {mqtt.prefix!r}")
+    tls_files = [f for f in (mqtt.ca_file, mqtt.cert_file, mqtt.key_file) if f]
+    if tls_files and mqtt.url and not mqtt.url.startswith("mqtts://"):
+        raise ConfigError("mqtt ca_file, cert_file and key_file need an mqtts:// url")
+    if mqtt.key_file and not mqtt.cert_file:
+        raise ConfigError("mqtt key_file needs cert_file (the client certificate)")
