@@ -1,0 +1,165 @@
+"""The MQTT sink's worker thread: results from the inbox become messages for the connection.
+
+``MqttSink.publish`` only puts items into the bounded inbox; this thread turns them into messages (pose,
+person, people count, analytics state and events), announces after every connection (discovery, the
+queued messages, the retained state, stats) and sends the retained state and stats every
+``mqtt.stats_interval_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edgepose.config import MqttConfig
+from edgepose.pipeline.stats import PipelineStats
+from edgepose.pose import BackendInfo, PoseResult
+from edgepose.sinks.mqtt import topics as mt
+from edgepose.sinks.mqtt.announce import Retained, discovery_messages, stats_message
+from edgepose.sinks.mqtt.connection import Connection, time_left
+from edgepose.sinks.mqtt.outbox import Message, MqttCounters
+
+#: Every line of the sink is logged under one name, whichever of its modules writes it (journald shows it).
+log = logging.getLogger("edgepose.sinks.mqtt.client")
+
+#: Results waiting for the worker; beyond this ``publish`` drops (the worker is stuck).
+INBOX_SIZE = 1024
+#: Longest the worker sleeps before it looks for an announce request.
+POLL_S = 0.5
+
+_END = object()
+_WAKE = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class People:
+    """A change of the people count, on its way to the worker."""
+
+    count: int
+
+
+class Worker:
+    """The thread between ``MqttSink.publish`` and the connection; an unexpected error in a step is logged.
+
+    Inbox items: a ``PoseResult`` (a pose message), a ``bool`` (the person state), ``People`` (the people
+    count) or a ready ``Message`` (analytics state and events).
+
+    Args:
+        cfg: The validated ``[mqtt]`` section.
+        topics: The sink's topics.
+        info: What runs the model (in stats and discovery).
+        stats: Pipeline health, read for stats messages.
+        counters: The sink's counters: inbox overflow is counted here; all are published in stats.
+        link: The connection messages are sent through.
+    """
+
+    def __init__(self, cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, stats: PipelineStats,
+                 counters: MqttCounters, link: Connection) -> None:  # fmt: skip
+        self._cfg = cfg
+        self._topics = topics
+        self._info = info
+        self._stats = stats
+        self._counters = counters
+        self._link = link
+        self._inbox: queue.Queue[object] = queue.Queue(maxsize=INBOX_SIZE)
+        self._announce = threading.Event()
+        self._retained = Retained()  # as last published by the worker
+        self._thread = threading.Thread(target=self._work, name="edgepose-mqtt", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self, deadline: float, reserve: float) -> None:
+        """Send what was accepted and stop the thread, giving up ``reserve`` seconds before ``deadline``."""
+        if self._thread.is_alive():
+            try:
+                self._inbox.put(_END, timeout=time_left(deadline, reserve))
+            except queue.Full:
+                log.warning("MQTT: worker stuck; closing without flushing")
+            self._thread.join(time_left(deadline, reserve))
+
+    def put(self, item: object) -> bool:
+        """Queue ``item`` for the worker; return whether it was queued (else it is counted as overflow)."""
+        try:
+            self._inbox.put_nowait(item)
+        except queue.Full:
+            self._counters.overflow += 1
+            return False
+        return True
+
+    def request_announce(self) -> None:
+        """Ask for discovery, the queued messages, the state and stats to be sent (any thread)."""
+        self._announce.set()
+        with contextlib.suppress(queue.Full):  # a full inbox wakes the worker anyway
+            self._inbox.put_nowait(_WAKE)
+
+    def depths(self) -> dict[str, int]:
+        """Return the queue depths published in stats.
+
+        ``queued``: QoS 1 messages waiting for a connection; ``inbox``: results waiting for the worker.
+        """
+        return {"queued": self._link.queued, "inbox": self._inbox.qsize()}
+
+    def _work(self) -> None:
+        interval = self._cfg.stats_interval_s
+        next_stats = time.monotonic() + interval
+        while True:
+            if self._announce.is_set():
+                self._announce.clear()
+                self._guard(self._send_announce)
+            now = time.monotonic()
+            if now >= next_stats:
+                next_stats = now + interval
+                self._guard(self._send_state)
+            try:
+                item = self._inbox.get(timeout=min(POLL_S, max(0.0, next_stats - now)))
+            except queue.Empty:
+                continue
+            if item is _END:
+                break
+            if isinstance(item, PoseResult):
+                self._guard(self._send, Message(self._topics.pose, mt.pose_payload(item), 0, False))
+            elif isinstance(item, bool):
+                self._retained.person = item
+                self._guard(self._send, Message(self._topics.person, mt.person_payload(item), 1, True))
+            elif isinstance(item, People):
+                self._retained.people = item.count
+                if self._link.connected:
+                    self._guard(self._send, self._retained.people_message(self._topics))
+            elif isinstance(item, Message):
+                if item.topic == self._topics.state:
+                    self._retained.analytics = item
+                self._guard(self._send, item)
+        self._guard(self._send_state)
+
+    def _guard(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run one worker step; an unexpected error is logged, never fatal."""
+        try:
+            fn(*args)
+        except Exception as exc:
+            log.warning("MQTT: %s failed: %s: %s", getattr(fn, "__name__", "step"), type(exc).__name__, exc)
+
+    def _send(self, msg: Message) -> None:
+        self._link.send(msg)
+
+    def _send_announce(self) -> None:
+        """After every (re)connect: discovery, the queued messages, the person state and stats."""
+        for msg in discovery_messages(self._cfg, self._topics, self._info):
+            self._send(msg)
+        self._link.flush()
+        self._send_state()
+
+    def _send_state(self) -> None:
+        """Send the periodic messages: person, people count and analytics state (keep ``expire_after`` fresh), stats."""
+        for msg in self._retained.messages(self._topics):
+            if self._link.connected:
+                self._send(msg)
+        counters = {**dataclasses.asdict(self._counters), **self.depths()}
+        self._send(stats_message(self._topics, self._stats.snapshot(), self._info, counters))
