@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,14 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, nee
 def model_args(models_dir: Path) -> list[str]:
     """Common flags pointing the CLI at the test models folder."""
     return ["--models-dir", str(models_dir)]
+
+
+@pytest.fixture
+def runs() -> Iterator[list[Any]]:
+    """CLI processes a test started (objects with a ``proc``); killed at the end whatever happens."""
+    started: list[Any] = []
+    yield started
+    for run in started:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -14,17 +13,6 @@ from browser import CHROMIUM, screenshot
 from clips import write_visit_clip
 from conftest import model_args
 from test_preview import Run, free_port, pose, start, wait_until
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator[list[Run]]:
-    """Processes started by a test; stopped at the end whatever happens."""
-    started: list[Run] = []
-    yield started
-    for run in started:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
 
 
 @pytest.mark.slow

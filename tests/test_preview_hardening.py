@@ -12,7 +12,6 @@ import http.client
 import re
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +24,6 @@ from edgepose.sinks.preview.listener import Limits
 FOREIGN = "rebind.attacker.test"
 #: Seconds a client has to send its request head (the server's default).
 HEAD_DEADLINE_S = Limits().head_deadline_s
-
-
-@pytest.fixture
-def runs() -> Iterator[list[Run]]:
-    """Processes started by a test; killed at the end whatever happens."""
-    started: list[Run] = []
-    yield started
-    for run in started:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
 
 
 def threads_of(pid: int) -> int:
