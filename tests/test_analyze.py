@@ -66,6 +66,7 @@ def test_every_line_is_echoed_with_state_and_events(tmp_path: Path) -> None:
     assert sum(1 for o in out if o["events"]) == 5  # events sit on single frames; most frames have none
 
 
+@pytest.mark.slow
 def test_stdin_gives_the_same_output(tmp_path: Path) -> None:
     lines = _squat_session(2)
     from_file = run_cli("analyze", "--exercise", "squat", str(_write(tmp_path, lines)))
@@ -74,6 +75,7 @@ def test_stdin_gives_the_same_output(tmp_path: Path) -> None:
     assert from_stdin.stdout == from_file.stdout
 
 
+@pytest.mark.slow
 def test_timing_comes_from_ts_only(tmp_path: Path) -> None:
     """Frame numbers, latencies and the order of keys do not matter; the result is the same every run."""
     lines = _squat_session(2)
@@ -149,6 +151,7 @@ def test_bad_keypoint_is_named(tmp_path: Path) -> None:
     assert_one_line_error(proc, 2, "line 2: keypoint 'left_elbow'")
 
 
+@pytest.mark.slow
 def test_missing_file_and_bad_config(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("analyze", str(tmp_path / "gone.jsonl")), 2, "cannot read")
     config = tmp_path / "bad.toml"

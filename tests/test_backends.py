@@ -44,6 +44,7 @@ def _assert_agree(a: dict, b: dict) -> float:
 
 
 @pytest.mark.parametrize("image", ["squat.bmp", "woman_standing.png"])
+@pytest.mark.slow
 def test_tflite_runtime_agrees_with_litert(models_dir: Path, testdata: Path, image: str) -> None:
     if not TFLITE_VENV_PYTHON.exists():
         if os.environ.get("CI"):

@@ -42,6 +42,7 @@ def report(models_dir: Path) -> dict[str, Any]:
     return parsed
 
 
+@pytest.mark.slow
 def test_json_top_level_shape(report: dict[str, Any]) -> None:
     expected = {
         "model", "input_size", "input_width", "runtime", "runtime_version", "delegate", "threads", "cpu_count",
@@ -63,6 +64,7 @@ def test_json_top_level_shape(report: dict[str, Any]) -> None:
     assert report["first_result_s"] is None or (_is_number(report["first_result_s"]) and report["first_result_s"] > 0)
 
 
+@pytest.mark.slow
 def test_json_bare_pipeline_and_paced_blocks(report: dict[str, Any]) -> None:
     bare = report["bare"]
     assert set(bare) == {"fps", "latency_ms", "cpu_ms_per_frame"}
@@ -85,6 +87,7 @@ def test_json_bare_pipeline_and_paced_blocks(report: dict[str, Any]) -> None:
     _check_stages(live["latency_ms"])
 
 
+@pytest.mark.slow
 def test_idle_block(report: dict[str, Any]) -> None:
     idle = report["idle"]
     assert idle["state"] == "idle", "the empty scene sent the pipeline idle"
@@ -93,6 +96,7 @@ def test_idle_block(report: dict[str, Any]) -> None:
         assert _is_number(idle[key]) and idle[key] > 0, key
 
 
+@pytest.mark.slow
 def test_table_output(models_dir: Path) -> None:
     proc = run_cli("bench", "--frames", "10", "--idle-seconds", "0", "--source", "synthetic:160x120", "-q",
                    *model_args(models_dir))  # fmt: skip

@@ -26,6 +26,7 @@ from edgepose.sources.images import load_image
 FILES = ("pose_detection.tflite", "pose_landmark_full.tflite")
 
 
+@pytest.mark.slow
 def test_fetch_verify_and_list_from_the_mirror(tmp_path: Path) -> None:
     folder = tmp_path / "models"
     proc = run_cli("models", "fetch", "blazepose", "--from", str(MIRROR), "--models-dir", str(folder))
@@ -116,6 +117,7 @@ def test_bench_runs_blazepose_on_a_clip(blazepose_models: Path, testdata: Path, 
     assert report["frame_size"] == [640, 480]
 
 
+@pytest.mark.slow
 def test_doctor_checks_both_stages(blazepose_models: Path, tmp_path: Path) -> None:
     good = run_cli("doctor", "--model", "blazepose", *model_args(blazepose_models))
     for name in FILES:

@@ -114,6 +114,7 @@ def test_a_jump_out_of_the_region_is_found_again_on_the_same_frame(tracker: Blaz
     assert tracker.detector_runs == runs + 3, "reset() makes the next frame start with the detector"
 
 
+@pytest.mark.slow
 def test_run_on_a_clip_prints_landmarks(blazepose_models: Path, testdata: Path, tmp_path: Path) -> None:
     person = load_image(testdata / "woman_standing.png")
     script = default_script()

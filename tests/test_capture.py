@@ -130,6 +130,7 @@ def test_a_file_that_fails_reports_the_error_and_ends() -> None:
     assert log == ["open", "frame", "fail", "close"]
 
 
+@pytest.mark.slow
 def test_a_live_source_that_fails_or_ends_is_reopened_with_a_fresh_object() -> None:
     capture, buffer, log, _ = _capture([["frame", "fail"], ["frame", "end"], ["frame", "frame"]], live=True)
     capture.start()
@@ -144,6 +145,7 @@ def test_a_live_source_that_fails_or_ends_is_reopened_with_a_fresh_object() -> N
     assert log[:8] == ["open", "frame", "fail", "close", "open", "frame", "end", "close"]
 
 
+@pytest.mark.slow
 def test_a_stalled_live_source_is_abandoned_and_reopened() -> None:
     """A read that never returns (FFmpeg waiting on a silent server) cannot be interrupted: the watchdog
     leaves it behind and opens a fresh source; the stuck reader never delivers into the buffer again."""
@@ -161,6 +163,7 @@ def test_a_stalled_live_source_is_abandoned_and_reopened() -> None:
     assert log.count("close") == 2, "the abandoned reader closed its own source when its read returned"
 
 
+@pytest.mark.slow
 def test_stop_during_the_reopen_backoff_ends_at_once() -> None:
     capture, buffer, _log, _ = _capture([["fail"]] * 50, live=True)
     capture.start()
@@ -185,6 +188,7 @@ def http_clip(tmp_path: Path, testdata: Path) -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_http_stream_source(models_dir: Path, http_clip: str) -> None:
     proc = run_cli("run", "--source", http_clip, "--max-frames", "5", *model_args(models_dir))
     assert proc.returncode == 0, proc.stderr

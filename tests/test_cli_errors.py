@@ -39,6 +39,7 @@ def test_one_bad_image_among_good_ones_fails_before_any_work(models_dir: Path, t
     assert_rejected_before_loading(args, "1 of 3 images cannot be read")
 
 
+@pytest.mark.slow
 def test_good_run_is_quiet_by_default(models_dir: Path, testdata: Path) -> None:
     proc = run_cli("infer", *model_args(models_dir), str(testdata / "squat.bmp"))
     assert proc.returncode == 0, proc.stderr

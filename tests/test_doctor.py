@@ -51,6 +51,7 @@ def test_this_machine_warns_about_camera_and_edgetpu_and_exits_0(models_dir: Pat
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_broker_reachability_with_real_sockets(models_dir: Path, tmp_path: Path) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -98,6 +99,7 @@ def test_forced_edgetpu_delegate_without_a_coral_fails(models_dir: Path) -> None
     assert find(proc.stdout, FAIL, "edgetpu") and find(proc.stdout, FAIL, "edgetpu delegate")
 
 
+@pytest.mark.slow
 def test_tflite_runtime_with_numpy_2_is_a_warn_with_the_fix(models_dir: Path, tmp_path: Path) -> None:
     """The real tflite-runtime package (from .venv-tflite) next to this venv's numpy 2: the broken pairing."""
     packages = sorted((ROOT / ".venv-tflite" / "lib").glob("python3*/site-packages"))

@@ -176,6 +176,7 @@ def test_eval_cli_markdown_and_json(models_dir: Path, evalset: Path, tmp_path: P
     assert none["settings"]["tta"] == "none" and none["mean_error_px"] != data["mean_error_px"]
 
 
+@pytest.mark.slow
 def test_eval_cli_bad_input(models_dir: Path, evalset: Path, tmp_path: Path) -> None:
     images = str(evalset.parent)
     models = model_args(models_dir)

@@ -39,6 +39,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_realtime_file_is_paced_at_its_frame_rate_and_ends(models_dir: Path, clip: Path) -> None:
     frames = len(default_script())
     proc = run_cli("run", "--source", str(clip), "--realtime", *model_args(models_dir), timeout=120)
@@ -53,6 +54,7 @@ def test_realtime_file_is_paced_at_its_frame_rate_and_ends(models_dir: Path, cli
     assert span >= 0.9 * (numbers[-1] - numbers[0]) / CLIP_FPS, span
 
 
+@pytest.mark.slow
 def test_realtime_with_max_frames_takes_the_newest_frames(models_dir: Path, clip: Path) -> None:
     proc = run_cli("run", "--source", str(clip), "--realtime", "--max-frames", "10", *model_args(models_dir))
     assert proc.returncode == 0, proc.stderr
@@ -100,6 +102,7 @@ class SilentServer:
             conn.close()
 
 
+@pytest.mark.slow
 def test_sigterm_while_a_stream_hangs_in_open_exits_within_the_budget(models_dir: Path) -> None:
     server = SilentServer()
     try:

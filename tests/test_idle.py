@@ -130,6 +130,7 @@ def test_max_fps_caps_the_processed_rate_by_the_frames_own_clock(
     assert len(frames) >= 5, "it still processes"
 
 
+@pytest.mark.slow
 def test_bad_idle_and_max_fps_values_are_config_errors(models_dir: Path) -> None:
     for flags, needle in ((["--max-fps", "nan"], "max_fps"), (["--idle", "maybe"], "invalid choice")):
         proc = run_cli("run", "--source", "synthetic", *flags, *model_args(models_dir))

@@ -44,6 +44,7 @@ def test_thunder_resolves_to_its_own_files(tmp_path: Path) -> None:
     assert files.edgetpu_path == tmp_path / "movenet_single_pose_thunder_ptq_edgetpu.tflite"
 
 
+@pytest.mark.slow
 def test_fetch_from_mirror_then_list_and_verify(tmp_path: Path) -> None:
     folder = tmp_path / "models"
     proc = run_cli("models", "fetch", "--from", str(MIRROR), "--models-dir", str(folder))
@@ -58,6 +59,7 @@ def test_fetch_from_mirror_then_list_and_verify(tmp_path: Path) -> None:
     assert run_cli("models", "verify", "--models-dir", str(folder)).returncode == 0
 
 
+@pytest.mark.slow
 def test_corrupt_file_is_detected_and_replaced(tmp_path: Path) -> None:
     folder = tmp_path / "models"
     folder.mkdir()

@@ -217,6 +217,7 @@ def test_discovery_configs_have_home_assistant_keys() -> None:
 # --- against a real broker ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Path, tmp_path: Path) -> None:
     video = make_video(tmp_path / "clip.avi", 24)
     sub = Subscriber(broker.port)
@@ -250,6 +251,7 @@ def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Pat
     assert retained(broker.port, f"{base}/pose", timeout=0.5) is None
 
 
+@pytest.mark.slow
 def test_rate_limit_and_only_person(broker: Broker, models_dir: Path, testdata: Path) -> None:
     sub = Subscriber(broker.port)
     proc = mqtt_run(models_dir, broker.port, "rate", "--source", "synthetic:320x240", "--max-frames", "30",
@@ -275,6 +277,7 @@ def test_rate_limit_and_only_person(broker: Broker, models_dir: Path, testdata: 
     sub.close()
 
 
+@pytest.mark.slow
 def test_status_online_then_last_will_after_sigkill(broker: Broker, models_dir: Path, tmp_path: Path) -> None:
     url = f"mqtt://127.0.0.1:{broker.port}"
     run = Running(tmp_path / "run", ["--source", "synthetic:320x240", "--mqtt", url, "--device-id", "lwt",

@@ -63,6 +63,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
 # --- start-up wait and close deadline -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_during_the_startup_wait_for_a_silent_broker(
     silent_port: int, models_dir: Path, tmp_path: Path
 ) -> None:
@@ -89,6 +90,7 @@ def test_sigterm_during_the_startup_wait_for_a_silent_broker(
         run.stop(signal.SIGKILL)
 
 
+@pytest.mark.slow
 def test_close_keeps_one_deadline_with_a_hung_broker(tmp_path: Path) -> None:
     """A broker that stops answering mid-run: ``close(timeout_s)`` returns within its one deadline."""
     broker = Broker(tmp_path / "broker").start()
@@ -181,6 +183,7 @@ def test_discovery_expires_only_entities_on_topics_refreshed_on_a_schedule() -> 
     assert configs(max_rate=5.0)["score"]["expire_after"] == 90
 
 
+@pytest.mark.slow
 def test_only_person_discovery_sent_by_the_cli(models_dir: Path, tmp_path: Path) -> None:
     with Broker(tmp_path / "broker") as broker:
         proc = mqtt_run(models_dir, broker.port, "quiet", "--source", "synthetic:320x240", "--max-frames", "3",

@@ -486,6 +486,7 @@ def test_non_loopback_needs_a_token(models_dir: Path) -> None:
     assert_one_line_error(proc, 2, "token")
 
 
+@pytest.mark.slow
 def test_token_is_required_and_never_logged(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     secret = "s3cret-preview-token"
     token_file = tmp_path / "token"
@@ -513,6 +514,7 @@ def test_token_is_required_and_never_logged(models_dir: Path, tmp_path: Path, ru
     assert proc.returncode == 0 and secret not in proc.stdout and 'token = "***"' in proc.stdout
 
 
+@pytest.mark.slow
 def test_token_from_systemd_credentials_and_insecure(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     creds = tmp_path / "creds"
     creds.mkdir()

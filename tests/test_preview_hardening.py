@@ -77,6 +77,7 @@ def test_loopback_names() -> None:
 # ---------------------------------------------------------------- DNS rebinding
 
 
+@pytest.mark.slow
 def test_foreign_host_is_refused_on_the_loopback_default(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     port = free_port()
     run = start(runs, tmp_path, "--source", "synthetic:160x120", "--preview", str(port), *model_args(models_dir))
@@ -110,6 +111,7 @@ def test_foreign_host_is_refused_on_the_loopback_default(models_dir: Path, tmp_p
     assert "Traceback" not in run.stderr()
 
 
+@pytest.mark.slow
 def test_with_a_token_the_token_decides(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     """Loopback with a token: a page cannot know the token, so the Host header does not matter."""
     port = free_port()
@@ -131,6 +133,7 @@ def test_with_a_token_the_token_decides(models_dir: Path, tmp_path: Path, runs: 
 # ---------------------------------------------------------------- malformed requests (held before; keep it so)
 
 
+@pytest.mark.slow
 def test_malformed_requests_get_4xx(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     port = free_port()
     run = start(runs, tmp_path, "--source", "synthetic:160x120", "--preview", str(port), *model_args(models_dir))
@@ -163,6 +166,7 @@ def test_malformed_requests_get_4xx(models_dir: Path, tmp_path: Path, runs: list
 # ---------------------------------------------------------------- connection cap
 
 
+@pytest.mark.slow
 def test_connections_beyond_the_cap_get_503(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     port = free_port()
     run = start(runs, tmp_path, "--source", "synthetic:160x120", "--preview", str(port), "--preview-fps", "2",

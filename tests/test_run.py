@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import cli_env, model_args, run_cli
 
 from edgepose.pose import KEYPOINT_NAMES
@@ -56,6 +57,7 @@ def test_image_folder_keeps_every_image(models_dir: Path, testdata: Path, tmp_pa
     assert proc.stdout == "", "with --output FILE nothing goes to stdout"
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_live_run_cleanly(models_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     proc = subprocess.Popen(

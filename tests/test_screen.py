@@ -168,6 +168,7 @@ def test_esc_and_q_quit(result: PoseResult, sinks: list[ScreenSink]) -> None:
         sink.close()
 
 
+@pytest.mark.slow
 def test_cli_display_under_the_dummy_driver(models_dir: Path, person: np.ndarray, tmp_path: Path) -> None:
     image = tmp_path / "woman.png"
     cv2.imwrite(str(image), person)

@@ -298,6 +298,7 @@ def test_runs_and_notifies_under_the_units_seccomp_filters(models_dir: Path, tmp
     assert listener.times("WATCHDOG=1")
 
 
+@pytest.mark.slow
 def test_journald_level_prefixes_only_when_stderr_is_the_journal(models_dir: Path, tmp_path: Path) -> None:
     log_file = tmp_path / "stderr.log"
     with log_file.open("w") as err:

@@ -84,6 +84,7 @@ def test_no_torso_means_full_frame() -> None:
     assert crop_region_for(keypoints, 640, 480) == full_frame_box(640, 480)
 
 
+@pytest.mark.slow
 def test_run_on_a_clip_tracks_frame_by_frame(models_dir: Path, testdata: Path, person: np.ndarray,
                                              tmp_path: Path) -> None:  # fmt: skip
     script = default_script()

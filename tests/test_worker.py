@@ -116,6 +116,7 @@ def test_worker_gives_the_in_process_keypoints(lightning_path: Path, testdata: P
         worker.close()
 
 
+@pytest.mark.slow
 def test_sigkill_between_frames_restarts_the_child(
     lightning_path: Path, squat: np.ndarray, reference: np.ndarray, clean_process: None
 ) -> None:
@@ -174,6 +175,7 @@ def test_sigkill_mid_invoke_restarts_and_reruns_the_frame(
         worker.close()
 
 
+@pytest.mark.slow
 def test_os_abort_in_the_child_restarts_it(
     lightning_path: Path,
     squat: np.ndarray,
@@ -198,6 +200,7 @@ def test_os_abort_in_the_child_restarts_it(
         worker.close()
 
 
+@pytest.mark.slow
 def test_a_hung_child_is_killed_and_restarted(
     lightning_path: Path, squat: np.ndarray, reference: np.ndarray, clean_process: None
 ) -> None:
@@ -432,6 +435,7 @@ def test_the_pipeline_keeps_every_frame_through_crashes(
         worker.close()
 
 
+@pytest.mark.slow
 def test_close_from_another_thread_ends_a_waiting_invoke(lightning_path: Path, clean_process: None) -> None:
     worker = _worker(lightning_path, test_hang_at=frozenset({1}))
 
@@ -485,6 +489,7 @@ def test_without_a_fallback_repeated_failures_end_with_the_reason(
 
 
 @pytest.mark.parametrize(("times", "falls_back"), [((0.0, 1.0, 2.0), True), ((0.0, 700.0, 1400.0), False)])
+@pytest.mark.slow
 def test_failures_between_good_frames_count_within_the_window(
     lightning_path: Path, clean_process: None, times: tuple[float, ...], falls_back: bool
 ) -> None:
