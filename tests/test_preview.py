@@ -447,7 +447,11 @@ def test_stalled_client_never_stalls_the_pipeline(models_dir: Path, tmp_path: Pa
     wait_until(run, port)
     sock, _ = open_stream(port, rcvbuf=4096)  # connects, asks for the stream, never reads
     try:
-        assert metrics(port)["edgepose_preview_clients{endpoint=stream}"] == 1
+        # The server registers the client once its handler has read the request: wait for that, not a delay.
+        registered = time.monotonic() + 30
+        while metrics(port)["edgepose_preview_clients{endpoint=stream}"] != 1:
+            assert time.monotonic() < registered, "the server never registered the stream client"
+            time.sleep(0.05)
         # The loop keeps processing while the client reads nothing: 200 more frames pass.
         first = pose(port)["frame"]
         deadline = time.monotonic() + 120
