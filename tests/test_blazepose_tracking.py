@@ -35,6 +35,16 @@ def stills(blazepose_models: Path) -> BlazePoseEstimator:
     return _open(blazepose_models)
 
 
+#: The hand points (pinky, index, thumb, left and right).
+HAND = np.isin(np.arange(len(LANDMARK_NAMES)), [LANDMARK_NAMES.index(f"{side}_{point}")
+               for side in ("left", "right") for point in ("pinky", "index", "thumb")])  # fmt: skip
+#: Tracked vs still, hand points. The tracked region comes from the previous frame, where she stood
+#: 5 px lower and 2 % smaller while she comes closer; the still path finds its own region. The hand points
+#: move most with the crop: measured up to 0.021 (right index, frame 27, on one machine's XNNPACK kernels;
+#: 0.013 elsewhere), the body points up to 0.017, which keep the reference's tolerance.
+TRACKED_HAND_TOLERANCE = 0.03
+
+
 def _must_detect(script: list[Placement | None]) -> set[int]:
     """The frames that need the detector: the first, every empty one (on the first of them the tracked region
     loses her; on the others there is no region), and the first one after them (no region yet)."""
@@ -48,7 +58,7 @@ def test_tracking_runs_the_detector_only_when_lost(tracker: BlazePoseEstimator, 
     person = load_image(testdata / photo)
     script = default_script()
     tracker.reset()
-    detector_ran, rois, worst_vs_still = [], [], 0.0
+    detector_ran, rois, worst_vs_still, worst_hand = [], [], 0.0, 0.0
     for index, placement in enumerate(script):
         frame = render(person, placement)
         runs = tracker.detector_runs
@@ -63,11 +73,14 @@ def test_tracking_runs_the_detector_only_when_lost(tracker: BlazePoseEstimator, 
         landmarks, reference = tracked.poses[0].landmarks, still.poses[0].landmarks
         assert landmarks is not None and reference is not None
         seen = reference[:, 3] > BLAZEPOSE_MIN_VISIBILITY
-        dx = np.abs(landmarks[seen, 0] - reference[seen, 0]).max() / WIDTH
-        dy = np.abs(landmarks[seen, 1] - reference[seen, 1]).max() / HEIGHT
-        worst_vs_still = max(worst_vs_still, dx, dy)
-        assert max(dx, dy) <= BLAZEPOSE_TOLERANCE, (index, dx, dy)
-    print(f"{photo}: tracked vs still worst |d| {worst_vs_still:.4f}; detector runs {sum(detector_ran)}")
+        d = np.abs(landmarks[:, :2] - reference[:, :2]) / (WIDTH, HEIGHT)
+        body, hands = d[seen & ~HAND], d[seen & HAND]
+        worst_vs_still = max(worst_vs_still, float(body.max()))
+        worst_hand = max(worst_hand, float(hands.max(initial=0.0)))
+        assert body.max() <= BLAZEPOSE_TOLERANCE, (index, body.max())
+        assert hands.max(initial=0.0) <= TRACKED_HAND_TOLERANCE, (index, hands.max())
+    print(f"{photo}: tracked vs still worst |d| {worst_vs_still:.4f} (hands {worst_hand:.4f}); "
+          f"detector runs {sum(detector_ran)}")  # fmt: skip
 
     # The detector ran once on exactly the frames without a tracked region (the first one, the one where
     # the person vanished, the empty ones, the one where she is back) and never while she was tracked.
