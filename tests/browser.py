@@ -1,4 +1,4 @@
-"""A real headless Chromium for tests: one-shot screenshots, and a DevTools session over a pipe.
+"""A real headless Chromium for tests: a DevTools session over a pipe, and a screenshot once a page is ready.
 
 The DevTools session uses ``--remote-debugging-pipe`` (NUL-terminated JSON on file descriptors 3
 and 4), so no WebSocket library is needed and no port is opened.
@@ -20,22 +20,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--force-device-scale-factor=1",
          "--hide-scrollbars")  # fmt: skip
-
-
-def screenshot(url: str, shot: Path, profile: Path, size: str = "1000,760") -> str:
-    """Open ``url``, save a PNG screenshot once the page has loaded, and return the DOM as serialised then.
-
-    ``--timeout`` (not ``--virtual-time-budget``): virtual time never advances while the endless MJPEG
-    request is pending, so a budget would never expire.
-    """
-    assert CHROMIUM is not None
-    proc = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}", "--dump-dom",
-         f"--window-size={size}", "--timeout=4000", url],
-        capture_output=True, text=True, timeout=90, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0 and shot.exists(), proc.stderr[-2000:]
-    return proc.stdout
 
 
 class DevTools:
@@ -114,3 +98,23 @@ class DevTools:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def loaded_page(url: str, shot: Path, profile: Path, ready: str, size: tuple[int, int] = (1000, 760)) -> str:
+    """Open ``url``, wait until the JavaScript ``ready`` holds, save a PNG screenshot to ``shot``, return the DOM.
+
+    The page fills itself in from ``/events`` and the MJPEG stream: waiting for that (not a fixed time)
+    keeps a busy machine from taking the picture too early.
+    """
+    browser = DevTools(profile, size)
+    try:
+        browser.open(url)
+        # The viewport itself at ``size`` (a headless window of that size has a smaller one).
+        browser.call("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1], deviceScaleFactor=1,
+                     mobile=False)  # fmt: skip
+        browser.wait_for(ready, timeout=60)
+        dom: str = browser.evaluate("document.documentElement.outerHTML")
+        shot.write_bytes(browser.screenshot())
+    finally:
+        browser.close()
+    return dom

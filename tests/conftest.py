@@ -69,7 +69,7 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_cli(
     *args: str,
     env: dict[str, str] | None = None,
-    timeout: float = 120,
+    timeout: float = 600,
     cwd: Path | None = None,
     input: str | None = None,
 ) -> subprocess.CompletedProcess[str]:

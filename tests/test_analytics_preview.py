@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from browser import CHROMIUM, screenshot
+from browser import CHROMIUM, loaded_page
 from clips import write_visit_clip
 from conftest import model_args
 from test_preview import Run, free_port, pose, start, wait_until
@@ -37,7 +37,9 @@ def test_preview_shows_state_and_last_events(models_dir: Path, testdata: Path, t
     entered = next(e for e in latest["recent_events"] if e["type"] == "person_entered")
     assert entered["entries"] >= 1 and entered["ts"] <= latest["ts"]
     if CHROMIUM is not None:
-        dom = screenshot(f"http://127.0.0.1:{port}/", tmp_path / "shot.png", tmp_path / "chrome")
+        ready = ("document.getElementById('exercise').textContent === 'squat'"
+                 " && document.body.innerHTML.includes('<td>person_entered</td>')")  # fmt: skip
+        dom = loaded_page(f"http://127.0.0.1:{port}/", tmp_path / "shot.png", tmp_path / "chrome", ready)
 
         def cell(element: str) -> str:
             found = re.search(rf'id="{element}"[^>]*>([^<]*)<', dom)

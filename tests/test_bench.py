@@ -31,7 +31,7 @@ def _check_stages(stages: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def report(models_dir: Path) -> dict[str, Any]:
-    proc = run_cli("bench", "--json", "--frames", "20", "--idle-seconds", "3", "--source", "synthetic:320x240",
+    proc = run_cli("bench", "--json", "--frames", "20", "--idle-seconds", "5", "--source", "synthetic:320x240",
                    *model_args(models_dir))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -49,9 +49,11 @@ def test_realtime_file_is_paced_at_its_frame_rate_and_ends(models_dir: Path, cli
     numbers = [r["frame"] for r in records]
     assert numbers == sorted(set(numbers)) and numbers[-1] < frames, "each source frame at most once, in order"
     assert numbers[-1] >= frames - 2, "it reached the end of the file"
-    # Paced: the results cannot come faster than the file's own clock (a lower bound; slowness only adds).
+    # Paced: the results cannot come much faster than the file's own clock. Frames are due on the file's
+    # schedule from the start, so a first frame that came late shortens the span: a lower bound with slack
+    # (unpaced, the whole file takes a tenth of its duration).
     span = records[-1]["ts"] - records[0]["ts"]
-    assert span >= 0.9 * (numbers[-1] - numbers[0]) / CLIP_FPS, span
+    assert span >= 0.5 * (numbers[-1] - numbers[0]) / CLIP_FPS, span
 
 
 @pytest.mark.slow
@@ -61,7 +63,7 @@ def test_realtime_with_max_frames_takes_the_newest_frames(models_dir: Path, clip
     records = _records(proc.stdout)
     assert len(records) == 10
     span = records[-1]["ts"] - records[0]["ts"]
-    assert span >= 0.9 * (records[-1]["frame"] - records[0]["frame"]) / CLIP_FPS
+    assert span >= 0.5 * (records[-1]["frame"] - records[0]["frame"]) / CLIP_FPS, span  # as above
 
 
 @pytest.mark.parametrize("source", ["synthetic:160x120", "clip"])

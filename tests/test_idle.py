@@ -104,8 +104,10 @@ def test_idle_on_a_clip_wakes_within_the_bound_counted_in_frames(
     seen = [r["frame"] for r in records if r["frame"] >= appears and r["score"] >= 0.2]
     wake_bound_frames = round(0.5 * 15)  # 0.5 s at 15 fps
     assert seen and seen[0] <= appears + wake_bound_frames, (seen[:3], appears)
+    # Active once she is there: far more model runs than idle's two a second would give over those 2.5 s
+    # (about 5). Not "every frame": --realtime drops the frames a busy machine cannot keep up with.
     late = [r for r in records if r["frame"] >= appears + wake_bound_frames]
-    assert len(late) >= 0.7 * (105 - appears - wake_bound_frames), "full rate once she is there"
+    assert len(late) >= 12, len(late)
 
 
 def test_idle_off_processes_every_frame_of_the_empty_part(models_dir: Path, visit_clip: tuple[Path, int]) -> None:

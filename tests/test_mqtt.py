@@ -239,7 +239,8 @@ def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Pat
     assert sub.on(f"{base}/status") == [b"online", b"offline"]
     assert sub.on(f"{base}/person")[-1] in (b"ON", b"OFF")
     final = check_stats(sub.on(f"{base}/stats")[-1])
-    assert final["frames"] == 24 and final["device"] == "cam1" and final["mqtt"]["dropped"] == 0
+    # (stats are QoS 0: one due before the broker's CONNACK may be dropped and counted, so no check on that)
+    assert final["frames"] == 24 and final["device"] == "cam1"
     assert not [t for t in sub.topics() if t.startswith("homeassistant/")], "discovery is opt-in"
     leaves = ("pose", "status", "stats", "person", "people", "state", "event")
     assert sub.topics() <= {f"{base}/{leaf}" for leaf in leaves}
@@ -301,9 +302,10 @@ def test_broker_down_at_start_then_killed_and_restarted(models_dir: Path, tmp_pa
                                      "--device-id", "cam3", "--mqtt-max-rate", "5", "--ha-discovery",
                                      "--stats-interval", "1", *model_args(models_dir)], env=env)  # fmt: skip
     try:
-        time.sleep(4)
-        assert run.alive(), run.stderr
-        assert "cannot connect" in run.stderr
+        deadline = time.monotonic() + 60  # the source and the model load first, then MQTT starts
+        while "cannot connect" not in run.stderr:
+            assert run.alive() and time.monotonic() < deadline, run.stderr
+            time.sleep(0.1)
         broker.start()
         first = wait_retained(broker.port, f"{base}/status", b"online")
         print(f"\nbroker appeared: connected within {first:.2f} s")

@@ -150,7 +150,7 @@ def test_person_change_lost_to_a_full_inbox_is_sent_later(tmp_path: Path) -> Non
         sub = Subscriber(broker.port, ("edgepose/full/#",))
         assert sub.wait_for(lambda s: b"online" in s.on("edgepose/full/status"))
         wait_retained(broker.port, "edgepose/full/person", b"OFF", timeout=15)
-        assert sub.on("edgepose/full/person")[-1] == b"OFF"
+        assert sub.wait_for(lambda s: s.on("edgepose/full/person")[-1:] == [b"OFF"])
         wait_retained(broker.port, "edgepose/full/people", b"0", timeout=15)
         sub.close()
     finally:
