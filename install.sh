@@ -70,7 +70,9 @@ install_into() {  # venv runtime
     fi
     step "installing edgepose ($2 runtime) and test tools into $1"
     "$1/bin/python" -m pip install --quiet --upgrade pip
-    "$1/bin/python" -m pip install --quiet -e "$here[$2,mqtt,preview,test]"
+    local pins=()  # the tested versions (constraints.txt) for the default runtime
+    [ "$2" = litert ] && pins=(--constraint "$here/constraints.txt")
+    "$1/bin/python" -m pip install --quiet "${pins[@]}" -e "$here[$2,mqtt,preview,test]"
 }
 install_into "$venv" "$runtime"
 if [ "$with_tflite" = 1 ]; then
