@@ -234,9 +234,6 @@ if [ -n "$system_numpy" ]; then
     echo "numpy==$system_numpy" > "$constraints"
     note "keeping the system's numpy $system_numpy (apt's picamera2 is built against it)"
 fi
-if [ "$runtime" = litert ]; then
-    grep -v '^#' "$here/constraints.txt" >> "$constraints"  # the versions the tests passed with
-fi
 step "installing edgepose ($runtime runtime) into $opt"
 PIP_DISABLE_PIP_VERSION_CHECK=1 "$opt/bin/python" -m pip install --quiet --constraint "$constraints" \
     "${here}[$runtime,mqtt,preview]"
