@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from clips import default_script, write_clip
-from conftest import model_args, run_cli
+from conftest import eventually, model_args, run_cli
 
 from edgepose.errors import BackendUnavailableError
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
@@ -48,10 +48,7 @@ def test_lossless_buffer_makes_the_producer_wait() -> None:
 
     thread = threading.Thread(target=produce)
     thread.start()
-    deadline = time.monotonic() + 30
-    while len(produced) < 2:
-        assert time.monotonic() < deadline, "the producer never filled the buffer"
-        time.sleep(0.01)
+    assert eventually(lambda: len(produced) >= 2, 30), "the producer never filled the buffer"
     time.sleep(0.2)  # time for a third put, were it not blocked
     assert len(produced) == 2, "the producer blocks once the buffer is full"
     received = []
@@ -165,10 +162,7 @@ def test_a_stalled_live_source_is_abandoned_and_reopened(caplog: pytest.LogCaptu
     first_loss = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "no frame for 0.5 s" in first_loss, first_loss
     release.set()  # the stuck read returns now, long after it was abandoned
-    deadline = time.monotonic() + 30  # it closes its source in its own thread
-    while log.count("close") < 2:
-        assert time.monotonic() < deadline, log
-        time.sleep(0.01)
+    assert eventually(lambda: log.count("close") >= 2, 30), log  # it closes its source in its own thread
     capture.stop()
     capture.join(timeout=5)
     assert [f.index for f in frames] == [0, 1, 2]

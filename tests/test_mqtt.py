@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from broker import Broker, Subscriber, make_ca, make_cert, retained
-from conftest import assert_one_line_error, cli_env, model_args, run_cli
+from conftest import assert_one_line_error, cli_env, eventually, model_args, run_cli
 
 from edgepose.config import ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
@@ -302,10 +302,9 @@ def test_broker_down_at_start_then_killed_and_restarted(models_dir: Path, tmp_pa
                                      "--device-id", "cam3", "--mqtt-max-rate", "5", "--ha-discovery",
                                      "--stats-interval", "1", *model_args(models_dir)], env=env)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60  # the source and the model load first, then MQTT starts
-        while "cannot connect" not in run.stderr:
-            assert run.alive() and time.monotonic() < deadline, run.stderr
-            time.sleep(0.1)
+        # the source and the model load first, then MQTT starts
+        assert eventually(lambda: "cannot connect" in run.stderr or not run.alive(), 60), run.stderr
+        assert run.alive(), run.stderr
         broker.start()
         first = wait_retained(broker.port, f"{base}/status", b"online")
         print(f"\nbroker appeared: connected within {first:.2f} s")

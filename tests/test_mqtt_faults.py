@@ -12,13 +12,13 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from broker import Broker, Subscriber, retained
-from conftest import model_args
+from conftest import eventually, model_args
 from test_mqtt import Running, check_discovery, check_stats, fake_result, mqtt_run, wait_retained
 
 from edgepose.config import MqttConfig
@@ -51,15 +51,6 @@ def make_sink(port: int, device: str, **cfg: Any) -> tuple[MqttSink, PipelineSta
     return MqttSink(config, stats, INFO, 0.5, environ={}), stats
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 # --- start-up wait and close deadline -------------------------------------------------------------------
 
 
@@ -74,7 +65,7 @@ def test_sigterm_during_the_startup_wait_for_a_silent_broker(
     run = Running(tmp_path / "run", ["--source", "synthetic:320x240", "--mqtt", f"mqtt://127.0.0.1:{silent_port}",
                                      "--device-id", "silent", *model_args(models_dir)])  # fmt: skip
     try:
-        assert wait_until(lambda: "MQTT: publishing to" in run.stderr, 60), run.stderr  # start() now waits
+        assert eventually(lambda: "MQTT: publishing to" in run.stderr, 60), run.stderr  # start() now waits
         time.sleep(0.2)
         signalled = time.monotonic()
         code = run.stop(signal.SIGTERM, timeout=30)
@@ -145,7 +136,7 @@ def test_person_change_lost_to_a_full_inbox_is_sent_later(tmp_path: Path) -> Non
             sink.publish(fake_result(frame, 0.1))
             return drained
 
-        assert wait_until(catch_up), "the worker drained the inbox"
+        assert eventually(catch_up), "the worker drained the inbox"
         broker.start()
         sub = Subscriber(broker.port, ("edgepose/full/#",))
         assert sub.wait_for(lambda s: b"online" in s.on("edgepose/full/status"))
@@ -228,19 +219,19 @@ def test_person_changes_during_two_broker_outages_are_not_lost(tmp_path: Path) -
         wait_retained(broker.port, f"{base}/person", b"ON")
         # outage 1: the room empties while the broker is down
         broker.kill()
-        assert wait_until(lambda: not stats.mqtt_connected, 10)
+        assert eventually(lambda: not stats.mqtt_connected, 10)
         mode[0] = "off"
-        assert wait_until(lambda: sink.depths()["queued"] == 1, 10), "the OFF change waits for the broker"
+        assert eventually(lambda: sink.depths()["queued"] == 1, 10), "the OFF change waits for the broker"
         broker.start()  # empty broker: the retained state must come from edgepose again
         sub = Subscriber(broker.port, (f"{base}/#",))
         assert sub.wait_for(lambda s: len(s.on(f"{base}/pose")) >= 5), "pose resumed after outage 1"
         wait_retained(broker.port, f"{base}/person", b"OFF")
         wait_retained(broker.port, f"{base}/status", b"online")
-        assert wait_until(lambda: sink.counters.reconnects == 1)
+        assert eventually(lambda: sink.counters.reconnects == 1)
         sub.close()
         # outage 2: the state flaps on every frame, then someone stays
         broker.kill()
-        assert wait_until(lambda: not stats.mqtt_connected, 10)
+        assert eventually(lambda: not stats.mqtt_connected, 10)
         mode[0] = "flap"
         depth = []
         for _ in range(30):
@@ -254,13 +245,13 @@ def test_person_changes_during_two_broker_outages_are_not_lost(tmp_path: Path) -
         assert sub.wait_for(lambda s: len(s.on(f"{base}/pose")) >= 5), "pose resumed after outage 2"
         wait_retained(broker.port, f"{base}/person", b"ON")
         wait_retained(broker.port, f"{base}/status", b"online")
-        assert wait_until(lambda: sink.counters.reconnects == 2)
+        assert eventually(lambda: sink.counters.reconnects == 2)
         assert sub.wait_for(lambda s: s.on(f"{base}/person")[-1:] == [b"ON"]), "the last state sent is the current one"
         sub.close()
         c = sink.counters
         assert c.dropped > 0, "pose messages while down were dropped and counted"
         assert c.overflow == 0
-        assert wait_until(lambda: sink.depths()["queued"] == 0), "the offline queue was flushed"
+        assert eventually(lambda: sink.depths()["queued"] == 0), "the offline queue was flushed"
         assert sink.depths()["inbox"] < 100
     finally:
         done.set()
