@@ -111,7 +111,7 @@ class PoseResult:
 
     Attributes:
         frame: Frame number from the source, starting at 0.
-        ts: Capture time, unix seconds.
+        ts: Capture time, unix seconds (the wall clock: a label, which NTP may step).
         width: Source frame width in pixels.
         height: Source frame height in pixels.
         keypoints: The best pose's ``(17, 3)`` x, y in source pixels and score, COCO order.
@@ -121,6 +121,9 @@ class PoseResult:
             means "the one pose is ``keypoints``", for callers that build a result from keypoints alone.
         state: What the analytics conclude after this frame (``present``, ``fallen``, …), if they ran.
         events: What the analytics saw happen on this frame (``person_entered``, ``fall``, ``rep``, …).
+        media_s: Seconds since the start of the source, never decreasing: the container's timestamp for
+            files, a monotonic capture clock for live sources. The analytics are timed by it (by ``ts`` when
+            it is ``None``, as in recordings made before it existed).
     """
 
     frame: int
@@ -133,6 +136,7 @@ class PoseResult:
     poses: tuple[Pose, ...] | None = field(default=None, compare=False)
     state: dict[str, Any] | None = None
     events: tuple[dict[str, Any], ...] = ()
+    media_s: float | None = None
 
     @property
     def score(self) -> float:
@@ -154,6 +158,7 @@ class PoseResult:
         """Return the JSON form printed by ``edgepose run`` and published over MQTT."""
         out: dict[str, Any] = {
             "ts": round(self.ts, 6),
+            **({} if self.media_s is None else {"media_s": round(self.media_s, 6)}),
             "frame": self.frame,
             "width": self.width,
             "height": self.height,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from stickfigure import segments, total
 
 WIDTH, HEIGHT = 640, 480
 BACKGROUND = (96, 112, 104)
@@ -75,5 +76,40 @@ def write_visit_clip(path: Path, person: np.ndarray, before: int, during: int, a
     assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
     for frame in [room] * before + [visit] * during + [room] * after:
         writer.write(frame)
+    writer.release()
+    return path
+
+
+#: The fall clip: ``(seconds, from, to)`` pieces of the body's tilt in degrees (0 standing, 88 lying): stand,
+#: topple in 0.6 s, lie, get up, stand; then the room stays empty for :data:`FALL_EMPTY_S`.
+FALL_PLAN = ((2.0, 0.0, 0.0), (0.6, 0.0, 88.0), (2.6, 88.0, 88.0), (1.5, 88.0, 0.0), (1.2, 0.0, 0.0))
+FALL_EMPTY_S = 2.8
+FALL_SIZE = (320, 240)
+
+
+def render_tilted(person_bgra: np.ndarray, tilt_deg: float | None) -> np.ndarray:
+    """A 320×240 room with the person (BGRA, alpha as the mask) 190 px tall, turned ``tilt_deg`` about the feet."""
+    room = np.empty((FALL_SIZE[1], FALL_SIZE[0], 3), dtype=np.uint8)
+    room[:] = BACKGROUND
+    if tilt_deg is None:
+        return room
+    h, w = person_bgra.shape[:2]
+    feet = (w / 2, h * 0.97)  # in the photo
+    turn = cv2.getRotationMatrix2D(feet, -tilt_deg, 190 / h)  # clockwise: she falls to the right
+    turn[:, 2] += np.array([60.0, 205.0]) - feet  # her feet stay at (60, 205) in the room
+    pixels = cv2.warpAffine(person_bgra[:, :, :3], turn, FALL_SIZE, flags=cv2.INTER_LINEAR)
+    mask = cv2.warpAffine(person_bgra[:, :, 3], turn, FALL_SIZE, flags=cv2.INTER_NEAREST) >= 128
+    room[mask] = pixels[mask]
+    return room
+
+
+def write_fall_clip(path: Path, person_bgra: np.ndarray, fps: float = 15.0) -> Path:
+    """Write :data:`FALL_PLAN` as a 320×240 MJPG clip: the person stands, falls, lies, gets up and leaves."""
+    tilt = segments(*FALL_PLAN)
+    shown = round(total(*FALL_PLAN) * fps)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, FALL_SIZE)
+    assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
+    for i in range(shown + round(FALL_EMPTY_S * fps)):
+        writer.write(render_tilted(person_bgra, tilt(i / fps) if i < shown else None))
     writer.release()
     return path

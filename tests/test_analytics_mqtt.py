@@ -41,10 +41,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
 
 
-#: Frames of the clip: empty room, the person standing, empty room again. A file is read as fast as the
-#: model runs (``ts`` is the capture time), so the parts are long enough in frames to outlast enter_s (0.5 s)
-#: and leave_s (2 s) even at 2 ms a frame.
-EMPTY_BEFORE, PERSON, EMPTY_AFTER = 60, 500, 1500
+#: Frames of the clip at 15 fps: empty room, the person standing, empty room again. The analytics follow the
+#: video's own time (``media_s``), however fast the file is read: 2 s, 8 s and 4 s.
+EMPTY_BEFORE, PERSON, EMPTY_AFTER = 30, 120, 60
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +76,10 @@ def test_presence_events_state_and_discovery_over_a_real_broker(
     printed = _events(lines)
     assert [e["type"] for e in printed] == ["person_entered", "person_left"]
     entered, left = printed
-    came, went = lines[EMPTY_BEFORE]["ts"], lines[EMPTY_BEFORE + PERSON]["ts"]
+    came, went = lines[EMPTY_BEFORE]["media_s"], lines[EMPTY_BEFORE + PERSON]["media_s"]
     assert all(line["score"] >= 0.3 for line in lines[EMPTY_BEFORE : EMPTY_BEFORE + PERSON])
-    assert 0.5 <= entered["ts"] - came <= 1.5  # enter_s after the person appears (plus at most a slow frame)
-    assert 2.0 <= left["ts"] - went <= 3.0  # leave_s after the person goes
+    assert 0.5 - 1e-3 <= entered["media_s"] - came <= 0.5 + 1.5 / 15  # enter_s of video after the person appears
+    assert 2.0 - 1e-3 <= left["media_s"] - went <= 2.0 + 1.5 / 15  # leave_s of video after the person goes
     assert lines[-1]["state"] == {"present": False, "fallen": False, "exercise": "squat", "reps": 0}
 
     # MQTT: each event once on <base>/event, JSON, QoS 1, not retained

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,58 @@ def test_timing_comes_from_ts_only(tmp_path: Path) -> None:
     assert [o["state"] for o in a] == [o["state"] for o in b]
 
 
+def _retimed(lines: list[str], wall: Callable[[int], float] | None) -> list[str]:
+    """The lines with ``media_s`` (their old ``ts`` from T0) and the wall clock ``wall(i)`` as ``ts``; ``None``: as
+    they are, a recording made before ``media_s`` existed."""
+    if wall is None:
+        return lines
+    out = []
+    for i, line in enumerate(lines):
+        obj = json.loads(line)
+        out.append(json.dumps({"ts": round(wall(i), 6), "media_s": round(obj.pop("ts") - T0, 6), **obj}))
+    return out
+
+
+def _timeline(stdout: str) -> list[tuple[int, str, object]]:
+    """(line, type, visit_s or count) of every event."""
+    out = _parse(stdout)
+    return [(i, e["type"], e.get("visit_s", e.get("count"))) for i, o in enumerate(out) for e in o["events"]]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "wall",
+    [lambda i: T0 + i / FPS - (3600.0 if i > 60 else 0.0), lambda i: T0 + i / FPS + (3600.0 if i > 60 else 0.0),
+     lambda i: T0 + i / (10 * FPS)],
+    ids=["ntp-back-1h", "ntp-on-1h", "read-10x-fast"],
+)  # fmt: skip
+def test_media_s_times_the_analytics_and_ts_is_a_label(tmp_path: Path, wall: Callable[[int], float]) -> None:
+    """A recording whose wall clock stepped, or that was read faster than it plays, replays by its media time."""
+    old = _squat_session(3)
+    expected = run_cli("analyze", "--exercise", "squat", str(_write(tmp_path, old, "old.jsonl")))
+    lines = _retimed(old, wall)
+    proc = run_cli("analyze", "--exercise", "squat", str(_write(tmp_path, lines)))
+    assert proc.returncode == 0, proc.stderr
+    assert _timeline(proc.stdout) == _timeline(expected.stdout)
+    assert [e[1] for e in _timeline(proc.stdout)] == ["person_entered", "rep", "rep", "rep", "person_left"]
+    for line, out in zip(lines, _parse(proc.stdout), strict=True):
+        given = json.loads(line)
+        assert all(e["ts"] == given["ts"] and e["media_s"] == given["media_s"] for e in out["events"])  # type: ignore[attr-defined]
+
+
+def test_an_old_recording_without_media_s_is_timed_by_ts(tmp_path: Path) -> None:
+    """Without ``media_s`` a line is timed by its ``ts``: the same answers as with it, and no ``media_s`` made up."""
+    old = _squat_session(2)
+    new = _retimed(old, lambda i: T0 + i / FPS)
+    from_old = run_cli("analyze", "--exercise", "squat", str(_write(tmp_path, old, "old.jsonl")))
+    from_new = run_cli("analyze", "--exercise", "squat", str(_write(tmp_path, new, "new.jsonl")))
+    assert from_old.returncode == 0 and from_new.returncode == 0, from_old.stderr + from_new.stderr
+    assert _timeline(from_old.stdout) == _timeline(from_new.stdout)
+    old_events = [e for o in _parse(from_old.stdout) for e in o["events"]]  # type: ignore[attr-defined]
+    new_events = [e for o in _parse(from_new.stdout) for e in o["events"]]  # type: ignore[attr-defined]
+    assert len(old_events) == 4 and not any("media_s" in e for e in old_events)
+    assert [e["media_s"] for e in new_events] == [round(e["ts"] - T0, 6) for e in old_events]
+
+
 def test_without_exercise_reps_stay_zero(tmp_path: Path) -> None:
     proc = run_cli("analyze", str(_write(tmp_path, _squat_session(2))))
     out = _parse(proc.stdout)
@@ -130,6 +182,7 @@ def test_config_file_and_smoothing_flag(tmp_path: Path) -> None:
         ('{"width": 640, "height": 480, "keypoints": []}', "missing 'ts'"),
         ('{"ts": 1.0, "width": 640, "height": 480, "keypoints": [1, 2]}', "list of 17 keypoints"),
         ('{"ts": NaN, "width": 640, "height": 480, "keypoints": []}', "'ts' must be a finite number"),
+        ('{"ts": 1.0, "media_s": "0.5", "width": 640, "height": 480, "keypoints": []}', "'media_s' must be a finite"),
         ('{"ts": 1.0, "width": 0, "height": 480, "keypoints": []}', "'width' must be a positive whole number"),
     ],
 )

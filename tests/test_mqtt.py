@@ -28,7 +28,8 @@ from edgepose.sinks.mqtt.homeassistant import discovery_configs
 from edgepose.sinks.mqtt.settings import broker_settings, device_id, read_password, sanitize_device_id
 from edgepose.sinks.mqtt.topics import Topics
 
-POSE_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms", "state", "events"}
+POSE_KEYS = {"ts", "media_s", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms", "state",
+             "events"}  # fmt: skip
 STATS_KEYS = {"ts", "device", "frames", "dropped", "fps", "uptime_s", "frame_age_s", "latency_ms", "runtime",
               "delegate", "threads", "model", "cpu_temp_c", "mqtt", "source", "mode", "inference"}  # fmt: skip
 DISCOVERY_KEYS = {"name", "unique_id", "state_topic", "availability", "expire_after", "device", "origin"}

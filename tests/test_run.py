@@ -15,7 +15,7 @@ from conftest import cli_env, model_args, run_cli
 
 from edgepose.pose import KEYPOINT_NAMES
 
-RUN_KEYS = {"ts", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms", "state", "events"}
+RUN_KEYS = {"ts", "media_s", "frame", "width", "height", "score", "keypoints", "poses", "latency_ms", "state", "events"}
 STAGES = {"capture", "preprocess", "invoke", "postprocess", "total"}
 
 
@@ -33,6 +33,7 @@ def test_synthetic_source_to_stdout(models_dir: Path) -> None:
         assert set(record) == RUN_KEYS
         assert (record["width"], record["height"]) == (320, 240)
         assert started <= record["ts"] <= time.time()
+        assert record["media_s"] == round(record["frame"] / 30.0, 6)  # no timestamps: frame number / fps
         assert [k["name"] for k in record["keypoints"]] == list(KEYPOINT_NAMES)
         assert set(record["latency_ms"]) == STAGES
         assert all(v >= 0 for v in record["latency_ms"].values())

@@ -92,7 +92,7 @@ class Analytics:
         self.presence = Presence(config.presence())
         self.falls = FallDetector(config.falls())
         self.reps = RepCounter(config.reps()) if config.exercise else None
-        self._ts: float | None = None
+        self._t: float | None = None
 
     def state(self) -> dict[str, Any]:
         """Return the current state: ``present``, ``fallen``, ``exercise`` (or ``None``) and ``reps``."""
@@ -106,24 +106,33 @@ class Analytics:
     def update(self, result: PoseResult) -> PoseResult:
         """Analyse one frame and return it with (smoothed keypoints,) ``state`` and ``events`` filled in.
 
-        Time comes from ``result.ts`` only; a timestamp earlier than the previous one is taken as equal.
-        The state machines see the values as :meth:`PoseResult.to_dict` prints them (rounded), so
-        ``edgepose analyze`` on the printed lines reaches the very same events.
+        Time comes from ``result.media_s``, the frame's media time; from ``result.ts`` only when it has none
+        (a recording made before it existed). A time earlier than the previous one is taken as equal. Each
+        event carries the frame's wall-clock ``ts`` and, when the frame has one, its ``media_s``. The state
+        machines see the values as :meth:`PoseResult.to_dict` prints them (rounded), so ``edgepose
+        analyze`` on the printed lines reaches the very same events.
         """
-        ts = round(result.ts, 6)
-        ts = ts if self._ts is None else max(ts, self._ts)
-        self._ts = ts
+        t = round(result.ts if result.media_s is None else result.media_s, 6)
+        t = t if self._t is None else max(t, self._t)
+        self._t = t
         score = round(result.score, 4)
         if self.smoother is not None:
-            result = _with_keypoints(result, self.smoother(result.keypoints, score, result.width, result.height, ts))
+            result = _with_keypoints(result, self.smoother(result.keypoints, score, result.width, result.height, t))
         keypoints = _as_printed(result.keypoints)
-        events = self.presence.update(ts, score)
+        events = self.presence.update(t, score)
         if self.reps is not None and any(e["type"] == "person_left" for e in events):
             self.reps.interrupt()
-        events += self.falls.update(ts, keypoints)
+        events += self.falls.update(t, keypoints)
         if self.reps is not None:
-            events += self.reps.update(ts, keypoints)
-        return dataclasses.replace(result, state=self.state(), events=tuple(events))
+            events += self.reps.update(t, keypoints)
+        stamp = {"ts": round(result.ts, 6)} | ({} if result.media_s is None else {"media_s": t})
+        return dataclasses.replace(result, state=self.state(), events=tuple(_stamped(e, stamp) for e in events))
+
+
+def _stamped(event: dict[str, Any], stamp: dict[str, float]) -> dict[str, Any]:
+    """Return the event with the frame's ``ts`` (and ``media_s``) in place of its own time, after its type."""
+    rest = {key: value for key, value in event.items() if key not in ("type", "ts")}
+    return {"type": event["type"], **stamp, **rest}
 
 
 def _as_printed(keypoints: np.ndarray) -> np.ndarray:

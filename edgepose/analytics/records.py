@@ -46,8 +46,9 @@ def pose_result(obj: dict[str, Any], where: str, frame: int = 0) -> PoseResult:
 
     Args:
         obj: The decoded object: ``ts``, ``width``, ``height``, ``keypoints`` (17 objects with ``name``,
-            ``x``, ``y`` and ``score``), and optionally ``frame`` and ``score`` (the best pose's score;
-            the mean keypoint score when absent).
+            ``x``, ``y`` and ``score``), and optionally ``media_s`` (the media time the analytics are
+            timed by; ``ts`` when absent, as in recordings made before it existed), ``frame`` and ``score``
+            (the best pose's score; the mean keypoint score when absent).
         where: Where the object came from, for error messages (e.g. ``"line 12"``).
         frame: Frame number to use when the object has none.
 
@@ -55,6 +56,7 @@ def pose_result(obj: dict[str, Any], where: str, frame: int = 0) -> PoseResult:
         InputError: A missing or invalid field, named in the message.
     """
     ts = _number(obj, "ts", where)
+    media_s = _number(obj, "media_s", where) if "media_s" in obj else None
     width, height = _size(obj, "width", where), _size(obj, "height", where)
     raw = obj.get("keypoints")
     if not isinstance(raw, list) or len(raw) != len(KEYPOINT_NAMES):
@@ -79,4 +81,5 @@ def pose_result(obj: dict[str, Any], where: str, frame: int = 0) -> PoseResult:
         frame = int(number)
     score = _number(obj, "score", where) if "score" in obj else float(keypoints[:, 2].mean())
     pose = Pose.from_keypoints(keypoints, score=score)
-    return PoseResult(frame=frame, ts=ts, width=width, height=height, keypoints=keypoints, poses=(pose,))
+    return PoseResult(frame=frame, ts=ts, width=width, height=height, keypoints=keypoints, poses=(pose,),
+                      media_s=media_s)  # fmt: skip

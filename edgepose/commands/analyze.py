@@ -43,7 +43,8 @@ def _open(name: str) -> Iterator[TextIO]:
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Echo every input line with ``state`` and ``events`` added; stop at the first invalid line (exit 2).
 
-    Time comes from each line's ``ts`` only, so a recording replays the same at any speed. Smoothing is
+    Time comes from each line's ``media_s`` (``ts`` in recordings without it) only, so a recording replays
+    the same at any speed and with the same timing as ``edgepose run`` gave it. Smoothing is
     off unless ``--smoothing on``: ``edgepose run`` has smoothed the keypoints it printed already.
     """
     smoothing = config.smoothing if config.smoothing.mode == "on" else None

@@ -9,6 +9,9 @@ Each opening of the source gets its own reader thread and its own source object.
 watches it: a live source that ends, fails, or delivers no frame for ``source_timeout_s`` (opening
 included) is abandoned and opened again with backoff. An abandoned reader may still be blocked inside
 a driver or FFmpeg; it closes its own source when it returns, and never touches the buffer again.
+
+Each frame is stamped twice where it is built (:meth:`CaptureThread.deliver`): ``ts``, the wall clock, for the
+output, and ``media_s``, the media time the analytics are timed by (:mod:`edgepose.pipeline.clock`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, ConfigError, EdgePoseError, InputError, SourceError
+from edgepose.pipeline.clock import MediaClock, frame_interval_s
 from edgepose.pipeline.stats import SourceState
 from edgepose.sources.base import Source
 
@@ -36,9 +40,11 @@ class Frame:
     Attributes:
         index: Position in the source, from 0.
         image: BGR uint8 pixels.
-        ts: Wall-clock capture time (unix seconds).
+        ts: Wall-clock capture time (unix seconds): a label only, NTP may step it.
         captured_at: ``time.perf_counter()`` when the frame became available.
         capture_ms: Time spent reading/decoding it.
+        media_s: Seconds since the start of the source, never decreasing (see :mod:`edgepose.pipeline.clock`):
+            what the analytics are timed by.
     """
 
     index: int
@@ -46,6 +52,7 @@ class Frame:
     ts: float
     captured_at: float
     capture_ms: float
+    media_s: float = 0.0
 
 
 class FrameBuffer:
@@ -241,6 +248,7 @@ class CaptureThread(threading.Thread):
         #: Seconds between frames worth decoding, set by the loop (idle mode, ``--max-fps``): a source that
         #: can ``grab()`` (OpenCV) skips decoding the frames in between; 0 decodes every frame.
         self.decode_interval_s = 0.0
+        self.media = MediaClock(time.perf_counter(), self._options.pace_fps)
 
     def next_index(self) -> int:
         """Return the number of the next frame taken from the source (decoded or not), across reopenings."""
@@ -251,14 +259,16 @@ class CaptureThread(threading.Thread):
 
     def deliver(self, index: int, image: np.ndarray, captured_at: float, capture_ms: float) -> bool:
         """Hand a frame from the current reader to the buffer; ``False`` once the buffer is closed."""
-        return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms))
+        reader = self._reader
+        assert reader is not None, "delivered by a reader"
+        media_s = self.media.frame_time(reader.source, index, captured_at)
+        return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms, media_s))
 
     def pace_interval(self, source: Source) -> float:
         """Seconds between reads of an opened source: its own frame interval with ``--realtime``, else 0."""
         if not self._options.realtime or source.live:
             return 0.0
-        fps = float(getattr(source, "fps", 0.0) or self._options.pace_fps)
-        return 1.0 / fps if fps > 0 else 0.0
+        return frame_interval_s(source, self._options.pace_fps)
 
     def source_ok(self, name: str) -> None:
         """Mark the source as delivering (after an opening's first frame)."""
@@ -292,6 +302,7 @@ class CaptureThread(threading.Thread):
                     if outcome == "failed":
                         self.error = reader.error
                     elif self._options.loop and reader.frames:
+                        self.media.next_pass(reader.source)
                         source = self._reopen()
                         continue
                     self.state.state = "ended"

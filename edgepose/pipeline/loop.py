@@ -195,4 +195,5 @@ class Service:
             "postprocess": estimate.postprocess_ms,
             "total": (time.perf_counter() - frame.captured_at) * 1e3,
         }
-        return PoseResult(frame.index, frame.ts, width, height, estimate.keypoints, latency, image, estimate.poses)
+        return PoseResult(frame.index, frame.ts, width, height, estimate.keypoints, latency, image, estimate.poses,
+                          media_s=frame.media_s)  # fmt: skip

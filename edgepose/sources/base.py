@@ -14,6 +14,10 @@ class Source(Protocol):
         name: What the source is, for logs.
         live: A camera or stream: frames arrive in real time and the newest one wins.
         still: Independent still images: no tracking between frames, two passes each.
+
+    A source may also have ``fps`` (its own frame rate), ``grab()`` (take a frame without decoding it) and
+    ``position_s`` (a file's timestamp of the frame read last, in seconds, or ``None``), which the capture
+    thread uses when present.
     """
 
     name: str

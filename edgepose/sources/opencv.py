@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import cv2
 import numpy as np
@@ -73,6 +74,18 @@ class OpenCVSource:
         assert self._capture is not None, "open() first"
         ok, frame = self._capture.read()
         return to_bgr(frame) if ok else None
+
+    @property
+    def position_s(self) -> float | None:
+        """Seconds from the start of a video file to the frame read last (the container's timestamp).
+
+        ``None`` for cameras and streams (their frames are timed at capture), and when the container gives no
+        timestamp (the capture thread then counts frames at the file's rate).
+        """
+        if self.live or self._capture is None:
+            return None
+        msec = float(self._capture.get(cv2.CAP_PROP_POS_MSEC))
+        return msec / 1000.0 if math.isfinite(msec) and msec > 0 else None
 
     def grab(self) -> bool:
         """Take the next frame from the device or stream without decoding it; ``False`` when it stops."""
