@@ -75,6 +75,32 @@ def test_invalid_config_is_a_fail_line_not_a_crash(models_dir: Path, tmp_path: P
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("preview", "needle"),
+    [
+        ('listen = "0.0.0.0:8080"', "beyond this machine, without a token"),
+        ('listen = "127.0.0.1:http"', "preview.listen"),
+        ('listen = "[::]:8080"\ntoken_file = "/nonexistent/token"', "cannot read preview token file"),
+    ],
+)
+def test_a_preview_that_run_would_refuse_is_a_fail(models_dir: Path, tmp_path: Path, preview: str, needle: str) -> None:
+    config = write_config(tmp_path, f"[preview]\n{preview}\n")
+    proc = run_cli("doctor", "--config", str(config), *model_args(models_dir))
+    assert proc.returncode == 1, proc.stdout
+    failed = find(proc.stdout, FAIL, "config")
+    assert failed and needle in failed[0], proc.stdout
+
+
+def test_a_preview_with_a_token_or_on_loopback_is_ok(models_dir: Path, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    for preview in ('listen = "8080"', f'listen = "0.0.0.0:8080"\ntoken_file = "{token}"',
+                    'listen = "0.0.0.0:8080"\ninsecure = true'):  # fmt: skip
+        config = write_config(tmp_path, f"[preview]\n{preview}\n")
+        proc = run_cli("doctor", "--config", str(config), *model_args(models_dir))
+        assert find(proc.stdout, OK, "config"), (preview, proc.stdout)
+
+
 def test_missing_model_fails_with_the_fetch_command(tmp_path: Path) -> None:
     empty = tmp_path / "models"
     empty.mkdir()

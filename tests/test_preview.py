@@ -21,10 +21,12 @@ from browser import CHROMIUM, DevTools, loaded_page
 from conftest import assert_one_line_error, cli_env, model_args, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgepose.errors import ConfigError
 from edgepose.pose import SKELETON_EDGES
 from edgepose.sinks.drawing import EDGE_COLOR, score_color
+from edgepose.sinks.preview.access import parse_listen
+from edgepose.sinks.preview.guard import is_loopback
 from edgepose.sinks.preview.page import IMAGE_OFFSET
-from edgepose.sinks.preview.sink import is_loopback, parse_listen
 
 BACKGROUND = (128, 128, 128)
 
@@ -170,6 +172,11 @@ def test_parse_listen_and_loopback() -> None:
     assert parse_listen("0.0.0.0:9000") == ("0.0.0.0", 9000)
     assert parse_listen("[::1]:9000") == ("::1", 9000)
     assert parse_listen(":9000") == ("0.0.0.0", 9000)
+    assert parse_listen("camera.lan:80") == ("camera.lan", 80) and parse_listen("[fe80::1%eth0]:1")[0] == "fe80::1%eth0"
+    for bad in ("127.0.0.1:http", "8080x", "::1:80", "my host:80", "999.1.1.1:80", "[127.0.0.1]:80", "[name]:80",
+                "-camera:80", "a..b:80", "127.0.0.1:65536"):  # fmt: skip
+        with pytest.raises(ConfigError, match="--preview"):
+            parse_listen(bad)
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("camera.lan")
 
@@ -177,6 +184,31 @@ def test_parse_listen_and_loopback() -> None:
 def test_bad_listen_is_a_one_line_error(models_dir: Path) -> None:
     proc = run_cli("run", "--source", "synthetic:64x64", "--preview", "127.0.0.1:http", *model_args(models_dir))
     assert_one_line_error(proc, 2, "--preview")
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--preview", "127.0.0.1:http"], "--preview (preview.listen) must be [HOST:]PORT"),
+        (["--preview", "my camera:8080"], "HOST an IP address"),
+        (["--preview", "0.0.0.0:8080"], "beyond this machine, without a token"),
+        (["--preview", "0.0.0.0:8080", "--preview-token-file", "/nonexistent/token"], "cannot read preview token"),
+    ],
+)
+def test_preview_problems_stop_the_run_before_the_model_loads(tmp_path: Path, flags: list[str], needle: str) -> None:
+    """Checked with the config: the error names the preview, not the model that was never looked for."""
+    missing = tmp_path / "no-models-here"
+    proc = run_cli("run", "--source", "synthetic:64x64", "--max-frames", "1", *flags, "--models-dir", str(missing))
+    assert_one_line_error(proc, 2, needle)
+    assert "model" not in proc.stderr
+
+
+def test_an_empty_token_file_counts_as_no_token(tmp_path: Path) -> None:
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    proc = run_cli("run", "--source", "synthetic:64x64", "--preview", "0.0.0.0:8080", "--preview-token-file",
+                   str(empty), "--models-dir", str(tmp_path / "none"))  # fmt: skip
+    assert_one_line_error(proc, 2, f"preview token file {empty} is empty")
 
 
 # ---------------------------------------------------------------- the page in a real browser

@@ -143,4 +143,4 @@ def build_config(
         for section, values in layer.items():
             merged.setdefault(section, {}).update(values)
     config = Config(**{name: SECTIONS[name](**merged.get(name, {})) for name in SECTIONS})
-    return validate(config)
+    return validate(config, environ)
