@@ -21,12 +21,15 @@ from browser import CHROMIUM, DevTools, loaded_page
 from conftest import assert_one_line_error, cli_env, model_args, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgepose.config import PreviewConfig
 from edgepose.errors import ConfigError
-from edgepose.pose import SKELETON_EDGES
+from edgepose.pipeline.stats import PipelineStats
+from edgepose.pose import SKELETON_EDGES, BackendInfo, PoseResult
 from edgepose.sinks.drawing import EDGE_COLOR, score_color
 from edgepose.sinks.preview.access import parse_listen
 from edgepose.sinks.preview.guard import is_loopback
 from edgepose.sinks.preview.page import IMAGE_OFFSET
+from edgepose.sinks.preview.sink import PreviewSink
 
 BACKGROUND = (128, 128, 128)
 
@@ -416,6 +419,62 @@ def test_events_deliver_every_frame_of_a_finite_source(models_dir: Path, tmp_pat
     ids = [int(i) for kind, i, _ in events if kind == "message"]
     assert ids == list(range(1, frames + 1))
     assert any(kind == "stats" for kind, _, _ in events)
+
+
+def _read_messages(body: Any, count: int) -> list[bytes]:
+    """Read Server-Sent Events from an open ``/events`` body until ``count`` result messages came (raw bytes)."""
+    messages: list[bytes] = []
+    event = b""
+    while len(messages) < count:
+        line = body.readline()
+        assert line, "the event stream ended"
+        event += line
+        if line == b"\n":
+            if event.startswith(b"id: "):  # a result; stats events start with "event: stats"
+                messages.append(event)
+            event = b""
+    return messages
+
+
+def test_events_encode_each_result_once_for_all_clients() -> None:
+    """Three event clients, 20 results: 20 encodings (not 60), and every client gets the same bytes."""
+    encoded: list[int] = []
+
+    class Counted(PoseResult):  # a real result that counts its JSON encodings
+        def to_dict(self) -> dict[str, Any]:
+            encoded.append(self.frame)
+            return super().to_dict()
+
+    def result(frame: int) -> PoseResult:
+        keypoints = np.tile(np.array([[10.0 + frame, 20.0, 0.9]], np.float32), (17, 1))
+        return Counted(frame=frame, ts=1_700_000_000.0 + frame, width=64, height=48, keypoints=keypoints)
+
+    sink = PreviewSink(PreviewConfig(listen="127.0.0.1:0"), PipelineStats(0.2), BackendInfo("r", "cpu", 1, "m"), 0.2,
+                       5.0)  # fmt: skip
+    sink.start()
+    assert sink.address is not None
+    clients = []
+    try:
+        for frame in range(10):
+            sink.publish(result(frame))
+        for _ in range(3):  # Last-Event-ID 0: from the first result on, whenever the client's request is served
+            sock = socket.create_connection(sink.address, timeout=10)
+            sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 0\r\n\r\n")
+            body = sock.makefile("rb")
+            assert b" 200 " in body.readline()
+            clients.append((sock, body))
+        for frame in range(10, 20):
+            sink.publish(result(frame))
+        received = [_read_messages(body, 20) for _, body in clients]
+    finally:
+        for sock, body in clients:
+            body.close()
+            sock.close()
+        sink.close()
+    assert received[0] == received[1] == received[2]
+    assert [int(m.split(b"\n", 1)[0][4:]) for m in received[0]] == list(range(1, 21))
+    assert [json.loads(m.split(b"data: ", 1)[1])["frame"] for m in received[0]] == list(range(20))
+    assert sorted(encoded) == list(range(20)), f"{len(encoded)} encodings of 20 results for 3 clients"
 
 
 class Camera:
