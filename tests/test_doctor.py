@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, model_args, run_cli
+from conftest import ROOT, model_args, need, run_cli
 
 from edgepose.config import Config, ModelConfig, SourceConfig
 from edgepose.doctor import hardware
@@ -129,8 +129,7 @@ def test_forced_edgetpu_delegate_without_a_coral_fails(models_dir: Path) -> None
 def test_tflite_runtime_with_numpy_2_is_a_warn_with_the_fix(models_dir: Path, tmp_path: Path) -> None:
     """The real tflite-runtime package (from .venv-tflite) next to this venv's numpy 2: the broken pairing."""
     packages = sorted((ROOT / ".venv-tflite" / "lib").glob("python3*/site-packages"))
-    if not packages or not (packages[0] / "tflite_runtime").is_dir():
-        pytest.skip("needs .venv-tflite (./install.sh --with-tflite)")
+    need(".venv-tflite", bool(packages) and (packages[0] / "tflite_runtime").is_dir(), "./install.sh --with-tflite")
     for item in [packages[0] / "tflite_runtime", *packages[0].glob("tflite_runtime-*.dist-info")]:
         (tmp_path / item.name).symlink_to(item)
     mixed = {"PYTHONPATH": str(tmp_path)}

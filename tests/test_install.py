@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MIRROR, ROOT, cli_env
+from conftest import MIRROR, ROOT, cli_env, need, needs
 
 INSTALL = ROOT / "install.sh"
 UNIT_SOURCE = ROOT / "systemd" / "edgepose.service"
@@ -24,7 +24,7 @@ SECRET = "correct horse battery staple"
 MAX_EXPOSURE = 2.5
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze"),
+    needs("systemd-analyze", shutil.which("systemd-analyze") is not None, "apt install systemd"),
     pytest.mark.slow,  # each test stages a whole install (a venv of its own)
 ]
 
@@ -194,8 +194,8 @@ def test_usage_errors() -> None:
 
 
 def test_system_install_needs_root() -> None:
-    if shutil.which("setpriv") is None or os.geteuid() != 0:
-        pytest.skip("needs root and setpriv to drop to an unprivileged user")
+    need("root (to drop to an unprivileged user)", os.geteuid() == 0, "run the tests as root, as .ci/run does")
+    need("setpriv", shutil.which("setpriv") is not None, "apt install util-linux")
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(INSTALL),
                            "--system"], capture_output=True, text=True, timeout=30, check=False, cwd="/")  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from browser import CHROMIUM, DevTools, loaded_page
+from browser import DevTools, loaded_page, needs_chromium
 from conftest import assert_one_line_error, cli_env, model_args, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -217,7 +217,7 @@ def test_an_empty_token_file_counts_as_no_token(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the page in a real browser
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
+@needs_chromium
 @pytest.mark.slow
 def test_page_in_headless_chromium_shows_the_skeleton(
     models_dir: Path, clip: Path, person: np.ndarray, tmp_path: Path, runs: list[Run]
@@ -284,7 +284,7 @@ def test_page_in_headless_chromium_shows_the_skeleton(
     assert np.abs(image[oy + 10, ox + width - 5].astype(int) - person[10, width - 5]).max() < 40
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
+@needs_chromium
 @pytest.mark.slow
 def test_page_reconnects_after_a_restart(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     port = free_port()

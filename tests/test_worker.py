@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LIGHTNING_EDGETPU, MIRROR, ROOT, cli_env
+from conftest import LIGHTNING_EDGETPU, MIRROR, ROOT, SYSTEM_PYTHON, cli_env, need_seccomp
 
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
@@ -386,10 +386,7 @@ def test_stop_signals_to_the_child_are_not_crashes(
 @pytest.mark.slow
 def test_worker_restarts_under_the_units_seccomp_filters(lightning_path: Path) -> None:
     """memfd, the child's start and a restart after an abort are allowed by systemd/edgepose.service."""
-    system_python = "/usr/bin/python3"
-    probe = subprocess.run([system_python, "-c", "import seccomp"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("needs Debian's python3-seccomp (apt install python3-seccomp; .ci/run installs it)")
+    need_seccomp()
     script = textwrap.dedent(
         f"""
         from pathlib import Path
@@ -405,7 +402,7 @@ def test_worker_restarts_under_the_units_seccomp_filters(lightning_path: Path) -
         w.close()
         """
     )
-    cmd = [system_python, str(ROOT / "tests" / "unit_sandbox.py"), str(ROOT / "systemd" / "edgepose.service"),
+    cmd = [SYSTEM_PYTHON, str(ROOT / "tests" / "unit_sandbox.py"), str(ROOT / "systemd" / "edgepose.service"),
            "--kill", "--", sys.executable, "-c", script]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=cli_env(), check=False)
     assert proc.returncode == 0, proc.stderr
