@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 
 #: syslog priorities journald reads from a ``<N>`` line prefix.
@@ -75,12 +76,15 @@ def _set_opencv_log_level(silent: bool) -> None:
 
 @contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to ``/dev/null`` for the duration, unless ``-v`` was given.
+    """Send file descriptor 2 to ``/dev/null`` for the duration, unless ``-v`` was given or other threads run.
 
     For C++ code that prints straight to stderr (the TFLite runtime's "Created TensorFlow Lite XNNPACK
-    delegate" line). Keep the block short: Python's own log lines in it are lost too.
+    delegate" line) while edgepose starts. Redirecting the descriptor affects the whole process, so
+    once another thread runs (the capture thread, a sink: e.g. when a failing EdgeTPU worker hands
+    over to an in-process interpreter mid-run) nothing is silenced: their log lines must not be lost,
+    and the runtime's line then shows once.
     """
-    if not _native_quiet:
+    if not _native_quiet or threading.active_count() > 1:
         yield
         return
     sys.stderr.flush()

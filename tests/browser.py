@@ -16,7 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import need, needs
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: Marks a test that drives the real browser: skipped without Chromium (a failure under .ci/run).
+needs_chromium = needs("Chromium", CHROMIUM is not None, "apt install chromium")
+
+
+def need_chromium() -> None:
+    """Skip the rest of a test without Chromium (a failure under .ci/run)."""
+    need("Chromium", CHROMIUM is not None, "apt install chromium")
+
+
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--force-device-scale-factor=1",
          "--hide-scrollbars")  # fmt: skip

@@ -1,4 +1,10 @@
-"""Shared fixtures: the real models and test images from ../shared, and the CLI as a subprocess."""
+"""Shared fixtures: the real models and test images from ../shared, and the CLI as a subprocess.
+
+A test that needs a tool this machine may lack (Chromium, Debian's python3-seccomp, ``.venv-tflite``,
+systemd-analyze, a C compiler…) says so with :func:`need` or :func:`needs`: it is skipped here, and
+under ``.ci/run``, which installs every such tool and sets :data:`NO_SKIP_ENV`, every skip is a
+failure instead (:func:`pytest_runtest_makereport`).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,15 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The legacy tflite-runtime venv (``./install.sh --with-tflite``), for the tests that compare both runtimes.
+TFLITE_VENV_PYTHON = ROOT / ".venv-tflite" / "bin" / "python"
+#: Debian's Python, which has python3-seccomp (the unit's filters are applied through it in tests).
+SYSTEM_PYTHON = "/usr/bin/python3"
 SHARED = ROOT.parent / "shared"
 TESTDATA = Path(os.environ.get("EDGEPOSE_TESTDATA", SHARED / "testdata"))
 MIRROR = Path(os.environ.get("EDGEPOSE_MODEL_MIRROR", SHARED / "models"))
+#: Set to ``1`` by ``.ci/run``: a skipped test fails (the tools are installed there, so a skip hides a gap).
+NO_SKIP_ENV = "EDGEPOSE_TEST_NO_SKIP"
 LIGHTNING = "movenet_single_pose_lightning_ptq.tflite"
 LIGHTNING_EDGETPU = "movenet_single_pose_lightning_ptq_edgetpu.tflite"
 POSENET = "posenet_mobilenet_v1_075_481_641_16_quant.tflite"
@@ -58,6 +70,61 @@ def blazepose_models(models_dir: Path) -> Path:
 def testdata() -> Path:
     """The folder of real photos with reference outputs."""
     return TESTDATA
+
+
+def _missing(tool: str, install: str) -> str:
+    return f"{tool} is missing ({install}; .ci/run installs it)"
+
+
+def need(tool: str, present: bool, install: str) -> None:
+    """Skip the running test when ``tool`` is not ``present`` (a failure under ``.ci/run``).
+
+    Args:
+        tool: What is missing, e.g. ``"Chromium"``.
+        present: Whether it is there.
+        install: How to get it, e.g. ``"apt install chromium"``.
+    """
+    if not present:
+        pytest.skip(_missing(tool, install))
+
+
+def needs(tool: str, present: bool, install: str) -> pytest.MarkDecorator:
+    """The marker form of :func:`need`, for a test or (as ``pytestmark``) a whole module."""
+    return pytest.mark.skipif(not present, reason=_missing(tool, install))
+
+
+def _fail_if_skipped(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Under ``.ci/run`` (:data:`NO_SKIP_ENV`), turn a skip into a failure that says why it skipped."""
+    if os.environ.get(NO_SKIP_ENV) != "1" or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped under {NO_SKIP_ENV}=1 (.ci/run installs every tool the tests need): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A skipped test (``need``, ``needs``, any ``pytest.skip``) fails under ``.ci/run``."""
+    outcome = yield
+    _fail_if_skipped(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module skipped as a whole fails under ``.ci/run`` too (a collection error)."""
+    outcome = yield
+    _fail_if_skipped(outcome.get_result())
+
+
+def need_tflite_venv() -> None:
+    """Skip without ``.venv-tflite`` (a failure under ``.ci/run``)."""
+    need(".venv-tflite", TFLITE_VENV_PYTHON.exists(), "./install.sh --with-tflite")
+
+
+def need_seccomp() -> None:
+    """Skip without Debian's python3-seccomp for :data:`SYSTEM_PYTHON` (a failure under ``.ci/run``)."""
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True, check=False)
+    need("Debian's python3-seccomp", probe.returncode == 0, "apt install python3-seccomp")
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,13 +10,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LIGHTNING_EDGETPU, ROOT, assert_one_line_error, cli_env, model_args, run_cli
+from conftest import (
+    LIGHTNING_EDGETPU,
+    TFLITE_VENV_PYTHON,
+    assert_one_line_error,
+    cli_env,
+    model_args,
+    need,
+    need_tflite_venv,
+    run_cli,
+)
 
 from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend, tflite_numpy_problem
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.sources.images import load_image
 
-TFLITE_VENV_PYTHON = ROOT / ".venv-tflite" / "bin" / "python"
 #: Different kernels give slightly different outputs (MODELS.md: up to ~0.03 in coordinates).
 AGREE_NORMALISED = 0.04
 AGREE_MIN_SCORE = 0.3
@@ -46,10 +53,7 @@ def _assert_agree(a: dict, b: dict) -> float:
 @pytest.mark.parametrize("image", ["squat.bmp", "woman_standing.png"])
 @pytest.mark.slow
 def test_tflite_runtime_agrees_with_litert(models_dir: Path, testdata: Path, image: str) -> None:
-    if not TFLITE_VENV_PYTHON.exists():
-        if os.environ.get("CI"):
-            pytest.fail(".venv-tflite is missing: run ./install.sh --with-tflite")
-        pytest.skip(".venv-tflite not installed (./install.sh --with-tflite)")
+    need_tflite_venv()
     legacy = _infer(TFLITE_VENV_PYTHON, models_dir, testdata / image, "--runtime", "tflite_runtime")
     assert legacy["backend"]["runtime"] == "tflite_runtime"
     modern = _infer(sys.executable, models_dir, testdata / image, "--runtime", "ai_edge_litert")
@@ -86,8 +90,8 @@ def test_explicit_edgetpu_without_coral_fails_cleanly(models_dir: Path, testdata
 def crashing_delegate(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stand-in libedgetpu that segfaults as it loads, as a mismatched libedgetpu does (edgetpu#812)."""
     compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("no C compiler to build the crashing stand-in library")
+    need("a C compiler (to build the crashing stand-in library)", compiler is not None, "apt install gcc")
+    assert compiler is not None
     folder = tmp_path_factory.mktemp("fake_edgetpu")
     source = folder / "crash.c"
     source.write_text("#include <signal.h>\n__attribute__((constructor)) static void crash(void) { raise(SIGSEGV); }\n")

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, model_args, run_cli
+from conftest import ROOT, model_args, need, run_cli
 
 from edgepose.config import Config, ModelConfig, SourceConfig
 from edgepose.doctor import hardware
@@ -75,6 +75,32 @@ def test_invalid_config_is_a_fail_line_not_a_crash(models_dir: Path, tmp_path: P
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("preview", "needle"),
+    [
+        ('listen = "0.0.0.0:8080"', "beyond this machine, without a token"),
+        ('listen = "127.0.0.1:http"', "preview.listen"),
+        ('listen = "[::]:8080"\ntoken_file = "/nonexistent/token"', "cannot read preview token file"),
+    ],
+)
+def test_a_preview_that_run_would_refuse_is_a_fail(models_dir: Path, tmp_path: Path, preview: str, needle: str) -> None:
+    config = write_config(tmp_path, f"[preview]\n{preview}\n")
+    proc = run_cli("doctor", "--config", str(config), *model_args(models_dir))
+    assert proc.returncode == 1, proc.stdout
+    failed = find(proc.stdout, FAIL, "config")
+    assert failed and needle in failed[0], proc.stdout
+
+
+def test_a_preview_with_a_token_or_on_loopback_is_ok(models_dir: Path, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    for preview in ('listen = "8080"', f'listen = "0.0.0.0:8080"\ntoken_file = "{token}"',
+                    'listen = "0.0.0.0:8080"\ninsecure = true'):  # fmt: skip
+        config = write_config(tmp_path, f"[preview]\n{preview}\n")
+        proc = run_cli("doctor", "--config", str(config), *model_args(models_dir))
+        assert find(proc.stdout, OK, "config"), (preview, proc.stdout)
+
+
 def test_missing_model_fails_with_the_fetch_command(tmp_path: Path) -> None:
     empty = tmp_path / "models"
     empty.mkdir()
@@ -103,8 +129,7 @@ def test_forced_edgetpu_delegate_without_a_coral_fails(models_dir: Path) -> None
 def test_tflite_runtime_with_numpy_2_is_a_warn_with_the_fix(models_dir: Path, tmp_path: Path) -> None:
     """The real tflite-runtime package (from .venv-tflite) next to this venv's numpy 2: the broken pairing."""
     packages = sorted((ROOT / ".venv-tflite" / "lib").glob("python3*/site-packages"))
-    if not packages or not (packages[0] / "tflite_runtime").is_dir():
-        pytest.skip("needs .venv-tflite (./install.sh --with-tflite)")
+    need(".venv-tflite", bool(packages) and (packages[0] / "tflite_runtime").is_dir(), "./install.sh --with-tflite")
     for item in [packages[0] / "tflite_runtime", *packages[0].glob("tflite_runtime-*.dist-info")]:
         (tmp_path / item.name).symlink_to(item)
     mixed = {"PYTHONPATH": str(tmp_path)}

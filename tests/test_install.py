@@ -12,11 +12,12 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MIRROR, ROOT, cli_env
+from conftest import MIRROR, ROOT, cli_env, need, needs
 
 INSTALL = ROOT / "install.sh"
 UNIT_SOURCE = ROOT / "systemd" / "edgepose.service"
@@ -24,7 +25,7 @@ SECRET = "correct horse battery staple"
 MAX_EXPOSURE = 2.5
 
 pytestmark = [
-    pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze"),
+    needs("systemd-analyze", shutil.which("systemd-analyze") is not None, "apt install systemd"),
     pytest.mark.slow,  # each test stages a whole install (a venv of its own)
 ]
 
@@ -194,10 +195,22 @@ def test_usage_errors() -> None:
 
 
 def test_system_install_needs_root() -> None:
-    if shutil.which("setpriv") is None or os.geteuid() != 0:
-        pytest.skip("needs root and setpriv to drop to an unprivileged user")
-    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(INSTALL),
-                           "--system"], capture_output=True, text=True, timeout=30, check=False, cwd="/")  # fmt: skip
+    need("root (to drop to an unprivileged user)", os.geteuid() == 0, "run the tests as root, as .ci/run does")
+    need("setpriv", shutil.which("setpriv") is not None, "apt install util-linux")
+    # The two scripts the check runs, copied where the unprivileged user can read them: the checkout
+    # itself may lie under a folder only root can enter (a clone in `mktemp -d`, or pytest's tmp_path).
+    copy = Path(tempfile.mkdtemp(prefix="edgepose-needs-root-"))
+    try:
+        (copy / "scripts").mkdir()
+        for script in ("install.sh", "scripts/install-system.sh"):
+            shutil.copyfile(ROOT / script, copy / script)
+        for path in (copy, copy / "scripts", copy / "install.sh", copy / "scripts/install-system.sh"):
+            path.chmod(0o755)  # whatever the umask: readable, executable and enterable by all
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash",
+                               str(copy / "install.sh"), "--system"], capture_output=True, text=True, timeout=30,
+                              check=False, cwd="/")  # fmt: skip
+    finally:
+        shutil.rmtree(copy)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "needs root" in proc.stderr
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MIRROR, ROOT, assert_one_line_error, cli_env, model_args, run_cli
+from conftest import MIRROR, TFLITE_VENV_PYTHON, assert_one_line_error, cli_env, model_args, need_tflite_venv, run_cli
 
 from edgepose.pose import KEYPOINT_NAMES
 
 TEST_IMAGE = MIRROR / "posenet" / "test_image.bmp"
-TFLITE_VENV_PYTHON = ROOT / ".venv-tflite" / "bin" / "python"
 
 
 def _records(text: str) -> list[dict[str, Any]]:
@@ -123,10 +121,7 @@ def test_corals_unprepared_file_says_how_to_get_the_prepared_one() -> None:
 @pytest.mark.slow
 def test_tflite_runtime_runs_the_prepared_posenet_like_litert(posenet_dir: Path) -> None:
     """The prepared file is an ordinary TFLite model: the legacy runtime finds the same two people."""
-    if not TFLITE_VENV_PYTHON.exists():
-        if os.environ.get("CI"):
-            pytest.fail(".venv-tflite is missing: run ./install.sh --with-tflite")
-        pytest.skip(".venv-tflite not installed (./install.sh --with-tflite)")
+    need_tflite_venv()
     args = ["-m", "edgepose", "infer", "--model", "posenet", *model_args(posenet_dir), str(TEST_IMAGE)]
     records = []
     for python, runtime in ((TFLITE_VENV_PYTHON, "tflite_runtime"), (Path(sys.executable), "ai_edge_litert")):

@@ -17,14 +17,19 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from browser import CHROMIUM, DevTools, loaded_page
+from browser import DevTools, loaded_page, needs_chromium
 from conftest import assert_one_line_error, cli_env, model_args, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgepose.pose import SKELETON_EDGES
+from edgepose.config import PreviewConfig
+from edgepose.errors import ConfigError
+from edgepose.pipeline.stats import PipelineStats
+from edgepose.pose import SKELETON_EDGES, BackendInfo, PoseResult
 from edgepose.sinks.drawing import EDGE_COLOR, score_color
+from edgepose.sinks.preview.access import parse_listen
+from edgepose.sinks.preview.guard import is_loopback
 from edgepose.sinks.preview.page import IMAGE_OFFSET
-from edgepose.sinks.preview.sink import is_loopback, parse_listen
+from edgepose.sinks.preview.sink import PreviewSink
 
 BACKGROUND = (128, 128, 128)
 
@@ -170,6 +175,11 @@ def test_parse_listen_and_loopback() -> None:
     assert parse_listen("0.0.0.0:9000") == ("0.0.0.0", 9000)
     assert parse_listen("[::1]:9000") == ("::1", 9000)
     assert parse_listen(":9000") == ("0.0.0.0", 9000)
+    assert parse_listen("camera.lan:80") == ("camera.lan", 80) and parse_listen("[fe80::1%eth0]:1")[0] == "fe80::1%eth0"
+    for bad in ("127.0.0.1:http", "8080x", "::1:80", "my host:80", "999.1.1.1:80", "[127.0.0.1]:80", "[name]:80",
+                "-camera:80", "a..b:80", "127.0.0.1:65536"):  # fmt: skip
+        with pytest.raises(ConfigError, match="--preview"):
+            parse_listen(bad)
     assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2") and not is_loopback("camera.lan")
 
@@ -179,10 +189,35 @@ def test_bad_listen_is_a_one_line_error(models_dir: Path) -> None:
     assert_one_line_error(proc, 2, "--preview")
 
 
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--preview", "127.0.0.1:http"], "--preview (preview.listen) must be [HOST:]PORT"),
+        (["--preview", "my camera:8080"], "HOST an IP address"),
+        (["--preview", "0.0.0.0:8080"], "beyond this machine, without a token"),
+        (["--preview", "0.0.0.0:8080", "--preview-token-file", "/nonexistent/token"], "cannot read preview token"),
+    ],
+)
+def test_preview_problems_stop_the_run_before_the_model_loads(tmp_path: Path, flags: list[str], needle: str) -> None:
+    """Checked with the config: the error names the preview, not the model that was never looked for."""
+    missing = tmp_path / "no-models-here"
+    proc = run_cli("run", "--source", "synthetic:64x64", "--max-frames", "1", *flags, "--models-dir", str(missing))
+    assert_one_line_error(proc, 2, needle)
+    assert "model" not in proc.stderr
+
+
+def test_an_empty_token_file_counts_as_no_token(tmp_path: Path) -> None:
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    proc = run_cli("run", "--source", "synthetic:64x64", "--preview", "0.0.0.0:8080", "--preview-token-file",
+                   str(empty), "--models-dir", str(tmp_path / "none"))  # fmt: skip
+    assert_one_line_error(proc, 2, f"preview token file {empty} is empty")
+
+
 # ---------------------------------------------------------------- the page in a real browser
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
+@needs_chromium
 @pytest.mark.slow
 def test_page_in_headless_chromium_shows_the_skeleton(
     models_dir: Path, clip: Path, person: np.ndarray, tmp_path: Path, runs: list[Run]
@@ -249,7 +284,7 @@ def test_page_in_headless_chromium_shows_the_skeleton(
     assert np.abs(image[oy + 10, ox + width - 5].astype(int) - person[10, width - 5]).max() < 40
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (.ci/run installs it)")
+@needs_chromium
 @pytest.mark.slow
 def test_page_reconnects_after_a_restart(models_dir: Path, tmp_path: Path, runs: list[Run]) -> None:
     port = free_port()
@@ -384,6 +419,62 @@ def test_events_deliver_every_frame_of_a_finite_source(models_dir: Path, tmp_pat
     ids = [int(i) for kind, i, _ in events if kind == "message"]
     assert ids == list(range(1, frames + 1))
     assert any(kind == "stats" for kind, _, _ in events)
+
+
+def _read_messages(body: Any, count: int) -> list[bytes]:
+    """Read Server-Sent Events from an open ``/events`` body until ``count`` result messages came (raw bytes)."""
+    messages: list[bytes] = []
+    event = b""
+    while len(messages) < count:
+        line = body.readline()
+        assert line, "the event stream ended"
+        event += line
+        if line == b"\n":
+            if event.startswith(b"id: "):  # a result; stats events start with "event: stats"
+                messages.append(event)
+            event = b""
+    return messages
+
+
+def test_events_encode_each_result_once_for_all_clients() -> None:
+    """Three event clients, 20 results: 20 encodings (not 60), and every client gets the same bytes."""
+    encoded: list[int] = []
+
+    class Counted(PoseResult):  # a real result that counts its JSON encodings
+        def to_dict(self) -> dict[str, Any]:
+            encoded.append(self.frame)
+            return super().to_dict()
+
+    def result(frame: int) -> PoseResult:
+        keypoints = np.tile(np.array([[10.0 + frame, 20.0, 0.9]], np.float32), (17, 1))
+        return Counted(frame=frame, ts=1_700_000_000.0 + frame, width=64, height=48, keypoints=keypoints)
+
+    sink = PreviewSink(PreviewConfig(listen="127.0.0.1:0"), PipelineStats(0.2), BackendInfo("r", "cpu", 1, "m"), 0.2,
+                       5.0)  # fmt: skip
+    sink.start()
+    assert sink.address is not None
+    clients = []
+    try:
+        for frame in range(10):
+            sink.publish(result(frame))
+        for _ in range(3):  # Last-Event-ID 0: from the first result on, whenever the client's request is served
+            sock = socket.create_connection(sink.address, timeout=10)
+            sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nLast-Event-ID: 0\r\n\r\n")
+            body = sock.makefile("rb")
+            assert b" 200 " in body.readline()
+            clients.append((sock, body))
+        for frame in range(10, 20):
+            sink.publish(result(frame))
+        received = [_read_messages(body, 20) for _, body in clients]
+    finally:
+        for sock, body in clients:
+            body.close()
+            sock.close()
+        sink.close()
+    assert received[0] == received[1] == received[2]
+    assert [int(m.split(b"\n", 1)[0][4:]) for m in received[0]] == list(range(1, 21))
+    assert [json.loads(m.split(b"data: ", 1)[1])["frame"] for m in received[0]] == list(range(20))
+    assert sorted(encoded) == list(range(20)), f"{len(encoded)} encodings of 20 results for 3 clients"
 
 
 class Camera:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, cli_env, model_args, run_cli
+from conftest import ROOT, SYSTEM_PYTHON, cli_env, model_args, need_seccomp, run_cli
 
 from edgepose.logs import JournalFormatter
 from edgepose.pipeline.stats import PipelineStats
@@ -278,13 +278,10 @@ def test_sigint_exits_zero_with_stopping(models_dir: Path, tmp_path: Path) -> No
 
 def test_runs_and_notifies_under_the_units_seccomp_filters(models_dir: Path, tmp_path: Path) -> None:
     """The unit's SystemCallFilter=, MemoryDenyWriteExecute= and RestrictAddressFamilies= hold for a real run."""
-    system_python = "/usr/bin/python3"
-    probe = subprocess.run([system_python, "-c", "import seccomp"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("needs Debian's python3-seccomp (apt install python3-seccomp; .ci/run installs it)")
+    need_seccomp()
     listener = NotifyListener(str(tmp_path / "notify.sock"))
     output = tmp_path / "poses.jsonl"
-    cmd = [system_python, str(ROOT / "tests" / "unit_sandbox.py"), str(UNIT), "--", sys.executable, "-m", "edgepose",
+    cmd = [SYSTEM_PYTHON, str(ROOT / "tests" / "unit_sandbox.py"), str(UNIT), "--", sys.executable, "-m", "edgepose",
            "run", "--source", "synthetic:320x240", "--max-frames", "40", "--output", str(output),
            *model_args(models_dir)]  # fmt: skip
     env = cli_env({"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "2000000"})

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LIGHTNING_EDGETPU, MIRROR, ROOT, cli_env
+from conftest import LIGHTNING_EDGETPU, MIRROR, ROOT, SYSTEM_PYTHON, cli_env, need_seccomp
 
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
@@ -245,6 +245,39 @@ def test_repeated_failures_fall_back_to_the_cpu_in_process(
         worker.close()
 
 
+def test_a_fallback_mid_run_keeps_other_threads_log_lines() -> None:
+    """The in-process fallback opens its interpreter under ``native_stderr_silenced`` while the capture
+    thread and the sinks run: what they log meanwhile still reaches stderr. At start-up, with no other
+    thread, the runtime's own stderr lines are still dropped."""
+    script = textwrap.dedent(
+        """
+        import logging, os, threading
+        from edgepose.logs import native_stderr_silenced, setup_logging
+        setup_logging(0)
+        with native_stderr_silenced():  # start-up: nothing else runs
+            os.write(2, b"native noise at start-up\\n")
+        inside, logged = threading.Event(), threading.Event()
+        def capture_thread():
+            inside.wait(30)
+            logging.getLogger("edgepose.pipeline.capture").warning("a line from another thread")
+            logged.set()
+        thread = threading.Thread(target=capture_thread)
+        thread.start()
+        with native_stderr_silenced():  # mid-run: the worker's fallback opening its interpreter
+            inside.set()
+            assert logged.wait(30)
+        thread.join()
+        logging.getLogger("edgepose").info("after the fallback")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=cli_env(),
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "edgepose: WARNING: a line from another thread" in proc.stderr, proc.stderr
+    assert "after the fallback" in proc.stderr
+    assert "native noise at start-up" not in proc.stderr
+
+
 def test_close_releases_everything_even_after_restarts(lightning_path: Path, squat: np.ndarray) -> None:
     shm_before = set(os.listdir("/dev/shm"))
     children_before = _children()
@@ -353,10 +386,7 @@ def test_stop_signals_to_the_child_are_not_crashes(
 @pytest.mark.slow
 def test_worker_restarts_under_the_units_seccomp_filters(lightning_path: Path) -> None:
     """memfd, the child's start and a restart after an abort are allowed by systemd/edgepose.service."""
-    system_python = "/usr/bin/python3"
-    probe = subprocess.run([system_python, "-c", "import seccomp"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip("needs Debian's python3-seccomp (apt install python3-seccomp; .ci/run installs it)")
+    need_seccomp()
     script = textwrap.dedent(
         f"""
         from pathlib import Path
@@ -372,7 +402,7 @@ def test_worker_restarts_under_the_units_seccomp_filters(lightning_path: Path) -
         w.close()
         """
     )
-    cmd = [system_python, str(ROOT / "tests" / "unit_sandbox.py"), str(ROOT / "systemd" / "edgepose.service"),
+    cmd = [SYSTEM_PYTHON, str(ROOT / "tests" / "unit_sandbox.py"), str(ROOT / "systemd" / "edgepose.service"),
            "--kill", "--", sys.executable, "-c", script]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=cli_env(), check=False)
     assert proc.returncode == 0, proc.stderr

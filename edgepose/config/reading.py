@@ -25,6 +25,7 @@ ENV_PREFIX = "EDGEPOSE_"
 OTHER_ENV_VARS: dict[str, str] = {
     "EDGEPOSE_MODEL_MIRROR": "models fetch: folder to copy model files from (models.py, install.sh)",
     "EDGEPOSE_TESTDATA": "tests and benchmarks: folder of test photos",
+    "EDGEPOSE_TEST_NO_SKIP": "tests: 1 turns every skipped test into a failure (.ci/run sets it)",
     "EDGEPOSE_CORAL_APT_URL": "scripts/install-system.sh: Coral apt repository",
     "EDGEPOSE_CORAL_KEY_URL": "scripts/install-system.sh: Coral apt key",
 }
@@ -143,4 +144,4 @@ def build_config(
         for section, values in layer.items():
             merged.setdefault(section, {}).update(values)
     config = Config(**{name: SECTIONS[name](**merged.get(name, {})) for name in SECTIONS})
-    return validate(config)
+    return validate(config, environ)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from edgepose.config.coercion import coerce
@@ -14,13 +15,16 @@ from edgepose.inference.backends import DELEGATES
 from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
 from edgepose.inference.tta import TTA_MODES
 from edgepose.sinks.drawing import MODES as PREVIEW_MODES
+from edgepose.sinks.preview.access import check_access
 
 
-def validate(config: Config) -> Config:
+def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config:
     """Check types, ranges and choices; return the config with values coerced and aliases normalised.
 
     Every field goes through the same checks as a value from a file, so a :class:`Config` built in code
-    is held to the same rules (see :data:`LIMITS`).
+    is held to the same rules (see :data:`LIMITS`). With the preview on, its address and token rule
+    are checked too (reading the token file or the systemd credential named in ``environ``, default
+    ``os.environ``), so ``run`` stops before loading a model and ``doctor`` reports it.
 
     Raises:
         ConfigError: The first invalid value found.
@@ -65,6 +69,8 @@ def validate(config: Config) -> Config:
     preview = config.preview
     if preview.mode not in PREVIEW_MODES:
         raise ConfigError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}, not {preview.mode!r}")
+    if preview.listen:
+        check_access(preview, environ)
     return dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import itertools
+import json
 import logging
 import threading
 import time
@@ -43,6 +44,20 @@ class EncoderFailed(Exception):
     """The encoder failed :data:`FAIL_LIMIT` pictures in a row while a stream client waited."""
 
 
+@dataclasses.dataclass
+class _Event:
+    """One result in the ring and, once an event client asked for it, its Server-Sent Event message."""
+
+    seq: int
+    result: PoseResult
+    message: bytes = b""
+
+
+def event_message(seq: int, result: PoseResult) -> bytes:
+    """Return the Server-Sent Event of one result: ``id:`` its number, ``data:`` the ``run`` JSON."""
+    return f"id: {seq}\ndata: {json.dumps(result.to_dict())}\n\n".encode()
+
+
 class PreviewHub:
     """Newest result, recent results and the newest JPEG, guarded by one lock.
 
@@ -63,7 +78,8 @@ class PreviewHub:
         self._closing = threading.Event()
         self._latest: PoseResult | None = None
         self._seq = 0
-        self._ring: collections.deque[PoseResult] = collections.deque(maxlen=RING_SIZE)
+        self._ring: collections.deque[_Event] = collections.deque(maxlen=RING_SIZE)
+        self._message_lock = threading.Lock()  # the first client to need an event message makes it
         self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_EVENTS)
         self._jpeg = b""
         self._jpeg_id = 0
@@ -80,6 +96,8 @@ class PreviewHub:
         self.skipped_frames = 0
         #: JPEGs encoded so far.
         self.encoded = 0
+        #: Results turned into event messages so far (each once, however many event clients send it).
+        self.event_messages = 0
         #: Pictures that could not be made.
         self.encode_errors = 0
 
@@ -98,7 +116,7 @@ class PreviewHub:
         with self._lock:
             self._seq += 1
             self._latest = result
-            self._ring.append(light)
+            self._ring.append(_Event(self._seq, light))
             self._events.extend(result.events)
             self._frame_cond.notify_all()
 
@@ -112,10 +130,12 @@ class PreviewHub:
         with self._lock:
             return list(self._events)
 
-    def events_after(self, cursor: int, timeout: float) -> list[tuple[int, PoseResult]]:
-        """Wait for results newer than ``cursor`` and return them (oldest first) with their numbers.
+    def events_after(self, cursor: int, timeout: float) -> list[tuple[int, bytes]]:
+        """Wait for results newer than ``cursor``; return their numbers and event messages, oldest first.
 
-        Returns an empty list on timeout or when closing and nothing is left.
+        A message is made once, by the first client that needs it (outside the lock ``publish`` takes),
+        and the same bytes go to every client. Returns an empty list on timeout or when closing and
+        nothing is left.
 
         Raises:
             Overflow: ``cursor`` fell off the ring: the client is too slow.
@@ -127,7 +147,12 @@ class PreviewHub:
                 self.dropped_clients += 1
                 raise Overflow
             items = list(itertools.islice(self._ring, cursor + 1 - oldest, None))
-        return [(cursor + 1 + i, item) for i, item in enumerate(items)]
+        with self._message_lock:
+            for item in items:
+                if not item.message:
+                    item.message = event_message(item.seq, item.result)
+                    self.event_messages += 1
+        return [(item.seq, item.message) for item in items]
 
     def resume_point(self, last_id: int | None) -> int:
         """Return the cursor for a new event client.

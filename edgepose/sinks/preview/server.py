@@ -290,7 +290,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
                 except Overflow:
                     log.info("preview: dropped a slow event client %s", self.address_string())
                     return
-                out = b"".join(f"id: {seq}\ndata: {json.dumps(r.to_dict())}\n\n".encode() for seq, r in batch)
+                out = b"".join(message for _, message in batch)  # made once in the hub, for every client
                 if batch:
                     cursor = batch[-1][0]
                 elif hub.closing:

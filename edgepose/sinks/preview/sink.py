@@ -10,74 +10,23 @@ against DNS rebinding), and refuses an address beyond loopback without a bearer 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from edgepose.config import PreviewConfig
 from edgepose.errors import BackendUnavailableError, ConfigError
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
-from edgepose.sinks.preview.guard import is_loopback
+from edgepose.sinks.preview.access import check_access
 from edgepose.sinks.preview.hub import PreviewHub
 from edgepose.sinks.preview.listener import Limits
 from edgepose.sinks.preview.server import PreviewContext, PreviewServer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-#: Name of the systemd credential holding the token (``LoadCredential=preview_token:…``).
-CREDENTIAL_NAME = "preview_token"
 #: Seconds ``close`` waits for event clients to receive what was published.
 CLOSE_GRACE_S = 2.0
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """Split ``[HOST:]PORT`` into host and port; ``HOST`` may be ``[v6]``, empty means all interfaces.
-
-    Raises:
-        ConfigError: Not a valid address.
-    """
-    value = text.strip()
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = DEFAULT_HOST, value
-    elif host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"--preview: write an IPv6 address in brackets, like [::1]:8080, not {text!r}")
-    elif not host:
-        host = "0.0.0.0"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--preview must be [HOST:]PORT with a port from 0 to 65535, not {text!r}")
-    return host, int(port)
-
-
-def resolve_token(cfg: PreviewConfig, environ: dict[str, str] | None = None) -> str:
-    """Return the bearer token: ``token``, else ``token_file``, else the systemd credential, else ``""``.
-
-    Raises:
-        ConfigError: The token file cannot be read or is empty.
-    """
-    if cfg.token:
-        return cfg.token.strip()
-    env = os.environ if environ is None else environ
-    path = Path(cfg.token_file).expanduser() if cfg.token_file else None
-    if path is None and env.get("CREDENTIALS_DIRECTORY"):
-        candidate = Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
-        path = candidate if candidate.is_file() else None
-    if path is None:
-        return ""
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not text"
-        raise ConfigError(f"cannot read preview token file {path}: {reason}") from None
-    if not token:
-        raise ConfigError(f"preview token file {path} is empty")
-    return token
 
 
 class PreviewSink:
@@ -110,17 +59,12 @@ class PreviewSink:
             ConfigError: A bad address, a non-loopback address without a token (and not insecure),
                 an unreadable token file, or an address that cannot be bound.
         """
-        host, port = parse_listen(self._cfg.listen)
-        token = resolve_token(self._cfg)
-        if not is_loopback(host) and not token and not self._cfg.insecure:
-            raise ConfigError(
-                f"the preview would listen on {host}, beyond this machine, without a token: set --preview-token-file "
-                "(or --preview-token), or pass --preview-insecure to allow anyone on the network to watch"
-            )
+        access = check_access(self._cfg)  # checked with the config already; the same rule for a sink built in code
+        host, port, token = access.host, access.port, access.token
         self._context.token = token
         # Without a token, a loopback address is all that keeps others out: so only requests that name
         # this machine are answered (a DNS-rebinding page names its own host). With a token, it decides.
-        self._context.loopback_only = is_loopback(host) and not token
+        self._context.loopback_only = access.loopback and not token
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         limits = Limits(max_connections=self._cfg.max_connections)
         try:
