@@ -43,6 +43,10 @@ class SourceError(EdgePoseError):
     exit_code = 1
 
 
+class FrameError(SourceError):
+    """One frame of a live source that could not be decoded; the next one may be fine (counted, then skipped)."""
+
+
 class SinkError(EdgePoseError):
     """An output that failed for good, e.g. a full disk under ``--output`` (exit code 1)."""
 

@@ -47,7 +47,7 @@ def setup_logging(verbosity: int) -> None:
 
     Args:
         verbosity: ``-1`` quiet (warnings and errors), ``0`` normal, ``1`` or more debug. Below ``1``,
-            OpenCV's log and the runtime's native stderr lines are silenced.
+            OpenCV's and FFmpeg's logs and the runtime's native stderr lines are silenced.
     """
     global _native_quiet
     _native_quiet = verbosity < 1
@@ -63,8 +63,18 @@ def setup_logging(verbosity: int) -> None:
     root.setLevel(level)
 
 
+#: FFmpeg's log level inside OpenCV (AV_LOG_QUIET), read by OpenCV when it first opens a stream or video with it.
+_FFMPEG_QUIET = ("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
 def _set_opencv_log_level(silent: bool) -> None:
-    """Silence OpenCV's own log lines (``[ WARN:0@…] global cap_v4l.cpp …``), or let them through."""
+    """Silence OpenCV's own log lines and FFmpeg's inside it, or let them through.
+
+    OpenCV's are like ``[ WARN:0@…] global cap_v4l.cpp …``, FFmpeg's like ``[mjpeg @ 0x…] unable to decode
+    APP fields``. An FFmpeg log level set by the user (``OPENCV_FFMPEG_LOGLEVEL``) is kept.
+    """
+    if silent:
+        os.environ.setdefault(*_FFMPEG_QUIET)
     import cv2
 
     utils_logging = getattr(getattr(cv2, "utils", None), "logging", None)

@@ -18,6 +18,7 @@ from clips import default_script, write_clip
 from conftest import cli_env, model_args, run_cli
 
 from edgepose.sources.images import load_image
+from edgepose.sources.mjpeg import USER_AGENT
 
 CLIP_FPS = 15.0
 
@@ -129,7 +130,11 @@ def test_sigterm_while_a_stream_hangs_in_open_exits_within_the_budget(models_dir
 
 
 class StallingStream:
-    """Serves a clip over HTTP; the first connection gets part of it, then silence on an open socket."""
+    """Serves a clip over HTTP; the first connection gets part of it, then silence on an open socket.
+
+    edgepose's own look at the content type of an HTTP source (is it MJPEG?) is answered but not counted:
+    ``connections`` are FFmpeg's.
+    """
 
     def __init__(self, clip: Path) -> None:
         self.data = clip.read_bytes()
@@ -147,13 +152,18 @@ class StallingStream:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(conn, self.connections == 1), daemon=True).start()
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    def _answer(self, conn: socket.socket, stall: bool) -> None:
+    def _answer(self, conn: socket.socket) -> None:
         try:
-            conn.recv(65536)
+            request = conn.recv(65536)
             head = f"HTTP/1.0 200 OK\r\nContent-Type: video/x-msvideo\r\nContent-Length: {len(self.data)}\r\n\r\n"
+            if f"User-Agent: {USER_AGENT}\r\n".encode() in request:
+                conn.sendall(head.encode())
+                conn.close()
+                return
+            self.connections += 1
+            stall = self.connections == 1
             body = self.data[: len(self.data) // 2] if stall else self.data
             conn.sendall(head.encode() + body)
             if stall:

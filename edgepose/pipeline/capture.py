@@ -12,6 +12,11 @@ a driver or FFmpeg; it closes its own source when it returns, and never touches 
 
 Each frame is stamped twice where it is built (:meth:`CaptureThread.deliver`): ``ts``, the wall clock, for the
 output, and ``media_s``, the media time the analytics are timed by (:mod:`edgepose.pipeline.clock`).
+
+A live source's read that gives no frame (a broken picture from a flaky camera) is skipped and counted
+in ``decode_errors``; only :data:`MAX_FAILED_READS` of them in a row, or ``source_timeout_s`` without a
+good frame, lose the opening. A file still ends at its first failed read. Every frame carries the number
+of the opening it came from, so the loop can start its trackers afresh on a new one.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgepose.errors import BackendUnavailableError, ConfigError, EdgePoseError, InputError, SourceError
+from edgepose.errors import BackendUnavailableError, ConfigError, EdgePoseError, FrameError, InputError, SourceError
 from edgepose.pipeline.clock import MediaClock, frame_interval_s
 from edgepose.pipeline.stats import SourceState
 from edgepose.sources.base import Source
@@ -45,6 +50,7 @@ class Frame:
         capture_ms: Time spent reading/decoding it.
         media_s: Seconds since the start of the source, never decreasing (see :mod:`edgepose.pipeline.clock`):
             what the analytics are timed by.
+        opening: Which opening of the source it came from (0 first; a reopen or a ``--loop`` adds one).
     """
 
     index: int
@@ -53,6 +59,7 @@ class Frame:
     captured_at: float
     capture_ms: float
     media_s: float = 0.0
+    opening: int = 0
 
 
 class FrameBuffer:
@@ -134,6 +141,8 @@ REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 PERMANENT_ERRORS = (BackendUnavailableError, ConfigError, InputError)
 #: How often the capture thread looks at its reader.
 WATCH_EVERY_S = 0.1
+#: Reads in a row without a frame after which a live source is taken as lost (fewer: bad frames, skipped).
+MAX_FAILED_READS = 10
 
 
 @dataclass(frozen=True)
@@ -156,10 +165,11 @@ class CaptureOptions:
 class _Reader(threading.Thread):
     """Opens one source object and reads it into the buffer until it ends, fails or is abandoned."""
 
-    def __init__(self, source: Source, owner: CaptureThread) -> None:
+    def __init__(self, source: Source, owner: CaptureThread, opening: int) -> None:
         super().__init__(name="edgepose-reader", daemon=True)
         self.source = source
         self._owner = owner
+        self.opening = opening
         self.abandoned = threading.Event()
         self.opened = False
         self.ended = False
@@ -167,6 +177,9 @@ class _Reader(threading.Thread):
         self.frames = 0
         #: ``time.monotonic()`` of the start or of the last frame: what the watchdog measures from.
         self.last_activity = time.monotonic()
+        #: Reads in a row that gave no frame.
+        self.failed_reads = 0
+        self._unconfirmed = 0
 
     def run(self) -> None:
         owner = self._owner
@@ -183,19 +196,26 @@ class _Reader(threading.Thread):
                 started = time.perf_counter()
                 # A frame nobody will look at (idle mode, --max-fps) is taken from the device undecoded.
                 skip = grab is not None and started - last_decoded < owner.decode_interval_s
-                image = None if skip else self.source.read()
-                got = grab() if grab is not None and skip else image is not None
+                try:
+                    image = None if skip else self.source.read()
+                    got, broken = grab() if grab is not None and skip else image is not None, False
+                except FrameError:
+                    if not self.source.live:
+                        raise
+                    image, got, broken = None, False, True
                 done = time.perf_counter()
                 if self.abandoned.is_set():
                     break
                 if not got:
-                    self.ended = True
-                    break
-                self.last_activity = time.monotonic()
+                    if self._lost(broken):
+                        self.ended = True
+                        break
+                    continue
+                self._recovered()
                 index = owner.next_index()
                 if image is not None:
                     last_decoded = started
-                    if not owner.deliver(index, image, done, (done - started) * 1000.0):
+                    if not owner.deliver(index, image, done, (done - started) * 1000.0, self.opening):
                         break
                     self.frames += 1
                     if self.frames == 1:
@@ -213,6 +233,30 @@ class _Reader(threading.Thread):
                 self.source.close()
             except Exception:  # closing a broken device may fail too; nothing more to do about it
                 log.debug("closing %s failed", self.source.name, exc_info=True)
+
+    def _lost(self, broken: bool) -> bool:
+        """Account for a read without a frame (``broken``: a picture that did not decode); return whether it is lost.
+
+        A file is lost at once; a live source after :data:`MAX_FAILED_READS` in a row or ``source_timeout_s``
+        without a frame.
+        """
+        self.failed_reads += 1
+        if broken:
+            self._owner.state.decode_errors += 1
+        else:
+            self._unconfirmed += 1  # OpenCV's read cannot tell a bad frame from an end: counted if a frame follows
+        return (
+            not self.source.live
+            or self.failed_reads >= MAX_FAILED_READS
+            or time.monotonic() - self.last_activity > self._owner.source_timeout_s
+        )
+
+    def _recovered(self) -> None:
+        """Account for a frame: the failed reads before it were bad frames, not an end."""
+        self.last_activity = time.monotonic()
+        if self._unconfirmed > 0:
+            self._owner.state.decode_errors += self._unconfirmed
+        self.failed_reads = self._unconfirmed = 0
 
 
 class CaptureThread(threading.Thread):
@@ -257,12 +301,17 @@ class CaptureThread(threading.Thread):
             self.frames += 1
         return index
 
-    def deliver(self, index: int, image: np.ndarray, captured_at: float, capture_ms: float) -> bool:
+    def deliver(self, index: int, image: np.ndarray, captured_at: float, capture_ms: float, opening: int = 0) -> bool:
         """Hand a frame from the current reader to the buffer; ``False`` once the buffer is closed."""
         reader = self._reader
         assert reader is not None, "delivered by a reader"
         media_s = self.media.frame_time(reader.source, index, captured_at)
-        return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms, media_s))
+        return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms, media_s, opening))
+
+    @property
+    def source_timeout_s(self) -> float:
+        """Seconds a live source may go without a frame before it is reopened."""
+        return self._options.source_timeout_s
 
     def pace_interval(self, source: Source) -> float:
         """Seconds between reads of an opened source: its own frame interval with ``--realtime``, else 0."""
@@ -284,10 +333,11 @@ class CaptureThread(threading.Thread):
     def run(self) -> None:
         """Open, watch and reopen the source until it ends, fails for good, or a stop is requested."""
         source = self._first
-        attempt = 0
+        attempt = opening = 0
         try:
             while not self._stop_event.is_set():
-                reader = self._reader = _Reader(source, self)
+                reader = self._reader = _Reader(source, self, opening)
+                opening += 1
                 reader.start()
                 outcome = self._watch(reader)
                 if outcome == "stopped":

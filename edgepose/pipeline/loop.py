@@ -97,6 +97,8 @@ class Service:
         self._reopen = reopen
         #: After :meth:`run`: the capture thread was still inside a read when the loop ended.
         self.capture_stuck = False
+        self._opening = -1
+        self._size: tuple[int, int] | None = None
 
     def run(self, stop: threading.Event) -> int:
         """Process frames; return how many were processed.
@@ -132,6 +134,7 @@ class Service:
                 if frame is None:
                     break
                 now = time.monotonic()
+                self._follow_source(frame, gate)
                 if gate is not None and not gate.should_run(now, frame.image):
                     self.stats.idle_skipped = gate.skipped
                     self.stats.saw_frame()
@@ -170,6 +173,24 @@ class Service:
             raise capture.error
         log.info("processed %d frames (%d dropped)", processed, buffer.dropped)
         return processed
+
+    def _follow_source(self, frame: Frame, gate: IdleGate | None) -> None:
+        """Start what follows the scene afresh on a new opening of the source (a reopen, a ``--loop``) or size.
+
+        The crop tracker, the keypoint smoothing and idle mode's motion background would otherwise carry a
+        region, keypoints or a picture from the previous opening, or from other pixel coordinates, into this one.
+        """
+        height, width = frame.image.shape[:2]
+        if self.source.still or (frame.opening == self._opening and (width, height) == self._size):
+            return
+        if self._size is not None and (width, height) != self._size:
+            log.info("%s changed its frame size from %dx%d to %dx%d", self.source.name, *self._size, width, height)
+        self._opening, self._size = frame.opening, (width, height)
+        self.estimator.reset()
+        if self.analytics is not None and self.analytics.smoother is not None:
+            self.analytics.smoother.reset()
+        if gate is not None:
+            gate.motion.reset()
 
     def _present(self, result: PoseResult) -> bool:
         """Return whether a person is there: the analytics' hysteresis when they ran, else the pose score."""

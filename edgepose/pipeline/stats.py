@@ -24,16 +24,19 @@ class SourceState:
         state: ``opening``, ``ok``, ``reconnecting`` or ``ended``.
         reason: Why the source was last lost (empty while it never was).
         reopens: How many times the source was opened again after a loss.
+        decode_errors: Frames of a live source that could not be decoded and were skipped.
     """
 
     def __init__(self) -> None:
         self.state = "opening"
         self.reason = ""
         self.reopens = 0
+        self.decode_errors = 0
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON form used in stats messages."""
-        return {"state": self.state, "reason": self.reason, "reopens": self.reopens}
+        return {"state": self.state, "reason": self.reason, "reopens": self.reopens,
+                "decode_errors": self.decode_errors}  # fmt: skip
 
 
 class InferenceHealth(Protocol):

@@ -10,10 +10,13 @@ from edgepose.config import LIMITS, SourceConfig
 from edgepose.errors import ConfigError, InputError
 from edgepose.sources.base import Source
 from edgepose.sources.images import IMAGE_SUFFIXES, ImageSource
+from edgepose.sources.mjpeg import MjpegSource
 from edgepose.sources.opencv import OpenCVSource
 from edgepose.sources.synthetic import SyntheticSource
 
 _STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
+#: Schemes whose streams are looked at first: multipart MJPEG is read by :class:`MjpegSource`, the rest by OpenCV.
+_HTTP_SCHEMES = ("http://", "https://")
 
 
 #: Largest camera index accepted in ``picamera:N`` or a bare device number (V4L2 has 256 video minors).
@@ -61,7 +64,7 @@ def open_source(spec: str, cfg: SourceConfig) -> Source:
     """Build the source a ``--source`` value names.
 
     Accepted: ``picamera[:N]``; ``synthetic[:WxH]``; a device index or ``/dev/videoN``; an RTSP/HTTP
-    URL; a video file; an image file or a folder of images.
+    URL (HTTP multipart MJPEG is read by :class:`MjpegSource`); a video file; an image file or a folder of images.
 
     Raises:
         ConfigError: No source given or a malformed one.
@@ -77,6 +80,8 @@ def open_source(spec: str, cfg: SourceConfig) -> Source:
         return OpenCVSource(_camera_index(spec, spec, "0"), cfg, live=True)
     if spec.startswith("/dev/video"):
         return OpenCVSource(spec, cfg, live=True)
+    if spec.lower().startswith(_HTTP_SCHEMES):
+        return MjpegSource(spec, cfg)
     if spec.lower().startswith(_STREAM_SCHEMES):
         return OpenCVSource(spec, cfg, live=True)
     path = Path(spec).expanduser()

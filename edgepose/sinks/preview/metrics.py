@@ -47,6 +47,8 @@ class _StatsCollector:
                                 value=1.0 if stats.mode == "idle" else 0.0)  # fmt: skip
         yield CounterMetricFamily("edgepose_source_reopens", "Times the source was opened again after a loss",
                                   value=stats.source.reopens)  # fmt: skip
+        yield CounterMetricFamily("edgepose_decode_errors", "Frames of a live source that could not be decoded",
+                                  value=stats.source.decode_errors)  # fmt: skip
         yield GaugeMetricFamily("edgepose_pose_score", "Score of the last pose (mean keypoint score)",
                                 value=stats.last_score)  # fmt: skip
         yield GaugeMetricFamily("edgepose_people", "People in the last frame (poses scoring at least min_score)",
