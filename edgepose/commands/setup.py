@@ -8,7 +8,16 @@ from edgepose.inference.backends import Backend, BackendRequest, default_threads
 from edgepose.inference.blazepose import open_blazepose
 from edgepose.inference.estimator import Estimator, PoseEstimator
 from edgepose.inference.posenet_estimator import PoseNetEstimator
-from edgepose.models import model_family, models_dir, resolve_model, resolve_stages
+from edgepose.models import model_family, models_dir, resolve_model, resolve_stages, verify_installed
+
+#: The manifest variants each ``--delegate`` may load: ``auto`` tries the EdgeTPU twin, then the CPU file
+#: (also the EdgeTPU worker's fallback); BlazePose loads all its stages whatever the delegate.
+LOADED_VARIANTS: dict[str, tuple[str, ...]] = {
+    "auto": ("edgetpu", "cpu"),
+    "edgetpu": ("edgetpu",),
+    "xnnpack": ("cpu",),
+    "cpu": ("cpu",),
+}
 
 
 def is_posenet(backend: Backend) -> bool:
@@ -26,13 +35,13 @@ def check_family(backend: Backend) -> None:
 
 
 def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
-    """Resolve the model, open the backend(s) the config asks for and wrap them in the family's estimator.
+    """Verify the model's files, open the backend(s) the config asks for and wrap them in the family's estimator.
 
     ``crop_alpha`` < 1 low-passes MoveNet's video crop region (``[smoothing] crop_alpha``); BlazePose's
     region follows its own landmarks.
 
     Raises:
-        ModelError: Bad model name, file or shape.
+        ModelError: Bad model name, file or shape, or a manifest model's file that fails its checksum.
         BackendUnavailableError: Runtime or requested delegate unavailable.
     """
     request = BackendRequest(
@@ -46,7 +55,9 @@ def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
     folder = models_dir(cfg.models_dir)
     if model_family(cfg.name) == "blazepose":
         stages = resolve_stages(cfg.name, folder)
+        verify_installed(cfg.name, folder, stages)
         return open_blazepose(stages["detector"], stages["landmark"], request)
+    verify_installed(cfg.name, folder, LOADED_VARIANTS.get(cfg.delegate, ()))
     backend = open_backend(resolve_model(cfg.name, folder), request, check=check_family)
     if is_posenet(backend):
         return PoseNetEstimator(backend, max_people=cfg.max_people)
