@@ -119,11 +119,11 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     source = open_source(config.source.source, config.source)
     analytics = _analytics(config, still=source.still)
     crop_alpha = config.smoothing.crop_alpha if analytics.smoother is not None else 1.0
-    estimator = open_estimator(config.model, crop_alpha)
+    stop = threading.Event()
+    estimator = open_estimator(config.model, crop_alpha, stop)
     stats = PipelineStats(config.model.min_score)
     stats.source_live = source.live
-    stats.inference = estimator.backend
-    stop = threading.Event()
+    stats.inference = estimator.backend  # its info changes when the EdgeTPU worker falls back to the CPU
     install_signal_handlers(stop)
     sinks: list[Sink] = []
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from edgepose.config import ModelConfig
 from edgepose.inference import movenet, posenet
 from edgepose.inference.backends import Backend, BackendRequest, default_threads, open_backend
@@ -34,11 +36,12 @@ def check_family(backend: Backend) -> None:
     (posenet.check_model if is_posenet(backend) else movenet.check_model)(backend)
 
 
-def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
+def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0, stop: threading.Event | None = None) -> Estimator:
     """Verify the model's files, open the backend(s) the config asks for and wrap them in the family's estimator.
 
     ``crop_alpha`` < 1 low-passes MoveNet's video crop region (``[smoothing] crop_alpha``); BlazePose's
-    region follows its own landmarks.
+    region follows its own landmarks. ``stop`` is the run's stop event: the EdgeTPU worker's recovery ends
+    when it is set.
 
     Raises:
         ModelError: Bad model name, file or shape, or a manifest model's file that fails its checksum.
@@ -51,6 +54,7 @@ def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0) -> Estimator:
         edgetpu_library=cfg.edgetpu_library,
         edgetpu_probe=cfg.edgetpu_probe,
         edgetpu_worker=cfg.edgetpu_worker,
+        stop=stop,
     )
     folder = models_dir(cfg.models_dir)
     if model_family(cfg.name) == "blazepose":
