@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from edgepose.analytics import Analytics
 from edgepose.commands.flags import add_command_flags
-from edgepose.commands.setup import open_estimator
+from edgepose.commands.setup import close_estimator, open_estimator
 from edgepose.config import Config
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
@@ -148,7 +148,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         service.run(stop)
     finally:
         late = close_all(sinks)
-        estimator.backend.close()  # ends the EdgeTPU worker's child process, if there is one
+        close_estimator(estimator)  # every backend; ends the EdgeTPU worker's child process, if there is one
     failure = sink_failure(sinks)  # e.g. the last flush to a full disk, at close
     if failure is not None:
         raise failure

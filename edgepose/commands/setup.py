@@ -7,7 +7,7 @@ import threading
 from edgepose.config import ModelConfig
 from edgepose.inference import movenet, posenet
 from edgepose.inference.backends import Backend, BackendRequest, default_threads, open_backend
-from edgepose.inference.blazepose import open_blazepose
+from edgepose.inference.blazepose import BlazePoseEstimator, open_blazepose
 from edgepose.inference.estimator import Estimator, PoseEstimator
 from edgepose.inference.posenet_estimator import PoseNetEstimator
 from edgepose.models import model_family, models_dir, resolve_model, resolve_stages, verify_installed
@@ -41,7 +41,7 @@ def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0, stop: threading.Ev
 
     ``crop_alpha`` < 1 low-passes MoveNet's video crop region (``[smoothing] crop_alpha``); BlazePose's
     region follows its own landmarks. ``stop`` is the run's stop event: the EdgeTPU worker's recovery ends
-    when it is set.
+    when it is set. Release the estimator with :func:`close_estimator`.
 
     Raises:
         ModelError: Bad model name, file or shape, or a manifest model's file that fails its checksum.
@@ -66,3 +66,15 @@ def open_estimator(cfg: ModelConfig, crop_alpha: float = 1.0, stop: threading.Ev
     if is_posenet(backend):
         return PoseNetEstimator(backend, max_people=cfg.max_people)
     return PoseEstimator(backend, crop_alpha, tta=cfg.tta)
+
+
+def close_estimator(estimator: Estimator) -> None:
+    """Release every backend the estimator opened: BlazePose has two; the EdgeTPU worker's ends its child."""
+    estimator.backend.close()
+    if isinstance(estimator, BlazePoseEstimator):
+        estimator.detector.close()
+
+
+def applied_tta(estimator: Estimator) -> str:
+    """Return the test-time augmentation the estimator's still path runs: only MoveNet's has one (``flip``)."""
+    return estimator.tta if isinstance(estimator, PoseEstimator) else "none"
