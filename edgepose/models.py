@@ -210,6 +210,42 @@ def verify_file(spec: ModelSpec, path: Path) -> str | None:
     return None if got == spec.git_blob else f"git blob id {got}, expected {spec.git_blob}"
 
 
+def fetch_command(names: Iterable[str], folder: Path) -> str:
+    """Return the command that fetches (or replaces damaged copies of) the named models in ``folder``.
+
+    The one home of the repair hint: ``models fetch`` keeps a file that verifies and replaces one that does not.
+    """
+    return " ".join(["edgepose models fetch", *dict.fromkeys(names), f"--models-dir {folder}"])
+
+
+def verify_installed(choice: str, folder: Path, variants: Iterable[str], specs: list[ModelSpec] | None = None) -> None:
+    """Check the present files of a manifest model against their checksums before they are loaded.
+
+    A damaged file (an SD card's flipped bit) still loads and runs, with wrong keypoints; this refuses it.
+    A missing file is left to the loader, which says what is missing (and ``auto`` may do without the
+    EdgeTPU twin). A ``--model`` path that is not a manifest name is not checked: there is nothing to
+    compare it with.
+
+    Args:
+        choice: ``--model``: a manifest name (checked) or a file path (not checked).
+        folder: The models folder.
+        variants: The manifest variants that may be loaded (``cpu``, ``edgetpu``, BlazePose's stages).
+        specs: The manifest (default: the packaged one).
+
+    Raises:
+        ModelError: A file differs from its manifest entry; the message names it and the command that repairs it.
+    """
+    specs = specs if specs is not None else load_manifest()
+    wanted = set(variants)
+    for spec in specs:
+        if spec.name != choice or spec.variant not in wanted:
+            continue
+        path = folder / spec.file
+        problem = verify_file(spec, path)
+        if problem is not None and problem != "missing":
+            raise ModelError(f"{path} is damaged: {problem}; replace it with: {fetch_command([choice], folder)}")
+
+
 Progress = Callable[[str, int, int], None]
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from clips import default_script, write_clip
-from conftest import MIRROR, assert_one_line_error, model_args, run_cli
+from conftest import MIRROR, assert_one_line_error, cli_env, model_args, run_cli
 from reference import (
     BLAZEPOSE_TOLERANCE,
     WOMAN_TOLERANCE_PX,
@@ -127,3 +129,34 @@ def test_doctor_checks_both_stages(blazepose_models: Path, tmp_path: Path) -> No
     for name in FILES:
         assert f"FAIL model: {tmp_path / name}: missing" in missing.stdout
     assert f"edgepose models fetch blazepose --models-dir {tmp_path}" in missing.stdout
+
+
+#: Runs the CLI with every Backend's opening and closing recorded, then prints what was never closed.
+BACKEND_SPY = """
+import sys
+from edgepose.inference.backends import Backend
+opened, closed = [], []
+init, close = Backend.__init__, Backend.close
+def spy_init(self, interpreter, info):
+    init(self, interpreter, info)
+    opened.append(self)
+def spy_close(self):
+    closed.append(self)
+    close(self)
+Backend.__init__, Backend.close = spy_init, spy_close
+from edgepose.cli import main
+code = main(sys.argv[1:])
+print("never closed:", sorted(b.info.model for b in opened if b not in closed), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_run_closes_both_stages(blazepose_models: Path, testdata: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-c", BACKEND_SPY, "run", "--model", "blazepose", "--source",
+           str(testdata / "woman_standing.png"), "--output", str(out), *model_args(blazepose_models)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=cli_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert len(out.read_text().splitlines()) == 1
+    assert "never closed: []" in proc.stderr, proc.stderr  # the detector too, not only the landmark model

@@ -107,8 +107,15 @@ def test_missing_model_fails_with_the_fetch_command(tmp_path: Path) -> None:
     proc = run_cli("doctor", "--models-dir", str(empty))
     assert proc.returncode == 1, proc.stdout
     fail = find(proc.stdout, FAIL, "model")
-    assert fail and "missing" in fail[0] and f"edgepose models fetch --models-dir {empty}" in fail[0]
+    assert fail and "missing" in fail[0] and f"edgepose models fetch lightning --models-dir {empty}" in fail[0]
     assert find(proc.stdout, WARN, "model"), "the EdgeTPU twin is only a WARN"
+
+
+def test_the_fetch_command_names_the_configured_model(tmp_path: Path) -> None:
+    # `edgepose models fetch` alone fetches Lightning: the hint for Thunder must name it.
+    proc = run_cli("doctor", "--model", "thunder", "--models-dir", str(tmp_path))
+    fail = find(proc.stdout, FAIL, "model")
+    assert fail and f"edgepose models fetch thunder --models-dir {tmp_path}" in fail[0]
 
 
 def test_configured_camera_that_is_absent_fails(models_dir: Path, tmp_path: Path) -> None:

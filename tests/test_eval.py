@@ -200,3 +200,19 @@ def test_eval_cli_bad_input(models_dir: Path, evalset: Path, tmp_path: Path) -> 
     assert_one_line_error(tta, 2, "--tta")
     required = run_cli("eval", "--images", images, *models)
     assert_one_line_error(required, 2, "--annotations")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["posenet", "blazepose"])
+def test_eval_says_no_tta_for_families_without_one(
+    model: str, request: pytest.FixtureRequest, testdata: Path, tmp_path: Path
+) -> None:
+    # --tta (default flip) applies to MoveNet's still path only: PoseNet and BlazePose run a single pass.
+    folder = request.getfixturevalue("posenet_dir" if model == "posenet" else "blazepose_models")
+    annotations = write_eval_set(testdata, tmp_path / "set", [VIEWS[1]], originals=False)
+    report = tmp_path / "report.json"
+    proc = run_cli("eval", "--annotations", str(annotations), "--images", str(annotations.parent), "--model", model,
+                   "--output", str(report), *model_args(folder))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "· tta none ·" in proc.stdout and "tta flip" not in proc.stdout
+    assert json.loads(report.read_text())["settings"]["tta"] == "none"

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import assert_one_line_error, run_cli
 from tflite_builder import probe_pose_model
 
 from edgepose.inference.backends import BackendRequest, open_backend
@@ -49,10 +49,15 @@ def test_infer_model_thunder_cli(thunder_dir: Path, tmp_path: Path) -> None:
     frame = np.empty((300, 300, 3), dtype=np.uint8)
     frame[:] = BGR
     cv2.imwrite(str(image), frame)
-    proc = run_cli("-v", "infer", "--tta", "none", "--model", "thunder", "--models-dir", str(thunder_dir), str(image))
+    # Under Thunder's manifest name the probe is refused: it is not the file whose checksum the manifest holds.
+    named = run_cli("infer", "--model", "thunder", "--models-dir", str(thunder_dir), str(image))
+    assert_one_line_error(named, 2, f"{thunder_dir / THUNDER_FILE} is damaged")
+    assert f"edgepose models fetch thunder --models-dir {thunder_dir}" in named.stderr
+    # As a path (the user's own file, not verified) it runs through the CLI at 256 px.
+    proc = run_cli("-v", "infer", "--tta", "none", "--model", str(thunder_dir / THUNDER_FILE), str(image))
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["backend"]["model"] == THUNDER_FILE
     nose = record["keypoints"][0]
     assert (nose["x"], nose["y"]) == (pytest.approx(75.3, abs=0.5), pytest.approx(150.6, abs=0.5))
-    assert "thunder_ptq_edgetpu" in proc.stderr, "auto names the missing Thunder EdgeTPU twin when falling back"
+    assert "_edgetpu variant of movenet_single_pose_thunder_ptq" in proc.stderr, "auto names the missing twin"

@@ -7,7 +7,9 @@ worker's test-only hooks. Every check is a count, an equality or a state, never 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -21,22 +23,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import LIGHTNING_EDGETPU, MIRROR, ROOT, SYSTEM_PYTHON, cli_env, need_seccomp
+from conftest import LIGHTNING_EDGETPU, MIRROR, POSENET, ROOT, SYSTEM_PYTHON, cli_env, need_seccomp
 
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
 from edgepose.inference.backends import Backend, BackendRequest, DelegateAbsentError, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.worker import FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
-from edgepose.pipeline.loop import Service, ServiceOptions
+from edgepose.inference.worker import STOP_POLL_S, FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
+from edgepose.inference.worker_policy import tensor_signature
+from edgepose.inference.worker_process import STOP_GRACE_S
+from edgepose.pipeline.loop import STOP_WAIT_S, Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
+from edgepose.sinks import SHUTDOWN_BUDGET_S
+from edgepose.sinks.notify import PING_FRACTION
 from edgepose.sources import open_source
 from edgepose.sources.images import load_image
 
 RUNTIME = "ai_edge_litert"
+UNIT = ROOT / "systemd" / "edgepose.service"
 #: Short waits so a test with several restarts stays quick; long timeouts so only injected faults fire.
-FAST = WorkerPolicy(invoke_timeout_s=60.0, start_timeout_s=60.0, max_failures=5, window_s=600.0, backoff_s=0.01)
+FAST = WorkerPolicy(invoke_timeout_s=60.0, start_timeout_s=60.0, max_failures=5, window_s=600.0, backoff_s=0.01,
+                    recovery_s=600.0)  # fmt: skip
 
 
 def _in_process(path: Path, delegate: str = "cpu") -> Backend:
@@ -562,5 +570,137 @@ def test_a_model_with_float_input_and_five_outputs(testdata: Path, clean_process
         for index in range(5):
             np.testing.assert_array_equal(worker.output(index), local.output(index))
         assert float(local.output(1).ravel()[0]) > 0.5  # the model sees a person: not a run on zeros
+    finally:
+        worker.close()
+
+
+# --- the recovery within the unit's limits --------------------------------------------------------------
+
+#: Opening the in-process CPU fallback and running the failed frame on it: 0.02 s measured here, a few
+#: tenths of a second on a Pi 4; 3 s is ample.
+FALLBACK_OPEN_S = 3.0
+
+
+def _unit_seconds(key: str) -> float:
+    """A time setting of systemd/edgepose.service in seconds (plain seconds, as the unit writes them)."""
+    values = [line.split("=", 1)[1].strip() for line in UNIT.read_text().splitlines() if line.startswith(key + "=")]
+    assert len(values) == 1, (key, values)
+    return float(values[0].removesuffix("s"))
+
+
+def test_the_recovery_fits_the_units_watchdog_and_stop_timeout() -> None:
+    policy = WorkerPolicy()
+    watchdog = _unit_seconds("WatchdogSec")
+    # The loop pings every WatchdogSec × PING_FRACTION, so the last ping may be that old when a frame's
+    # recovery starts; the recovery, the fallback's start and that frame must all fit before the watchdog fires.
+    assert watchdog * PING_FRACTION + policy.worst_case_s() + FALLBACK_OPEN_S < watchdog
+    # Without its budget the same policy would have outlived the watchdog (a hung invoke, then restarts
+    # that each take their whole start and invoke timeouts): the budget is what makes it fit.
+    unbounded = dataclasses.replace(policy, recovery_s=math.inf).worst_case_s()
+    assert unbounded > watchdog
+    # A stop: the worker sees it within STOP_POLL_S, the capture thread is given STOP_WAIT_S, the sinks
+    # SHUTDOWN_BUDGET_S together, the child STOP_GRACE_S to exit; all before systemd's SIGKILL.
+    stopping = STOP_POLL_S + STOP_WAIT_S + SHUTDOWN_BUDGET_S + STOP_GRACE_S
+    assert stopping < _unit_seconds("TimeoutStopSec")
+
+
+@pytest.mark.slow
+def test_a_wedged_child_falls_back_within_the_recovery_budget(
+    lightning_path: Path, squat: np.ndarray, clean_process: None
+) -> None:
+    # Every child hangs in every invoke: without a budget it would be restarted 100 times (≥ 100 s).
+    policy = WorkerPolicy(invoke_timeout_s=1.0, start_timeout_s=60.0, max_failures=100, backoff_s=0.01,
+                          recovery_s=2.5)  # fmt: skip
+    worker = _worker(lightning_path, policy, test_hang_at=frozenset(range(1, 1000)))
+    try:
+        started = time.monotonic()
+        keypoints = PoseEstimator(worker).still(squat).keypoints
+        took = time.monotonic() - started
+        assert worker.in_process and worker.info.delegate == "xnnpack"
+        assert worker.fallback_reason is not None and "did not recover within 2.5 s" in worker.fallback_reason
+        assert 1 <= worker.failures < 100 and "hung" in (worker.last_failure or "")
+        assert took < 2.5 + 20.0, took  # the budget plus ample slack for a loaded machine, not 100 restarts
+        assert float(keypoints[:, 2].mean()) > 0.3  # the frame ran on the fallback: a real pose
+    finally:
+        worker.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["hang", "backoff"])
+def test_a_stop_during_recovery_ends_the_loop_promptly(
+    lightning_path: Path, testdata: Path, tmp_path: Path, clean_process: None, fault: str
+) -> None:
+    # From the fifth request on (the second or third photo: a still takes 2 or 3 invokes), the child hangs
+    # (the stop finds the worker waiting for it) or aborts and the worker waits a long backoff (the stop
+    # finds it there). Either wait is 120 s; the stop must not be.
+    for index in range(6):
+        (tmp_path / f"{index:03d}.bmp").write_bytes((testdata / "squat.bmp").read_bytes())
+    failing = frozenset(range(5, 1000))
+    if fault == "hang":
+        policy = WorkerPolicy(invoke_timeout_s=120.0, start_timeout_s=120.0, recovery_s=600.0)
+        faults = {"test_hang_at": failing}
+    else:
+        policy = WorkerPolicy(invoke_timeout_s=120.0, start_timeout_s=120.0, recovery_s=600.0, backoff_s=120.0,
+                              backoff_max_s=120.0)  # fmt: skip
+        faults = {"test_abort_at": failing}
+    stop = threading.Event()
+    spec = WorkerSpec(RUNTIME, lightning_path, delegate="cpu", threads=1, **faults)
+    worker = WorkerBackend(spec, BackendInfo(RUNTIME, "edgetpu", 1, lightning_path.name), policy=policy,
+                           fallback=lambda: _in_process(lightning_path, "xnnpack"), stop=stop)  # fmt: skip
+    recorder = _Recorder()
+    service = Service(open_source(str(tmp_path), SourceConfig()), PoseEstimator(worker), [recorder],
+                      ServiceOptions(), PipelineStats())  # fmt: skip
+
+    def stop_when_recovering() -> None:
+        while worker.requests < 5 or (fault == "backoff" and worker.failures < 1):
+            time.sleep(0.01)
+        stop.set()
+
+    stopper = threading.Thread(target=stop_when_recovering)
+    stopper.start()
+    try:
+        started = time.monotonic()
+        processed = service.run(stop)  # returns, does not raise: the run is stopping
+        took = time.monotonic() - started
+        stopper.join()
+        assert 1 <= processed < 6 and recorder.frames == list(range(processed))  # the unfinished one is not published
+        assert not worker.in_process and worker.fallback_reason is None  # no restart, no fallback at a stop
+        assert took < 60.0, took  # half of any wait it was in: ample slack for a loaded machine
+        assert worker.pid is None  # the waited-for child is killed at once
+    finally:
+        worker.close()
+
+
+def test_tensor_signature_tells_quantisation_apart(posenet_dir: Path) -> None:
+    backend = _in_process(posenet_dir / POSENET)
+    same = _in_process(posenet_dir / POSENET)
+    assert tensor_signature(backend) == tensor_signature(same)
+    scale, zero_point = same.outputs[0]["quantization"]
+    same.outputs[0]["quantization"] = (scale * 2, zero_point)
+    assert tensor_signature(backend) != tensor_signature(same)
+    other_zero = _in_process(posenet_dir / POSENET)
+    other_zero.outputs[1]["quantization_parameters"]["zero_points"] = np.array([7], dtype=np.int32)
+    assert tensor_signature(backend) != tensor_signature(other_zero)
+
+
+def test_a_fallback_with_other_quantisation_does_not_take_over(posenet_dir: Path, clean_process: None) -> None:
+    # A CPU model whose heatmaps are scaled differently would decode to other poses with PoseNet's stored
+    # dequantisation: the worker refuses it and says why, rather than carry on with wrong numbers.
+    path = posenet_dir / POSENET
+
+    def other_quantisation() -> Backend:
+        backend = _in_process(path)
+        scale, zero_point = backend.outputs[0]["quantization"]
+        backend.outputs[0]["quantization"] = (scale * 2, zero_point)
+        return backend
+
+    policy = WorkerPolicy(invoke_timeout_s=60.0, start_timeout_s=60.0, max_failures=1, backoff_s=0.01)
+    spec = WorkerSpec(RUNTIME, path, delegate="cpu", test_abort_at=frozenset({1}))
+    worker = WorkerBackend(spec, BackendInfo(RUNTIME, "edgetpu", 1, path.name), fallback=other_quantisation,
+                           policy=policy)  # fmt: skip
+    try:
+        with pytest.raises(BackendUnavailableError, match="has other tensors"):
+            worker.invoke()
+        assert not worker.in_process
     finally:
         worker.close()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from edgepose.commands.flags import add_command_flags
-from edgepose.commands.setup import open_estimator
+from edgepose.commands.setup import applied_tta, open_estimator
 from edgepose.config import Config
 from edgepose.errors import ConfigError, InputError
 from edgepose.eval import coco
@@ -48,19 +48,20 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     if not dataset.persons:
         raise InputError(f"{args.annotations}: no person with labelled keypoints to evaluate")
     estimator = open_estimator(config.model)
-    info = estimator.backend.info
-    log.info("evaluating %d persons with %s (tta %s)", len(dataset.persons), info.model, config.model.tta)
+    tta = applied_tta(estimator)  # --tta applies to MoveNet only: PoseNet and BlazePose run none
+    log.info("evaluating %d persons with %s (tta %s)", len(dataset.persons), estimator.backend.info.model, tta)
     progress = Progress(len(dataset.persons))
     predictions = predict(dataset, args.images, lambda crop: estimator.still(crop).keypoints, args.margin, progress)
     evaluation = evaluate(dataset, predictions)
+    info = estimator.backend.info  # after the run: the CPU's if the EdgeTPU worker gave up on the way
     settings = {
         "annotations": str(args.annotations),
         "images": str(args.images),
         "margin": args.margin,
-        "tta": config.model.tta,
+        "tta": tta,
         "backend": info.to_dict(),
     }
-    title = f"{info.model} · {info.delegate} · tta {config.model.tta} · margin {args.margin:g}"
+    title = f"{info.model} · {info.delegate} · tta {tta} · margin {args.margin:g}"
     sys.stdout.write(to_markdown(evaluation, title))
     if args.output:
         try:

@@ -40,7 +40,6 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     """
     images = _read_all(args.images)
     estimator = open_estimator(config.model)
-    backend = estimator.backend.info.to_dict()
     for path, image in images:
         estimate = estimator.still(image)
         best = estimate.poses[0] if estimate.poses else None
@@ -52,7 +51,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
             "score": round(estimate.poses[0].score if estimate.poses else 0.0, 4),
             "keypoints": keypoints_to_json(estimate.keypoints),
             "poses": [pose.to_dict() for pose in estimate.poses],
-            "backend": backend,
+            "backend": estimator.backend.info.to_dict(),  # after the image: the CPU's if the EdgeTPU gave up
         }
         if best is not None and best.landmarks is not None:
             record["landmarks"] = landmarks_to_json(best.landmarks)

@@ -13,6 +13,7 @@ from edgepose.errors import ConfigError, EdgePoseError
 from edgepose.models import (
     DEFAULT_FETCH,
     MIRROR_ENV,
+    fetch_command,
     fetch_one,
     load_manifest,
     model_names,
@@ -84,15 +85,16 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         return 0
     if args.action == "verify":
         chosen = select_specs(args.names, specs) if args.names else specs
-        bad = 0
+        bad: list[str] = []
         for spec in chosen:
             problem = verify_file(spec, folder / spec.file)
             if problem == "missing" and not args.names:
                 continue
             print(f"{'OK' if problem is None else 'FAIL'} {spec.file}{'' if problem is None else ': ' + problem}")
-            bad += problem is not None
+            if problem is not None:
+                bad.append(spec.name)
         if bad:
-            raise EdgePoseError(f"{bad} model file(s) failed verification; re-fetch: edgepose models fetch")
+            raise EdgePoseError(f"{len(bad)} model file(s) failed verification; re-fetch: {fetch_command(bad, folder)}")
         return 0
     names = model_names(specs) if args.all else (args.names or list(DEFAULT_FETCH))
     mirror = args.mirror or (Path(os.environ[MIRROR_ENV]) if os.environ.get(MIRROR_ENV) else None)

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from edgepose.analytics import Analytics
 from edgepose.commands.flags import add_command_flags
-from edgepose.commands.setup import open_estimator
+from edgepose.commands.setup import close_estimator, open_estimator
 from edgepose.config import Config
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
@@ -119,11 +119,11 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     source = open_source(config.source.source, config.source)
     analytics = _analytics(config, still=source.still)
     crop_alpha = config.smoothing.crop_alpha if analytics.smoother is not None else 1.0
-    estimator = open_estimator(config.model, crop_alpha)
+    stop = threading.Event()
+    estimator = open_estimator(config.model, crop_alpha, stop)
     stats = PipelineStats(config.model.min_score)
     stats.source_live = source.live
-    stats.inference = estimator.backend
-    stop = threading.Event()
+    stats.inference = estimator.backend  # its info changes when the EdgeTPU worker falls back to the CPU
     install_signal_handlers(stop)
     sinks: list[Sink] = []
     try:
@@ -148,7 +148,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         service.run(stop)
     finally:
         late = close_all(sinks)
-        estimator.backend.close()  # ends the EdgeTPU worker's child process, if there is one
+        close_estimator(estimator)  # every backend; ends the EdgeTPU worker's child process, if there is one
     failure = sink_failure(sinks)  # e.g. the last flush to a full disk, at close
     if failure is not None:
         raise failure

@@ -21,7 +21,16 @@ from edgepose.doctor.accelerator import check_coral, check_edgetpu_delegate, che
 from edgepose.doctor.devices import check_cameras, check_pi_health
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, exit_code
 from edgepose.errors import EdgePoseError
-from edgepose.models import load_manifest, model_family, models_dir, resolve_model, resolve_stages, verify_file
+from edgepose.models import (
+    fetch_command,
+    load_manifest,
+    model_family,
+    model_names,
+    models_dir,
+    resolve_model,
+    resolve_stages,
+    verify_file,
+)
 
 BROKER_TIMEOUT_S = 3.0
 
@@ -47,17 +56,17 @@ def check_models(ctx: Context) -> list[Check]:
     """Check that the configured model (and its EdgeTPU twin) is present and matches the manifest."""
     folder = models_dir(ctx.config.model.models_dir)
     name = ctx.config.model.name
-    fetch = f"edgepose models fetch --models-dir {folder}"
+    manifest = load_manifest()
+    fetch = fetch_command([name] if name in model_names(manifest) else [], folder)
     try:
         if model_family(name) == "blazepose":  # two CPU-only stages, all needed
             wanted = [(files.cpu_path, True) for files in resolve_stages(name, folder).values()]
-            fetch = f"edgepose models fetch {name} --models-dir {folder}"
         else:
             files = resolve_model(name, folder)
             wanted = [(files.cpu_path, True), (files.edgetpu_path, False)]
     except EdgePoseError as exc:
         return [Check(FAIL, "model", str(exc), "set [model] name to lightning, thunder, blazepose or a .tflite path")]
-    specs = {s.file: s for s in load_manifest()}
+    specs = {s.file: s for s in manifest}
     checks = []
     for path, needed in wanted:
         if path is None:

@@ -14,8 +14,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class BackendRequest:
         edgetpu_probe: Try the EdgeTPU delegate in a child process first.
         edgetpu_worker: Run the EdgeTPU delegate in a supervised child process
             (:mod:`.worker`), restarted when libedgetpu crashes or hangs, with a CPU fallback.
+        stop: The run's stop event: the supervised worker ends its recovery (waits, restarts) once it is set.
     """
 
     runtime: str = "auto"
@@ -60,6 +62,7 @@ class BackendRequest:
     edgetpu_library: str = DEFAULT_EDGETPU_LIBRARY
     edgetpu_probe: bool = True
     edgetpu_worker: bool = True
+    stop: threading.Event | None = field(default=None, compare=False, repr=False)
 
 
 #: Checks that an opened model is what the caller's model family expects; raises :class:`ModelError`.
@@ -178,8 +181,10 @@ def _open_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) 
         # ``--delegate edgetpu`` makes the EdgeTPU mandatory: a worker that keeps failing ends the run
         # (exit 1, systemd restarts the service) instead of carrying on on the CPU.
         if request.delegate == "edgetpu":
-            return WorkerBackend(spec, info)
-        return WorkerBackend(spec, info, fallback=lambda: _open_cpu_fallback(runtime, files, request))
+            return WorkerBackend(spec, info, stop=request.stop)
+        return WorkerBackend(
+            spec, info, fallback=lambda: _open_cpu_fallback(runtime, files, request), stop=request.stop
+        )
     delegate = load_edgetpu_delegate(runtime, request.edgetpu_library)
     interpreter = make_interpreter(runtime, files.edgetpu_path, "edgetpu", 1, delegate)
     return Backend(interpreter, info)

@@ -7,10 +7,13 @@ child inherits by descriptor (nothing named in ``/dev/shm`` that a killed servic
 line per request and reply on the child's stdin/stdout. When the child dies or does not answer within
 the invoke timeout, it is killed, restarted after a bounded backoff, and **the same frame is run again**
 (its input is still in shared memory): no frame is skipped. After ``max_failures`` failures within
-``window_s`` (or that many in a row), the worker falls back to an in-process CPU backend for the rest of
-the run and says why at WARNING; without a fallback (the EdgeTPU asked for explicitly) it raises
+``window_s`` (or that many in a row), or when one frame's recovery has used the policy's ``recovery_s``,
+the worker falls back to an in-process CPU backend for the rest of the run and says why at WARNING;
+without a fallback (the EdgeTPU asked for explicitly) it raises
 :class:`~edgepose.errors.BackendUnavailableError` with the reason instead. Restarts, failures and the
-fallback reason are attributes.
+fallback reason are attributes; :attr:`~WorkerBackend.info` becomes the fallback's. When the run's stop
+event is set, a wait for the child or a backoff ends within ``STOP_POLL_S`` and ``invoke`` raises
+:class:`~edgepose.errors.BackendUnavailableError` (the loop ends on it, as it is stopping).
 
 This module is the :class:`Backend`-compatible façade; the parts live next to it:
 :mod:`.worker_shm` (the memfd and the tensor layout in it), :mod:`.worker_process` (the child process
@@ -21,10 +24,11 @@ Their public names are re-exported here.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -37,11 +41,12 @@ from edgepose.inference.worker_policy import (
     give_up_reason,
     take_over,
 )
-from edgepose.inference.worker_process import WorkerChild, WorkerFailure, WorkerSpec
+from edgepose.inference.worker_process import STOP_POLL_S, WorkerChild, WorkerFailure, WorkerSpec
 from edgepose.inference.worker_shm import WorkerResources, create_memfd, details_from_json, layout_of
 from edgepose.pose import BackendInfo
 
 __all__ = [
+    "STOP_POLL_S",
     "FailureWindow",
     "FallbackFactory",
     "WorkerBackend",
@@ -72,6 +77,7 @@ class WorkerBackend(Backend):
         fallback: FallbackFactory | None = None,
         policy: WorkerPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
     ) -> None:
         """Start the child and wait until its model is loaded.
 
@@ -81,7 +87,8 @@ class WorkerBackend(Backend):
             fallback: Opens the in-process backend used after repeated failures (``None``: no fallback,
                 the last failure is raised instead).
             policy: Timeouts, failure limit and backoff.
-            clock: Monotonic seconds, for the failure window.
+            clock: Monotonic seconds, for the failure window (the recovery budget is real time).
+            stop: The run's stop event: once set, the recovery of a failing frame ends at once.
 
         Raises:
             DelegateAbsentError: The child found no delegate library.
@@ -95,6 +102,8 @@ class WorkerBackend(Backend):
         self._make_fallback = fallback
         self._fallback: Backend | None = None
         self._clock = clock
+        self._stop = stop if stop is not None else threading.Event()
+        self._deadline = 0.0  # the end of the current frame's recovery budget
         self._window = FailureWindow(self.policy)
         self._requests = 0
         self._layout: dict[str, Any] = {}
@@ -142,6 +151,7 @@ class WorkerBackend(Backend):
         """
         if self._closed:
             raise BackendUnavailableError("the inference worker is closed")
+        self._deadline = time.monotonic() + self.policy.recovery_s
         while self._fallback is None:
             self._requests += 1
             try:
@@ -180,12 +190,16 @@ class WorkerBackend(Backend):
         """Whether inference has fallen back to an in-process backend."""
         return self._fallback is not None
 
-    def _start(self) -> dict[str, Any]:
+    def _left(self, timeout: float) -> float:
+        """Return ``timeout`` cut to what is left of the frame's recovery budget."""
+        return max(0.0, min(timeout, self._deadline - time.monotonic()))
+
+    def _start(self, timeout: float | None = None) -> dict[str, Any]:
         """Start a child and map the shared memory; return its hello (raises WorkerFailure or EdgePoseError)."""
         if self._res.child is not None:
             self._res.child.kill()
         child = self._res.child = WorkerChild(self.spec, self._res.fd)
-        hello = child.hello(self.policy.start_timeout_s)
+        hello = child.hello(self.policy.start_timeout_s if timeout is None else timeout, self._stop)
         layout = layout_of(hello)
         if not self._layout:
             self._layout = layout
@@ -200,31 +214,40 @@ class WorkerBackend(Backend):
         if child is None or child.proc.returncode is not None:
             self.restarts += 1
             try:
-                self._start()
+                self._start(self._left(self.policy.start_timeout_s))
             except EdgePoseError as exc:
                 raise WorkerFailure(f"could not restart: {exc}") from None
             child = self._res.child
             assert child is not None
-        child.invoke(seq, self.policy.invoke_timeout_s)
+        child.invoke(seq, self._left(self.policy.invoke_timeout_s), self._stop)
 
     def _failed(self, reason: str) -> None:
         """Count a failure; wait before the restart, or fall back to the CPU when there were too many."""
         if self._closed:  # close() from another thread ended the child: not a failure to recover from
             raise BackendUnavailableError("the inference worker is closed")
-        self.failures += 1
-        self.last_failure = reason
         if self._res.child is not None:
             self._res.child.kill()
+        if self._stop.is_set():  # the run is stopping: no restart, and this frame is not finished
+            self._stopping(reason)
+        self.failures += 1
+        self.last_failure = reason
         give_up = self._window.record(self._clock())
+        delay = self._window.backoff()
+        out_of_time = time.monotonic() + delay >= self._deadline
         what = f"the {self.spec.delegate} inference worker {reason}"
-        if not give_up:
-            delay = self._window.backoff()
+        if not (give_up or out_of_time):
             log.warning("%s; restarting it in %.2g s and re-running the frame (failure %d)", what, delay, self.failures)
-            time.sleep(delay)
+            if self._stop.wait(delay):
+                self._stopping(reason)
             return
-        self.fallback_reason = give_up_reason(self._window, self.spec.delegate, reason)
+        self.fallback_reason = give_up_reason(self._window, self.spec.delegate, reason, out_of_time and not give_up)
 
         self._fall_back()
+
+    def _stopping(self, reason: str) -> NoReturn:
+        """Give up the frame because the run is stopping (raises)."""
+        log.info("the %s inference worker %s; not restarting it: the run is stopping", self.spec.delegate, reason)
+        raise BackendUnavailableError("the run is stopping: the inference worker's recovery was cut short")
 
     def _fall_back(self) -> None:
         assert self.fallback_reason is not None

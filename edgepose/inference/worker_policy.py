@@ -1,8 +1,15 @@
 """The supervised inference worker's restart and fallback policy.
 
-:class:`WorkerPolicy` holds the timeouts, the failure limit and the backoff; :class:`FailureWindow`
-counts failures (time passed in) and says when to give up; :func:`give_up_reason` says why, and
-:func:`take_over` opens the in-process CPU backend that runs the rest of the run, the failed frame first.
+:class:`WorkerPolicy` holds the timeouts, the failure limit, the backoff and the recovery budget;
+:class:`FailureWindow` counts failures (time passed in) and says when to give up; :func:`give_up_reason`
+says why, and :func:`take_over` opens the in-process CPU backend that runs the rest of the run, the failed
+frame first.
+
+The recovery budget keeps a wedged Coral inside the service's limits: one frame's recovery (the hang that
+starts it, the backoffs, the restarts and their waits) is cut off after ``recovery_s`` and the worker falls
+back, well before systemd's ``WatchdogSec=`` (no frame, no ping) would kill the service; every wait also
+ends when the run's stop event is set, well within ``TimeoutStopSec=``. tests/test_worker.py holds these
+numbers against systemd/edgepose.service.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +43,8 @@ class WorkerPolicy:
         window_s: The failure window, in seconds.
         backoff_s: Wait before the first restart; doubled for each failure in a row.
         backoff_max_s: The longest wait before a restart.
+        recovery_s: The longest one frame may spend failing and restarting, from the start of its first
+            request: every wait is cut to what is left, and the worker gives up (falls back) when it is used.
     """
 
     invoke_timeout_s: float = 5.0
@@ -43,6 +53,19 @@ class WorkerPolicy:
     window_s: float = 600.0
     backoff_s: float = 0.5
     backoff_max_s: float = 2.0
+    recovery_s: float = 15.0
+
+    def worst_case_s(self) -> float:
+        """Return the longest one invoke can take before the worker gives up on its child, however it fails.
+
+        Without the budget that is the first hung invoke plus, for each further failure in a row, its
+        backoff, a start that answers just before its timeout and a hung invoke again; the budget cuts it.
+        """
+        unbounded = self.invoke_timeout_s + sum(
+            min(self.backoff_max_s, self.backoff_s * 2.0**step) + self.start_timeout_s + self.invoke_timeout_s
+            for step in range(self.max_failures - 1)
+        )
+        return min(self.recovery_s, unbounded)
 
 
 class FailureWindow:
@@ -72,18 +95,45 @@ class FailureWindow:
         return float(min(self.policy.backoff_max_s, self.policy.backoff_s * 2.0 ** min(steps, 32)))
 
 
-def give_up_reason(window: FailureWindow, delegate: str, reason: str) -> str:
-    """Say why the worker gives up: how often it failed (in a row, or within the window) and the last failure."""
+def give_up_reason(window: FailureWindow, delegate: str, reason: str, out_of_time: bool = False) -> str:
+    """Say why the worker gives up: how often it failed (in a row, within the window, or out of time), and last how.
+
+    ``out_of_time``: the frame's recovery budget (``recovery_s``) is used.
+    """
     in_window, in_a_row = len(window.times), window.in_a_row
-    how = (
-        f"{in_a_row} times in a row" if in_a_row >= in_window else f"{in_window} times in {window.policy.window_s:g} s"
-    )
+    if out_of_time:
+        how = f"{in_a_row} times in a row and did not recover within {window.policy.recovery_s:g} s"
+    elif in_a_row >= in_window:
+        how = f"{in_a_row} times in a row"
+    else:
+        how = f"{in_window} times in {window.policy.window_s:g} s"
     return f"the {delegate} inference worker failed {how}; last: {reason}"
 
 
-def tensor_signature(backend: Backend) -> list[tuple[tuple[int, ...], str]]:
-    """Return the shapes and dtypes of a backend's inputs and outputs, to compare two backends' tensors."""
-    return [(tuple(int(d) for d in t["shape"]), np.dtype(t["dtype"]).str) for t in (*backend.inputs, *backend.outputs)]
+#: One tensor as :func:`tensor_signature` compares it: shape, dtype, (scale, zero point), per-channel scales
+#: and zero points.
+TensorSignature = tuple[tuple[int, ...], str, tuple[float, int], tuple[float, ...], tuple[int, ...]]
+
+
+def tensor_signature(backend: Backend) -> list[TensorSignature]:
+    """Return the shapes, dtypes and quantisation of a backend's inputs and outputs, to compare two backends.
+
+    A model with other quantisation parameters reads the same bytes as other numbers: the estimators
+    (PoseNet's dequantisation) took theirs from the first backend, so such a fallback must not take over.
+    """
+    return [_tensor_signature(t) for t in (*backend.inputs, *backend.outputs)]
+
+
+def _tensor_signature(detail: dict[str, Any]) -> TensorSignature:
+    scale, zero_point = detail.get("quantization") or (0.0, 0)
+    params = detail.get("quantization_parameters") or {}
+    return (
+        tuple(int(d) for d in detail["shape"]),
+        np.dtype(detail["dtype"]).str,
+        (float(scale), int(zero_point)),
+        tuple(float(s) for s in params.get("scales", ())),
+        tuple(int(z) for z in params.get("zero_points", ())),
+    )
 
 
 def take_over(

@@ -16,6 +16,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ START_ERRORS: dict[str, type[EdgePoseError]] = {
     "unavailable": BackendUnavailableError,
     "model": ModelError,
 }
+#: While a stop event is given, waits for the child look at it this often (the stop is honoured this fast).
+STOP_POLL_S = 0.1
+#: How long a child told to exit (end of its stdin) may take before it is killed.
+STOP_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -100,14 +105,15 @@ class WorkerChild:
         """The child's process id."""
         return self.proc.pid
 
-    def hello(self, timeout: float) -> dict[str, Any]:
+    def hello(self, timeout: float, stop: threading.Event | None = None) -> dict[str, Any]:
         """Wait for the child's start-up line and return its hello (tensor details, shared-memory layout).
 
         Raises:
-            WorkerFailure: The child died, hung or sent something else than its tensor details.
+            WorkerFailure: The child died, hung, sent something else than its tensor details, or ``stop``
+                was set while it had not answered.
             EdgePoseError: The child reported why it could not start (:data:`START_ERRORS`).
         """
-        line = self.read_line(timeout, "start-up")
+        line = self.read_line(timeout, "start-up", stop)
         kind, _, rest = line.partition(" ")
         if kind == "X":
             self.died()
@@ -119,14 +125,15 @@ class WorkerChild:
         hello: dict[str, Any] = json.loads(rest)
         return hello
 
-    def invoke(self, seq: int, timeout: float) -> None:
+    def invoke(self, seq: int, timeout: float, stop: threading.Event | None = None) -> None:
         """Ask the child to run invoke request ``seq`` and wait for its answer; kill it on a wrong one.
 
         Raises:
-            WorkerFailure: The child died, hung, failed to invoke or answered something else.
+            WorkerFailure: The child died, hung, failed to invoke, answered something else, or ``stop`` was
+                set while it had not answered.
         """
         self.send(f"I {seq}")
-        line = self.read_line(timeout, f"invoke {seq}")
+        line = self.read_line(timeout, f"invoke {seq}", stop)
         kind, _, rest = line.partition(" ")
         if kind == "D" and rest == str(seq):
             return
@@ -145,8 +152,13 @@ class WorkerChild:
         except (BrokenPipeError, ValueError, OSError):
             raise WorkerFailure(self.died()) from None
 
-    def read_line(self, timeout: float, waiting_for: str) -> str:
-        """Return the child's next line; raise :class:`WorkerFailure` if it dies or stays silent for ``timeout`` s."""
+    def read_line(self, timeout: float, waiting_for: str, stop: threading.Event | None = None) -> str:
+        """Return the child's next line.
+
+        Raises:
+            WorkerFailure: The child died, stayed silent for ``timeout`` s, or ``stop`` was set while it was
+                silent (it is killed then).
+        """
         stdout = self.proc.stdout
         assert stdout is not None
         deadline = time.monotonic() + timeout
@@ -154,7 +166,12 @@ class WorkerChild:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.kill()
-                raise WorkerFailure(f"hung: no answer to {waiting_for} within {timeout:g} s (killed)")
+                raise WorkerFailure(f"hung: no answer to {waiting_for} within {timeout:.3g} s (killed)")
+            if stop is not None:
+                if stop.is_set():
+                    self.kill()
+                    raise WorkerFailure(f"was stopped waiting for {waiting_for}: the run is stopping (killed)")
+                remaining = min(remaining, STOP_POLL_S)
             try:
                 ready = self._poller.poll(max(1, math.ceil(remaining * 1e3)))
                 chunk = os.read(stdout.fileno(), 65536) if ready else None
@@ -184,7 +201,7 @@ class WorkerChild:
             self.proc.wait()
         self._close_pipes()
 
-    def stop(self, grace_s: float = 2.0) -> None:
+    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Ask the child to exit (end of its stdin), kill it if it does not, reap it."""
         self._close_pipes()
         try:

@@ -140,7 +140,14 @@ class Service:
                     self.stats.saw_frame()
                     continue
                 next_run = now + cap_s
-                result = self._process(frame)
+                try:
+                    result = self._process(frame)
+                except EdgePoseError as exc:
+                    if not stop.is_set():
+                        raise
+                    # e.g. the EdgeTPU worker cut its recovery short for the stop: this frame has no result
+                    log.info("frame %d not finished: %s", frame.index, exc)
+                    break
                 if self.analytics is not None:
                     result = self.analytics.update(result)
                 self.stats.record(result, buffer.dropped)

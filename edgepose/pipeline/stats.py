@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgepose.pose import STAGES, PoseResult
+from edgepose.pose import STAGES, BackendInfo, PoseResult
 
 #: Latency samples kept per stage for percentiles.
 WINDOW = 1024
@@ -45,10 +45,15 @@ class InferenceHealth(Protocol):
     restarts: int
     fallback_reason: str | None
 
+    @property
+    def info(self) -> BackendInfo | None:
+        """What runs the model now: the CPU's after the EdgeTPU worker fell back (``None``: no backend yet)."""
+
 
 class _NoBackend:
     restarts = 0
     fallback_reason: str | None = None
+    info: BackendInfo | None = None
 
 
 class PipelineStats:
@@ -127,6 +132,14 @@ class PipelineStats:
                 points = np.percentile(np.asarray(values), quantiles)
                 result[stage] = {f"p{q}": round(float(v), 3) for q, v in zip(quantiles, points, strict=True)}
         return result
+
+    def backend_info(self, default: BackendInfo) -> BackendInfo:
+        """Return what runs the model now (:attr:`inference`'s info, read at each use), else ``default``.
+
+        Sinks report this rather than what they were given at start: after the EdgeTPU worker fell back,
+        the CPU runs the model.
+        """
+        return self.inference.info or default
 
     def snapshot(self) -> dict[str, Any]:
         """Return a JSON-ready summary for stats messages and health pages."""

@@ -107,8 +107,8 @@ class NotifySink:
 
     Args:
         notifier: Where notifications go.
-        stats: Pipeline counters, for ``STATUS=``.
-        info: The backend in use, for ``STATUS=``.
+        stats: Pipeline counters, for ``STATUS=``; its backend's current info is what ``STATUS=`` names.
+        info: The backend at start (what ``STATUS=`` names while ``stats`` has no backend).
         watchdog_usec: ``$WATCHDOG_USEC`` (0: no watchdog pings).
         clock: Monotonic clock in seconds (tests may pass their own).
     """
@@ -129,14 +129,20 @@ class NotifySink:
         self._ready = False
         self._next_ping = 0.0
         self._next_status = 0.0
+        self._status_info = info  # the backend the last STATUS= named
 
     def start(self) -> None:
         """Say what is happening until the first frame arrives."""
-        self._notifier.send(f"STATUS=starting: {self._info.model} on {self._info.delegate}, waiting for frames")
+        info = self._stats.backend_info(self._info)
+        self._notifier.send(f"STATUS=starting: {info.model} on {info.delegate}, waiting for frames")
 
     def publish(self, result: PoseResult) -> None:
-        """Send ``READY=1`` once, then rate-limited ``WATCHDOG=1`` and ``STATUS=`` (one datagram)."""
+        """Send ``READY=1`` once, then rate-limited ``WATCHDOG=1`` and ``STATUS=`` (one datagram).
+
+        ``STATUS=`` goes out at once, not at its next turn, when the backend changed (a fallback to the CPU).
+        """
         now = self._clock()
+        info = self._stats.backend_info(self._info)
         fields = []
         if not self._ready:
             self._ready = True
@@ -144,19 +150,26 @@ class NotifySink:
         if self._ping_every and now >= self._next_ping:
             self._next_ping = now + self._ping_every
             fields.append("WATCHDOG=1")
-        if now >= self._next_status:
+        if now >= self._next_status or info != self._status_info:
             self._next_status = now + STATUS_EVERY_S
+            self._status_info = info
             fields.append("STATUS=" + self.status())
         if fields:
             self._notifier.send(*fields)
 
     def status(self) -> str:
-        """Return the one-line status ``systemctl status`` shows."""
-        info = self._info
-        return (
-            f"{self._stats.fps():.1f} fps, delegate {info.delegate}, model {info.model}, "
-            f"{self._stats.frames} frames, {self._stats.dropped} dropped"
+        """Return the one-line status ``systemctl status`` shows (with the inference restarts and fallback)."""
+        stats = self._stats
+        info = stats.backend_info(self._info)
+        text = (
+            f"{stats.fps():.1f} fps, delegate {info.delegate}, model {info.model}, "
+            f"{stats.frames} frames, {stats.dropped} dropped"
         )
+        if stats.inference.restarts:
+            text += f", {stats.inference.restarts} inference restarts"
+        if stats.inference.fallback_reason:
+            text += f"; fell back to the CPU: {stats.inference.fallback_reason}"
+        return text
 
     def close(self) -> None:
         """Announce the shutdown."""

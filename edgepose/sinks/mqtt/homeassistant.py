@@ -66,7 +66,7 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
             "identifiers": [node],
             "name": f"edgepose {topics.device}",
             "manufacturer": "edgepose",
-            "model": f"pose estimation ({info.model})",
+            "model": f"pose estimation ({info.model} on {info.delegate})",
             "sw_version": __version__,
         },
         "origin": {"name": "edgepose", "sw_version": __version__},

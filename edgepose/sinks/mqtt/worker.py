@@ -53,8 +53,9 @@ class Worker:
     Args:
         cfg: The validated ``[mqtt]`` section.
         topics: The sink's topics.
-        info: What runs the model (in stats and discovery).
-        stats: Pipeline health, read for stats messages.
+        info: What runs the model at start (in stats and discovery while ``stats`` has no backend).
+        stats: Pipeline health, read for stats messages; its backend's current info is what stats and
+            discovery report, and discovery is sent again when it changes (a fallback to the CPU).
         counters: The sink's counters: inbox overflow is counted here; all are published in stats.
         link: The connection messages are sent through.
     """
@@ -70,6 +71,7 @@ class Worker:
         self._inbox: queue.Queue[object] = queue.Queue(maxsize=INBOX_SIZE)
         self._announce = threading.Event()
         self._retained = Retained()  # as last published by the worker
+        self._announced = info  # the backend the last discovery named
         self._thread = threading.Thread(target=self._work, name="edgepose-mqtt", daemon=True)
 
     def start(self) -> None:
@@ -151,7 +153,8 @@ class Worker:
 
     def _send_announce(self) -> None:
         """After every (re)connect: discovery, the queued messages, the person state and stats."""
-        for msg in discovery_messages(self._cfg, self._topics, self._info):
+        self._announced = info = self._stats.backend_info(self._info)
+        for msg in discovery_messages(self._cfg, self._topics, info):
             self._send(msg)
         self._link.flush()
         self._send_state()
@@ -162,4 +165,7 @@ class Worker:
             if self._link.connected:
                 self._send(msg)
         counters = {**dataclasses.asdict(self._counters), **self.depths()}
-        self._send(stats_message(self._topics, self._stats.snapshot(), self._info, counters))
+        info = self._stats.backend_info(self._info)
+        self._send(stats_message(self._topics, self._stats.snapshot(), info, counters))
+        if info != self._announced:  # the backend changed since discovery named it: announce again
+            self.request_announce()

@@ -15,8 +15,8 @@ from edgepose.pose import STAGES, BackendInfo, PoseResult
 from edgepose.sinks.preview.hub import PreviewHub
 
 try:
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, Info, generate_latest
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 except ImportError:
     raise BackendUnavailableError("/metrics needs prometheus-client: pip install 'edgepose[preview]'") from None
 
@@ -28,8 +28,9 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0
 class _StatsCollector:
     """Reads pipeline counters at scrape time."""
 
-    def __init__(self, stats: PipelineStats, hub: PreviewHub, refused: Mapping[str, int]) -> None:
+    def __init__(self, stats: PipelineStats, info: BackendInfo, hub: PreviewHub, refused: Mapping[str, int]) -> None:
         self._stats = stats
+        self._info = info
         self._hub = hub
         self._refused = refused
 
@@ -74,6 +75,22 @@ class _StatsCollector:
         for reason, count in dict(self._refused).items():
             refused.add_metric([reason], count)
         yield refused
+        yield from self._inference()
+
+    def _inference(self) -> Iterator[Metric]:
+        """Yield what runs the model now, the worker's restarts and its fallback to the CPU (with the reason)."""
+        stats = self._stats
+        info = stats.backend_info(self._info)
+        yield InfoMetricFamily("edgepose_backend", "What runs the model",
+                               value={k: str(v) for k, v in info.to_dict().items()})  # fmt: skip
+        yield CounterMetricFamily("edgepose_inference_restarts", "Inference worker children restarted after a failure",
+                                  value=stats.inference.restarts)  # fmt: skip
+        reason = stats.inference.fallback_reason
+        fallback = GaugeMetricFamily("edgepose_inference_fallback",
+                                     "1 once the EdgeTPU worker gave up and the CPU runs the model, with the reason",
+                                     labels=["reason"])  # fmt: skip
+        fallback.add_metric([reason or ""], 1.0 if reason else 0.0)
+        yield fallback
 
 
 class PreviewMetrics:
@@ -81,16 +98,14 @@ class PreviewMetrics:
 
     Args:
         stats: Pipeline counters, read at scrape time.
-        info: Backend description, exported as ``edgepose_backend_info``.
+        info: Backend description at start, exported as ``edgepose_backend_info`` while ``stats`` has no backend.
         hub: Preview state (client counts).
         refused: Connections the server refused, by reason (read at scrape time).
     """
 
     def __init__(self, stats: PipelineStats, info: BackendInfo, hub: PreviewHub, refused: Mapping[str, int]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_StatsCollector(stats, hub, refused))
-        backend = Info("edgepose_backend", "What runs the model", registry=self.registry)
-        backend.info({k: str(v) for k, v in info.to_dict().items()})
+        self.registry.register(_StatsCollector(stats, info, hub, refused))
         latency = Histogram("edgepose_stage_latency_seconds", "Latency per pipeline stage", ["stage"],
                             buckets=BUCKETS, registry=self.registry)  # fmt: skip
         self._stages = {stage: latency.labels(stage) for stage in STAGES}

@@ -49,7 +49,7 @@ class PreviewContext:
     Attributes:
         hub: Shared results and JPEGs.
         stats: Pipeline counters.
-        info: Backend description.
+        info: Backend description at start (``stats`` has the current one once it has a backend).
         mode: Privacy mode, shown on the page.
         min_score: Keypoints below this score are not drawn (the page greys them out).
         token: Bearer token; empty when none is required.
@@ -305,7 +305,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
 
     def _status(self) -> dict[str, Any]:
         context = self.server.context
-        return {"backend": context.info.to_dict(), "mode": context.mode, "min_score": context.min_score,
+        backend = context.stats.backend_info(context.info)  # the CPU's after an EdgeTPU fallback
+        return {"backend": backend.to_dict(), "mode": context.mode, "min_score": context.min_score,
                 "stats": context.stats.snapshot(), "recent_events": context.hub.recent_events()}  # fmt: skip
 
     def _stats_event(self) -> bytes:
