@@ -132,8 +132,10 @@ def test_a_flaky_camera_end_to_end_results_and_metrics(models_dir: Path, person:
                                 text=True, env=cli_env())  # fmt: skip
         try:
             assert eventually(server.finished, 60), "the server never sent its parts"
+            # The last part is a bad one: wait for it to be counted too, not only for the good frames.
             seen = eventually(lambda: (m := _scrape(port)) is not None and m["edgepose_frames_total"]
-                              + m["edgepose_dropped_frames_total"] >= server.good, 20)  # fmt: skip
+                              + m["edgepose_dropped_frames_total"] >= server.good
+                              and m["edgepose_decode_errors_total"] >= server.bad, 20)  # fmt: skip
             metrics = _metrics(port)
         finally:
             proc.send_signal(signal.SIGTERM)
