@@ -153,7 +153,7 @@ def test_wheelhouse_installs_with_no_index_reachable(offline: Offline) -> None:
     assert len(list(offline.models.glob("*.tflite"))) == 2
     assert "two frames through the model" in offline.proc.stdout
     # No path of the folder the environment was built in is left in it (scripts, pyvenv.cfg, bytecode).
-    stale = subprocess.run(["grep", "-rlF", "opt/edgepose.new", str(offline.prefix / "opt/edgepose")],
+    stale = subprocess.run(["grep", "-rlF", f"{offline.prefix}/opt/edgepose.new", str(offline.prefix / "opt/edgepose")],
                            capture_output=True, text=True, check=False)  # fmt: skip
     assert stale.stdout == "", stale.stdout
 
