@@ -183,6 +183,21 @@ def test_a_failed_upgrade_leaves_the_install_as_it_was(offline: Offline, wheelho
     assert verify.returncode == 0 and verify.stdout.count("OK ") == 2, verify.stdout + verify.stderr
 
 
+def test_an_upgrade_cut_off_between_its_renames_is_undone(offline: Offline, wheelhouse: Path, tmp_path: Path) -> None:
+    assert offline.proc.returncode == 0, offline.proc.stderr
+    before = snapshot(offline.prefix)
+    opt = offline.prefix / "opt/edgepose"
+    opt.rename(opt.with_name("edgepose.old"))  # where a power cut between the two renames leaves it
+    incomplete = tmp_path / "wheelhouse"
+    subprocess.run(["cp", "-a", "--link", str(wheelhouse), str(incomplete)], check=True)
+    for wheel in incomplete.glob("paho_mqtt-*.whl"):
+        wheel.unlink()
+    proc = install("--prefix", str(offline.prefix), "--wheels", str(incomplete))
+    assert f"restored {opt} from an interrupted upgrade" in proc.stdout
+    assert "as it was" in one_error_line(proc)
+    assert snapshot(offline.prefix) == before
+
+
 NO_INDEX = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}  # a box without internet, building the checkout
 
 
