@@ -87,11 +87,14 @@ def no_network() -> Iterator[tuple[dict[str, str], list[str]]]:
 
 
 def install(
-    *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = ()
+    *args: str, env: dict[str, str] | None = None, drop: tuple[str, ...] = (), logs: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """Run install.sh; a failed run leaves pip's output in ``logs`` (its TMPDIR)."""
     environment = cli_env(env)
     for name in ("PYTHON", "EDGEPOSE_MODEL_MIRROR", *drop):
         environment.pop(name, None)
+    if logs is not None:
+        environment["TMPDIR"] = str(logs)
     return subprocess.run([str(INSTALL), *args], capture_output=True, text=True, timeout=900, env=environment,
                           cwd=ROOT, check=False)  # fmt: skip
 
@@ -102,6 +105,13 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("install.sh: error: "), proc.stderr
     return lines[0]
+
+
+def named_log(line: str, logs: Path) -> str:
+    """The text of the file the error line names for the whole output (in ``logs``)."""
+    match = re.search(r"\(all output: (\S+)\)$", line)
+    assert match and Path(match[1]).parent == logs, line
+    return Path(match[1]).read_text()
 
 
 @pytest.fixture(scope="session")
@@ -174,9 +184,10 @@ def test_a_failed_upgrade_leaves_the_install_as_it_was(offline: Offline, wheelho
     for wheel in incomplete.glob("paho_mqtt-*.whl"):
         wheel.unlink()
     before = snapshot(offline.prefix)
-    proc = install("--prefix", str(offline.prefix), "--wheels", str(incomplete))
+    proc = install("--prefix", str(offline.prefix), "--wheels", str(incomplete), logs=tmp_path)
     line = one_error_line(proc)
     assert "paho-mqtt" in line and f"{offline.prefix}/opt/edgepose is as it was" in line, line
+    assert "No matching distribution found for paho-mqtt" in named_log(line, tmp_path)
     assert snapshot(offline.prefix) == before
     verify = subprocess.run([str(offline.edgepose), "models", "verify", "--models-dir", str(offline.models)],
                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
@@ -192,7 +203,7 @@ def test_an_upgrade_cut_off_between_its_renames_is_undone(offline: Offline, whee
     subprocess.run(["cp", "-a", "--link", str(wheelhouse), str(incomplete)], check=True)
     for wheel in incomplete.glob("paho_mqtt-*.whl"):
         wheel.unlink()
-    proc = install("--prefix", str(offline.prefix), "--wheels", str(incomplete))
+    proc = install("--prefix", str(offline.prefix), "--wheels", str(incomplete), logs=tmp_path)
     assert f"restored {opt} from an interrupted upgrade" in proc.stdout
     assert "as it was" in one_error_line(proc)
     assert snapshot(offline.prefix) == before
@@ -201,10 +212,10 @@ def test_an_upgrade_cut_off_between_its_renames_is_undone(offline: Offline, whee
 NO_INDEX = {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull}  # a box without internet, building the checkout
 
 
-def test_a_failed_upgrade_without_internet_says_why_in_one_line(offline: Offline) -> None:
+def test_a_failed_upgrade_without_internet_says_why_in_one_line(offline: Offline, tmp_path: Path) -> None:
     assert offline.proc.returncode == 0, offline.proc.stderr
     before = snapshot(offline.prefix)
-    proc = install("--prefix", str(offline.prefix), env=NO_INDEX, drop=("PIP_FIND_LINKS",))
+    proc = install("--prefix", str(offline.prefix), env=NO_INDEX, drop=("PIP_FIND_LINKS",), logs=tmp_path)
     line = one_error_line(proc)
     assert "hatchling" in line and "as it was" in line, line
     assert snapshot(offline.prefix) == before
@@ -212,7 +223,7 @@ def test_a_failed_upgrade_without_internet_says_why_in_one_line(offline: Offline
 
 def test_a_failed_first_install_leaves_nothing_behind(tmp_path: Path) -> None:
     prefix = tmp_path / "root"
-    proc = install("--prefix", str(prefix), env=NO_INDEX, drop=("PIP_FIND_LINKS",))
+    proc = install("--prefix", str(prefix), env=NO_INDEX, drop=("PIP_FIND_LINKS",), logs=tmp_path)
     line = one_error_line(proc)
     assert "hatchling" in line and "nothing was installed" in line, line
     assert not (prefix / "opt").exists() or list((prefix / "opt").iterdir()) == []
@@ -223,7 +234,7 @@ def test_wheels_without_edgepose_is_refused_before_anything_changes(tmp_path: Pa
     empty = tmp_path / "wheels"
     empty.mkdir()
     prefix = tmp_path / "root"
-    line = one_error_line(install("--prefix", str(prefix), "--wheels", str(empty)))
+    line = one_error_line(install("--prefix", str(prefix), "--wheels", str(empty), logs=tmp_path))
     assert f"edgepose-{__version__}-py3-none-any.whl" in line and "make-wheelhouse.sh" in line, line
     assert not (prefix / "opt").exists()
 
