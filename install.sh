@@ -4,7 +4,8 @@
 #   ./install.sh --with-tflite   also make .venv-tflite with the legacy tflite-runtime backend (for the tests)
 #   EDGEPOSE_MODEL_MIRROR=DIR ./install.sh   take the models from a local folder (offline machines, CI)
 #   sudo ./install.sh --system   the hardened systemd service (see scripts/install-system.sh;
-#                                also --prefix DIR to stage it, --uninstall to remove it)
+#                                also --prefix DIR to stage it, --uninstall to remove it,
+#                                --wheels DIR offline from scripts/make-wheelhouse.sh's folder)
 # Safe to re-run: it upgrades in place and keeps verified models.
 set -euo pipefail
 
@@ -29,6 +30,7 @@ usage: ./install.sh [--runtime litert|tflite] [--models-from DIR] [--venv DIR] [
   --with-tflite      also create .venv-tflite with tflite-runtime, numpy < 2 (the tests compare both runtimes)
 
 As a service (root):  sudo ./install.sh --system [--with-broker] [--edgetpu] [--mqtt-password-file FILE|-]
+                      sudo ./install.sh --system --wheels DIR   (offline: DIR from scripts/make-wheelhouse.sh)
                       ./install.sh --prefix DIR ...   (stage the same layout under DIR)
                       sudo ./install.sh --uninstall   (keeps the config and the models)
                       ./install.sh --system --help    (all options)

@@ -19,6 +19,7 @@ from edgepose.commands.flags import FLAGS
 from edgepose.config import Config, build_config, redacted, to_toml
 from edgepose.errors import ConfigError, EdgePoseError
 from edgepose.logs import journal_prefix, setup_logging
+from edgepose.system_install import config_file
 
 log = logging.getLogger("edgepose")
 
@@ -64,7 +65,7 @@ def build_parser() -> ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Merge ``--config``, the environment and the flags given on the command line."""
+    """Merge ``--config`` (or the system install's config), the environment and the flags given."""
     overrides: dict[str, dict[str, Any]] = {}
     for flag in FLAGS:
         if hasattr(args, flag.dest):
@@ -90,11 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbosity = _verbosity(args)
         setup_logging(verbosity)
         try:
+            args.config = config_file(getattr(args, "config", None), argv)
             config = config_from_args(args)
         except ConfigError as exc:  # a command that diagnoses configs (doctor) reports it as a finding
             if not getattr(COMMANDS.get(args.command), "REPORTS_CONFIG_ERRORS", False):
                 raise
-            args.config_error, config = str(exc), Config()
+            args.config_error, config = exc, Config()
         if getattr(args, "print_config", False):
             sys.stdout.write(to_toml(redacted(config)))
             return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from edgepose.errors import EdgePoseError, ModelError
 from edgepose.inference.posenet_prepare import strip_posenet_decoder
+from edgepose.system_install import system_install
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -108,12 +109,16 @@ def model_names(specs: Iterable[ModelSpec]) -> list[str]:
 def default_models_dir() -> Path:
     """Return where models live when not configured.
 
-    ``$STATE_DIRECTORY/models`` under systemd, else the checkout's ``models/`` folder when running from
-    source, else ``~/.local/share/edgepose/models``.
+    ``$STATE_DIRECTORY/models`` under systemd, else the system install's models folder when running from
+    its environment, else the checkout's ``models/`` folder when running from source, else
+    ``~/.local/share/edgepose/models``.
     """
     state = os.environ.get("STATE_DIRECTORY")
     if state:
         return Path(state.split(":")[0]) / "models"
+    install = system_install()
+    if install is not None:
+        return install.models_dir
     checkout = Path(__file__).resolve().parents[1] / "models"
     if (checkout / "manifest.toml").is_file():
         return checkout
@@ -196,8 +201,15 @@ def verify_file(spec: ModelSpec, path: Path) -> str | None:
     """Check a file against its manifest entry.
 
     Returns:
-        ``None`` when it matches, else what is wrong.
+        ``None`` when it matches, else what is wrong (``permission denied`` when this user may not read it).
     """
+    try:
+        return _verify(spec, path)
+    except PermissionError:
+        return "permission denied"
+
+
+def _verify(spec: ModelSpec, path: Path) -> str | None:
     if not path.is_file():
         return "missing"
     size = path.stat().st_size

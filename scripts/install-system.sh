@@ -2,20 +2,25 @@
 # edgepose as a hardened systemd service. Run through ./install.sh --system | --prefix DIR | --uninstall.
 #
 #   sudo ./install.sh --system [--with-broker] [--edgetpu] [--mqtt-password-file FILE|-]
+#   sudo ./install.sh --system --wheels DIR   offline, from a wheelhouse (scripts/make-wheelhouse.sh)
 #   ./install.sh --prefix DIR      the same layout under DIR (staging root for tests and packagers)
 #   sudo ./install.sh --uninstall  remove it again, keeping the config and the models
 #
 # Layout (DIR is empty for a real install):
 #   DIR/opt/edgepose/                         virtual environment (system site packages: apt's picamera2)
 #   DIR/opt/edgepose/share/doc/edgepose/README.md
+#   DIR/opt/edgepose/share/edgepose/install.toml   where this install's config and models are (read by the CLI)
 #   DIR/usr/local/bin/edgepose                symlink to DIR/opt/edgepose/bin/edgepose
 #   DIR/usr/local/lib/systemd/system/edgepose.service
 #   DIR/etc/edgepose/config.toml              written only when absent (0640, root:edgepose)
 #   DIR/etc/edgepose/mqtt_password            only with --mqtt-password-file (0600, root; a systemd credential)
 #   DIR/var/lib/edgepose/models/              verified model files
 #
+# Every run builds a new environment in DIR/opt/edgepose.new, checks it (imports, the models, two frames
+# through the model) and only then puts it in place of the old one: a failed install or upgrade leaves
+# the installed edgepose as it was and says in one line what failed.
 # With --prefix, every path written into the unit and the config points into DIR, apt, useradd and chown
-# are skipped, and the service is neither enabled nor started. Safe to re-run: it upgrades in place.
+# are skipped, and the service is neither enabled nor started. Safe to re-run.
 set -euo pipefail
 umask 022
 
@@ -28,7 +33,10 @@ with_broker=0
 edgetpu=0
 password_file=""
 mirror="${EDGEPOSE_MODEL_MIRROR:-}"
+wheels=""
 python="${PYTHON:-}"
+# About what a new environment takes (the venv with OpenCV and the runtime is about 300 MB), next to the old one.
+need_mb=500
 # Coral's apt repository and its signing key (https only; the key is stored, never executed).
 coral_repo="${EDGEPOSE_CORAL_APT_URL:-https://packages.cloud.google.com/apt}"
 coral_key="${EDGEPOSE_CORAL_KEY_URL:-https://packages.cloud.google.com/apt/doc/apt-key.gpg}"
@@ -43,6 +51,8 @@ usage: sudo ./install.sh --system [options]     install, enable and start the ed
   --edgetpu                add Coral's apt repository (signed-by keyring) and install libedgetpu1-std
   --runtime litert|tflite  interpreter package in the venv (default litert; tflite needs Python <= 3.11)
   --models-from DIR        copy the models from a local mirror (or EDGEPOSE_MODEL_MIRROR=DIR)
+  --wheels DIR             install offline from a wheelhouse made by scripts/make-wheelhouse.sh (its
+                           models/ too): no package index, no apt; what is missing is named first
   --mqtt-password-file F   install F (or - for stdin) as /etc/edgepose/mqtt_password, mode 0600
   PYTHON=/path/python3     interpreter for the venv (default /usr/bin/python3)
 USAGE
@@ -61,6 +71,7 @@ while [ $# -gt 0 ]; do
         --edgetpu) edgetpu=1; shift ;;
         --runtime) runtime="${2:?--runtime needs litert or tflite}"; shift 2 ;;
         --models-from) mirror="${2:?--models-from needs a folder}"; shift 2 ;;
+        --wheels) wheels="${2:?--wheels needs a folder}"; shift 2 ;;
         --mqtt-password-file) password_file="${2:?--mqtt-password-file needs a file or -}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: error: unknown option for a system install: $1" >&2; usage >&2; exit 2 ;;
@@ -91,6 +102,8 @@ systemd_running=0
 [ "$live" = 1 ] && [ -d /run/systemd/system ] && systemd_running=1
 
 opt="$prefix/opt/edgepose"
+new="$opt.new"  # the environment being built; it replaces $opt only once it works
+old="$opt.old"  # $opt during the swap
 etc="$prefix/etc/edgepose"
 state="$prefix/var/lib/edgepose"
 models="$state/models"
@@ -109,7 +122,7 @@ if [ "$mode" = uninstall ]; then
     rm -f "$unit"
     [ "$systemd_running" = 1 ] && systemctl daemon-reload
     rm -f "$bin_link"
-    rm -rf "$opt"
+    rm -rf "$opt" "$new" "$old"
     if [ "$live" = 1 ] && id -u "$user" >/dev/null 2>&1; then
         step "removing the system user $user"
         [ -d "$state" ] && chown -R root:root "$state"
@@ -174,7 +187,38 @@ setup_coral_repo() {
     fi
 }
 
-if [ "$live" = 1 ]; then
+# ------------------------------------------------------------ what the install needs, checked before any change
+if [ -n "$wheels" ]; then
+    [ -d "$wheels" ] || die "--wheels $wheels is not a folder"
+    wheels="$(cd "$wheels" && pwd)"
+    version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$here/edgepose/__init__.py")"
+    wheel=""
+    for candidate in "$wheels/edgepose-$version-"*.whl; do
+        [ -f "$candidate" ] && wheel="$candidate"
+    done
+    [ -n "$wheel" ] || die "$wheels has no wheel of edgepose $version (edgepose-$version-py3-none-any.whl): make the wheelhouse from this checkout: scripts/make-wheelhouse.sh [--pi] DIR"
+    if [ -z "$mirror" ] && [ -d "$wheels/models" ]; then mirror="$wheels/models"; fi
+fi
+[ -z "$mirror" ] || [ -d "$mirror" ] || die "--models-from $mirror is not a folder"
+if [ "$live" = 1 ] && [ -n "$wheels" ]; then  # offline: apt cannot fetch anything, so name all that is missing
+    missing=()
+    "$python" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    [ "$with_broker" = 1 ] && [ -n "$(apt_missing mosquitto)" ] && missing+=(mosquitto)
+    [ "$edgetpu" = 1 ] && [ -n "$(apt_missing libedgetpu1-std)" ] && missing+=(libedgetpu1-std)
+    if [ ${#missing[@]} -gt 0 ]; then
+        die "--wheels installs without apt, and ${missing[*]} is missing: install it first (sudo apt install ${missing[*]}, while online or from .deb files), then run this again"
+    fi
+fi
+free_mb() {  # free space in MB where the folder $1 is (or would be)
+    local dir="$1"
+    while [ ! -d "$dir" ]; do dir="$(dirname "$dir")"; done
+    df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1024) }'
+}
+free="$(free_mb "$(dirname "$opt")")"
+[ "$free" -ge "$need_mb" ] || die "$(dirname "$opt") has $free MB free; a new environment needs about $need_mb MB (the old one stays until the new one works)"
+
+# --------------------------------------------------------------------------------- system packages and user
+if [ "$live" = 1 ] && [ -z "$wheels" ]; then
     step "installing system packages"
     pkgs=(python3-venv)
     if apt-cache show python3-picamera2 >/dev/null 2>&1; then pkgs+=(python3-picamera2); fi
@@ -187,6 +231,24 @@ if [ "$live" = 1 ]; then
         note "libedgetpu1-std is built against an older TensorFlow Lite; if the EdgeTPU probe crashes under the"
         note "runtime in the venv (google-coral/edgetpu#812), edgepose falls back to the CPU: see edgepose doctor"
     fi
+elif [ "$live" = 1 ]; then
+    step "offline install from $wheels: no apt"
+    if [ -n "$(apt_missing python3-picamera2)" ] && apt-cache show python3-picamera2 >/dev/null 2>&1; then
+        note "python3-picamera2 is not installed: a Raspberry Pi camera needs it (sudo apt install python3-picamera2)"
+    fi
+fi
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    die "edgepose needs Python >= 3.10 ($python is $("$python" -V 2>&1))"
+fi
+if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+    die "Python's venv module is missing; install it: sudo apt install python3-venv"
+fi
+base_version="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+if [ "$runtime" = tflite ] && ! "$python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
+    die "tflite-runtime has no wheels for Python $base_version; use the default --runtime litert"
+fi
+
+if [ "$live" = 1 ]; then
     step "system user $user (groups video, plugdev)"
     for group in video plugdev; do
         getent group "$group" >/dev/null || groupadd --system "$group"
@@ -202,53 +264,105 @@ else
     [ "$edgetpu" = 1 ] && note "--edgetpu: install libedgetpu1-std from Coral's apt repository on the target"
 fi
 
-if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-    die "edgepose needs Python >= 3.10 ($python is $("$python" -V 2>&1))"
+# ------------------------------------------------------------------------- a new environment, checked
+if [ -d "$old" ] && [ ! -e "$opt" ]; then  # an upgrade interrupted between its two renames
+    mv "$old" "$opt"
+    note "restored $opt from an interrupted upgrade"
 fi
-if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
-    die "Python's venv module is missing; install it: sudo apt install python3-venv"
-fi
-
-base_version="$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-if [ "$runtime" = tflite ] && ! "$python" -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
-    die "tflite-runtime has no wheels for Python $base_version; use the default --runtime litert"
-fi
-step "virtual environment $opt"
-if [ -x "$opt/bin/python" ]; then
-    venv_version="$("$opt/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)"
-    if [ "$venv_version" != "$base_version" ]; then
-        note "recreating it: Python changed from ${venv_version:-unknown} to $base_version"
-        rm -rf "$opt"
-    fi
-fi
-if [ ! -x "$opt/bin/python" ]; then
-    mkdir -p "$(dirname "$opt")"
-    "$python" -m venv --system-site-packages "$opt"
-fi
+rm -rf "$new" "$old"
+log="$(mktemp "${TMPDIR:-/tmp}/edgepose-install.XXXXXX")"
+constraints="$(mktemp)"
+finish() {  # a half-built environment never stays; pip's output stays only when something failed
+    local status=$?
+    rm -rf "$new"
+    rm -f "$constraints"
+    [ "$status" != 0 ] || rm -f "$log"
+}
+trap finish EXIT
+unchanged() { if [ -e "$opt" ]; then echo "$opt is as it was"; else echo "nothing was installed"; fi; }
+fail() {  # what failed (one line); removes the new environment
+    rm -rf "$new"
+    die "$1; $(unchanged) (all output: $log)"
+}
+last_error() {  # pip's most telling error line in the log
+    local line
+    line="$(grep -E '^ *ERROR: (No matching distribution|Could not find)' "$log" | tail -n 1)"
+    [ -n "$line" ] || line="$(grep -E '^ *(ERROR|error):' "$log" | tail -n 1)"
+    [ -n "$line" ] || line="$(grep -v '^ *$' "$log" | tail -n 1)"
+    echo "$line" | sed -e 's/^ *//' -e 's/^ERROR: //' | cut -c 1-300
+}
+last_line() { grep -v '^ *$' "$log" | tail -n 1 | cut -c 1-300; }  # an edgepose error, or a traceback's end
 
 # apt's picamera2 (and its compiled helpers) are built against apt's numpy: keep exactly that numpy.
-constraints="$(mktemp)"
-trap 'rm -f "$constraints"' EXIT
 system_numpy="$("$python" -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)"
 if [ -n "$system_numpy" ]; then
     echo "numpy==$system_numpy" > "$constraints"
     note "keeping the system's numpy $system_numpy (apt's picamera2 is built against it)"
 fi
-step "installing edgepose ($runtime runtime) into $opt"
-PIP_DISABLE_PIP_VERSION_CHECK=1 "$opt/bin/python" -m pip install --quiet --constraint "$constraints" \
-    "${here}[$runtime,mqtt,preview]"
-install -D -m 0644 "$here/README.md" "$opt/share/doc/edgepose/README.md"
-mkdir -p "$(dirname "$bin_link")"
-ln -sfn "$opt/bin/edgepose" "$bin_link"
+# The OpenCV it gets is pinned in constraints-pi.txt (4.11: the last with numpy 1.x wheels; see that file).
+pins=(--constraint "$here/constraints-pi.txt" --constraint "$constraints")
+pip_env=(env)
+if [ -n "$wheels" ]; then  # nothing but the wheelhouse: no index, no pip configuration, no builds
+    pip_env+=(-u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1)
+    what=(--no-index --find-links "$wheels" --only-binary :all: "edgepose[$runtime,mqtt,preview]==$version")
+    from="the wheelhouse $wheels"
+    hint=": make it again for this machine with scripts/make-wheelhouse.sh (--pi for a Pi), --runtime $runtime"
+else
+    what=("${here}[$runtime,mqtt,preview]")
+    from="$here"
+    hint=""
+    [ "$live" = 1 ] && hint=": no internet? make a wheelhouse on a machine with it, then install.sh --system --wheels DIR"
+fi
+pip_env+=(PIP_DISABLE_PIP_VERSION_CHECK=1)
+
+step "building a new environment $new ($runtime runtime, from $from)"
+mkdir -p "$(dirname "$opt")"
+"$python" -m venv --system-site-packages "$new" >>"$log" 2>&1 || fail "creating a virtual environment with $python failed"
+"${pip_env[@]}" "$new/bin/python" -m pip install --no-compile "${pins[@]}" "${what[@]}" >>"$log" 2>&1 \
+    || fail "pip could not install edgepose from $from ($(last_error))$hint"
+# A venv is not movable as it is: its absolute paths (script lines and activate in bin/, pyvenv.cfg) name
+# the folder it was made in. Point them at $opt, and compile with $opt's paths for tracebacks.
+{ grep -rlIF -- "$new" "$new/bin" "$new/pyvenv.cfg" || true; } | while IFS= read -r file; do
+    sed -i "s|${new//./\\.}|$opt|g" "$file"
+done
+"$new/bin/python" -m compileall -q -f -j 0 -s "$new" -p "$opt" "$new/lib" >>"$log" 2>&1 || true
+probe='import importlib.metadata as m, cv2, edgepose, numpy
+print(edgepose.__version__, m.version("opencv-python-headless"), numpy.__version__)'
+versions="$("$new/bin/python" -c "$probe" 2>>"$log")" || fail "the new environment cannot import edgepose: $(last_line)"
+read -r ep_version cv_version np_version <<< "$versions"
+note "edgepose $ep_version with opencv-python-headless $cv_version (constraints-pi.txt) and numpy $np_version"
 
 step "models into $models"
 install -d -m 0755 "$state" "$models"
-if [ -n "$mirror" ]; then
-    "$opt/bin/edgepose" models fetch --models-dir "$models" --from "$mirror"
-else
-    "$opt/bin/edgepose" models fetch --models-dir "$models"
+fetch=("$new/bin/python" -m edgepose models fetch --models-dir "$models")
+[ -n "$mirror" ] && fetch+=(--from "$mirror")
+"${fetch[@]}" 2>>"$log" || fail "the models could not be fetched into $models ($(last_line)); offline, copy them: --models-from DIR"
+"$new/bin/python" -m edgepose models verify --models-dir "$models" 2>>"$log" \
+    || fail "the models in $models do not verify: $(last_line)"
+
+step "checking the new environment: two frames through the model"
+"$new/bin/python" -m edgepose run --models-dir "$models" --source synthetic:160x120 --max-frames 2 \
+    --delegate cpu --output /dev/null >>"$log" 2>&1 || fail "the new environment cannot run the model: $(last_line)"
+
+install -D -m 0644 "$here/README.md" "$new/share/doc/edgepose/README.md"
+install -d -m 0755 "$new/share/edgepose"
+cat > "$new/share/edgepose/install.toml" <<RECORD
+# Written by install.sh: this environment's system install. Run from here without --config, edgepose
+# reads this config, and its models folder is the default.
+config = "$etc/config.toml"
+models_dir = "$models"
+RECORD
+
+step "replacing $opt with the new environment"
+if [ -e "$opt" ]; then mv "$opt" "$old"; fi
+if ! mv "$new" "$opt" || ! "$opt/bin/edgepose" --version >>"$log" 2>&1; then
+    [ -e "$opt" ] && [ ! -e "$new" ] && mv "$opt" "$new"
+    [ -e "$old" ] && mv "$old" "$opt"
+    fail "the new environment does not run from $opt"
 fi
-"$opt/bin/edgepose" models verify --models-dir "$models"
+rm -rf "$old"
+mkdir -p "$(dirname "$bin_link")"
+ln -sfn "$opt/bin/edgepose" "$bin_link"
 chmod 0750 "$state"
 [ "$live" = 1 ] && chown -R "$user:$user" "$state"
 
@@ -315,3 +429,10 @@ else
     "$opt/bin/edgepose" doctor --config "$etc/config.toml" || true
 fi
 step "done: edgepose is in $opt, its config in $etc/config.toml, its models in $models"
+note "$bin_link reads that config (and those models) when no --config is given, for any user who may read it"
+if [ "$live" = 1 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    case " $(id -nG "$SUDO_USER" 2>/dev/null) " in
+        *" $user "*) ;;
+        *) note "for $SUDO_USER: sudo usermod -a -G $user $SUDO_USER, then log in again (or: sudo -u $user edgepose doctor)" ;;
+    esac
+fi

@@ -9,9 +9,11 @@ from pathlib import Path
 from edgepose.commands.flags import add_command_flags
 from edgepose.config import Config
 from edgepose.doctor.checks import Context, exit_code, run_checks
+from edgepose.errors import ConfigError
+from edgepose.system_install import UnreadableConfigError
 
 HELP = "check runtimes, delegates, Coral, cameras, models, config and broker; say what to fix"
-#: The CLI hands an invalid config to this command (as ``args.config_error``) instead of stopping.
+#: The CLI hands an invalid config to this command (its ConfigError as ``args.config_error``) instead of stopping.
 REPORTS_CONFIG_ERRORS = True
 
 
@@ -25,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Print one line per finding; return 1 if anything FAILs."""
     config_path: Path | None = getattr(args, "config", None)
-    ctx = Context(config=config, config_path=config_path, config_error=getattr(args, "config_error", None))
+    error: ConfigError | None = getattr(args, "config_error", None)
+    ctx = Context(config=config, config_path=config_path, config_error=str(error) if error else None)
+    if isinstance(error, UnreadableConfigError):
+        ctx.config_error, ctx.config_fix = error.problem, error.fix
     results = run_checks(ctx)
     for result in results:
         print(result.line(), flush=True)

@@ -36,7 +36,15 @@ def _cpu_model(cfg: ModelConfig) -> Path | None:
         path = resolve_model(cfg.name, models_dir(cfg.models_dir)).cpu_path
     except EdgePoseError:
         return None
-    return path if path is not None and path.is_file() else None
+    return path if path is not None and _is_file(path) else None
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file this user can see (a closed folder is the model check's finding, not a crash)."""
+    try:
+        return path.is_file()
+    except PermissionError:
+        return False
 
 
 def check_runtimes(ctx: Context) -> list[Check]:
@@ -135,7 +143,7 @@ def check_edgetpu_delegate(ctx: Context) -> list[Check]:
         files = resolve_model(ctx.config.model.name, models_dir(ctx.config.model.models_dir))
     except EdgePoseError as exc:
         return [Check(WARN, "edgetpu delegate", f"not probed: {exc}", "see the model line")]
-    if files.edgetpu_path is None or not files.edgetpu_path.is_file():
+    if files.edgetpu_path is None or not _is_file(files.edgetpu_path):
         return [Check(FAIL if must else WARN, "edgetpu delegate", "not probed: no _edgetpu model",
                       "edgepose models fetch")]  # fmt: skip
     checks = []

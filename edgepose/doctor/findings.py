@@ -39,8 +39,9 @@ class Context:
 
     Attributes:
         config: The configuration (defaults when it could not be built).
-        config_path: The ``--config`` file, if any.
+        config_path: The config file read (``--config``, or the system install's), if any.
         config_error: Why the configuration is invalid, if it is.
+        config_fix: What to do about it, when more is known than "correct it".
         root: File system root for hardware lookups (tests use a fake tree).
         python: Interpreter for child-process probes.
         usable_runtimes: Filled by the runtime check for the delegate check.
@@ -49,6 +50,7 @@ class Context:
     config: Config
     config_path: Path | None = None
     config_error: str | None = None
+    config_fix: str = ""
     root: Path = Path("/")
     python: str = sys.executable
     usable_runtimes: list[Runtime] = field(default_factory=list)
