@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,10 @@ class Reader:
 def fifo(tmp_path: Path) -> Iterator[Fifo]:
     pipe = Fifo(tmp_path / "out.jsonl")
     yield pipe
-    pipe.close()  # a writer still blocked gets EPIPE and ends
+    pipe.close()  # a writer still blocked gets EPIPE and ends: before the next test, which must not see its log
+    for thread in threading.enumerate():
+        if thread.name == "edgepose-jsonl":
+            thread.join(timeout=10)
 
 
 @contextlib.contextmanager
@@ -135,6 +138,12 @@ def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def _warnings(caplog: pytest.LogCaptureFixture, needle: str) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and needle in r.getMessage()]
+
+
+def _stuck_after_one_line(sink: JsonlSink) -> Callable[[], bool]:
+    """The writer wrote one line: the second (longer than the pipe's room left) blocks it for good."""
+    assert 2 * _line_bytes() > PIPE_BYTES > _line_bytes()
+    return lambda: sink.written == 1
 
 
 class Clock:
@@ -235,6 +244,7 @@ def test_a_waiting_loop_gives_up_on_stop_and_close_counts_what_was_not_written(
     loop.join(timeout=10)
     assert not loop.is_alive(), "the stop event ends the wait"
     assert sink.refused == total - sink.accepted > 0
+    assert eventually(_stuck_after_one_line(sink), timeout=10)
     with caplog.at_level(logging.WARNING):
         sink.close(timeout_s=0.3)
     unwritten = total - sink.written
@@ -248,6 +258,7 @@ def test_close_with_a_stalled_writer_reports_the_unwritten_count(fifo: Fifo, cap
     sink.start()
     for frame in range(60):
         sink.publish(_result(frame))
+    assert eventually(_stuck_after_one_line(sink), timeout=10)
     with caplog.at_level(logging.WARNING):
         sink.close(timeout_s=0.3)
     unwritten = 60 - sink.dropped - sink.written

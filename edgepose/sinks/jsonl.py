@@ -175,6 +175,8 @@ class JsonlSink:
             view = view[os.write(self._fd, view) :]
 
     def _fail(self, exc: OSError) -> None:
+        if self.failure is not None:  # given up on at close already: that report stands
+            return
         if exc.errno == errno.EPIPE and self._target == "-":
             failure: EdgePoseError = OutputClosed("stdout was closed")
         else:
