@@ -18,7 +18,7 @@ from edgepose.commands import COMMANDS
 from edgepose.commands.flags import FLAGS
 from edgepose.config import Config, build_config, redacted, to_toml
 from edgepose.errors import ConfigError, EdgePoseError
-from edgepose.logs import journal_prefix, setup_logging
+from edgepose.logs import error_line, setup_logging
 from edgepose.system_install import config_file
 
 log = logging.getLogger("edgepose")
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if verbose:
             log.exception("failed")
-        print(f"{journal_prefix(3)}edgepose: error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("edgepose: interrupted", file=sys.stderr)
@@ -116,6 +116,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if verbose:
             raise
-        print(f"{journal_prefix(3)}edgepose: error: unexpected {type(exc).__name__}: {exc} (run with -v for details)",
-              file=sys.stderr)  # fmt: skip
+        print(error_line(f"unexpected {type(exc).__name__}: {exc} (run with -v for details)"), file=sys.stderr)
         return 1

@@ -38,6 +38,11 @@ def journal_prefix(priority: int) -> str:
     return f"<{priority}>" if under_journald() else ""
 
 
+def error_line(message: object) -> str:
+    """Return the one line a failed command prints on stderr: ``edgepose: error: <message>``."""
+    return f"{journal_prefix(3)}edgepose: error: {message}"
+
+
 #: Whether the native libraries' own stderr lines (OpenCV, the TFLite runtime) are kept out of stderr.
 _native_quiet = True
 

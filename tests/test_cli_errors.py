@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
-from conftest import LIGHTNING, assert_one_line_error, model_args, run_cli
+from conftest import LIGHTNING, assert_one_line_error, cli_env, model_args, run_cli
 from tflite_builder import wrong_input_model, wrong_output_model
+
+from edgepose.sources.pixels import to_bgr
 
 #: The log line that says a model was loaded (seen with -v); bad input must fail before it.
 MODEL_LOADED = "running movenet_single_pose_lightning_ptq.tflite on"
@@ -130,3 +137,38 @@ def test_verbose_shows_the_traceback(models_dir: Path, testdata: Path) -> None:
     proc = run_cli("-v", "infer", *model_args(models_dir), "--model", "nosuchmodel", str(testdata / "squat.bmp"))
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_float_tiff_is_read_as_the_same_picture(models_dir: Path, testdata: Path, tmp_path: Path) -> None:
+    """A float32 TIFF (pixels 0..1) gives the pose of the 8-bit picture it was made from."""
+    png = testdata / "woman_standing.png"
+    tiff = tmp_path / "float.tiff"
+    assert cv2.imwrite(str(tiff), cv2.imread(str(png)).astype(np.float32) / 255.0)
+    proc = run_cli("infer", str(tiff), str(png), *model_args(models_dir))
+    assert proc.returncode == 0, proc.stderr
+    from_tiff, from_png = (json.loads(line) for line in proc.stdout.splitlines())
+    assert from_tiff["keypoints"] == from_png["keypoints"]
+
+
+def test_float_and_signed_pixels_are_scaled_to_8_bit() -> None:
+    unit = np.array([[0.0, 0.5, 1.0]], np.float32)
+    assert to_bgr(unit)[0, :, 0].tolist() == [0, 128, 255], "0..1 is black..white"
+    assert to_bgr(unit * 255)[0, :, 0].tolist() == [0, 128, 255], "beyond 1: the brightest pixel is white"
+    odd = np.array([[np.nan, -3.0, np.inf, 0.25]], np.float64)
+    assert to_bgr(odd)[0, :, 0].tolist() == [0, 0, 0, 64], "NaN, negative and infinite pixels are black"
+    signed = np.array([[-32768, 0, 32767]], np.int16)
+    assert to_bgr(signed)[0, :, 0].tolist() == [0, 0, 255]
+    assert to_bgr(np.array([[0, 65535]], np.uint16)).shape == (1, 2, 3)
+
+
+@pytest.mark.slow
+def test_infer_into_a_pipe_closed_early_ends_quietly(models_dir: Path, testdata: Path) -> None:
+    """`edgepose infer … | head -c 10`: head exits after one line; the next write meets a closed pipe."""
+    images = [str(testdata / "squat.bmp")] * 8
+    command = [sys.executable, "-m", "edgepose", "infer", *images, *model_args(models_dir)]
+    script = f"{subprocess.list2cmdline(command)} | head -c 10 >/dev/null; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=cli_env(), timeout=300,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr

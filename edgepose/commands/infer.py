@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
 from edgepose.errors import InputError
+from edgepose.inference.estimator import Estimator
 from edgepose.pose import keypoints_to_json, landmarks_to_json
 from edgepose.sources.images import load_image
 
@@ -40,24 +42,32 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     """
     images = _read_all(args.images)
     estimator = open_estimator(config.model)
-    for path, image in images:
-        estimate = estimator.still(image)
-        best = estimate.poses[0] if estimate.poses else None
-        height, width = image.shape[:2]
-        record: dict[str, Any] = {
-            "image": str(path),
-            "width": width,
-            "height": height,
-            "score": round(estimate.poses[0].score if estimate.poses else 0.0, 4),
-            "keypoints": keypoints_to_json(estimate.keypoints),
-            "poses": [pose.to_dict() for pose in estimate.poses],
-            "backend": estimator.backend.info.to_dict(),  # after the image: the CPU's if the EdgeTPU gave up
-        }
-        if best is not None and best.landmarks is not None:
-            record["landmarks"] = landmarks_to_json(best.landmarks)
-        sys.stdout.write(json.dumps(record) + "\n")
-        sys.stdout.flush()
+    try:
+        for path, image in images:
+            _print(path, image, estimator)
+    except BrokenPipeError:  # the reader went away (``| head``): stop quietly, like any filter and like ``run``
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+def _print(path: Path, image: np.ndarray, estimator: Estimator) -> None:
+    """Estimate the pose in one image and print its JSON line."""
+    estimate = estimator.still(image)
+    best = estimate.poses[0] if estimate.poses else None
+    height, width = image.shape[:2]
+    record: dict[str, Any] = {
+        "image": str(path),
+        "width": width,
+        "height": height,
+        "score": round(estimate.poses[0].score if estimate.poses else 0.0, 4),
+        "keypoints": keypoints_to_json(estimate.keypoints),
+        "poses": [pose.to_dict() for pose in estimate.poses],
+        "backend": estimator.backend.info.to_dict(),  # after the image: the CPU's if the EdgeTPU gave up
+    }
+    if best is not None and best.landmarks is not None:
+        record["landmarks"] = landmarks_to_json(best.landmarks)
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
 
 
 def _read_all(paths: list[Path]) -> list[tuple[Path, np.ndarray]]:

@@ -18,6 +18,8 @@ from edgepose.analytics import Analytics
 from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import close_estimator, open_estimator
 from edgepose.config import Config
+from edgepose.errors import EdgePoseError
+from edgepose.logs import error_line
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
@@ -39,12 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 SinkFactory = Callable[[Config, PipelineStats, BackendInfo, threading.Event], "Sink | None"]
 
 
-def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
+def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
     other = bool(config.mqtt.url or config.preview.listen or config.display.enabled)
     target = config.output.path or ("" if other else "-")
     # A file read as fast as possible loses nothing (the loop waits for the disk); a camera never waits.
     lossless = not (config.source.realtime or stats.source_live)
-    return JsonlSink(target, lossless=lossless) if target else None
+    return JsonlSink(target, lossless=lossless, stop=stop, counters=stats.output) if target else None
 
 
 def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
@@ -149,22 +151,25 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     finally:
         late = close_all(sinks)
         close_estimator(estimator)  # every backend; ends the EdgeTPU worker's child process, if there is one
-    failure = sink_failure(sinks)  # e.g. the last flush to a full disk, at close
+    failure = sink_failure(sinks)  # e.g. the last write to a full disk, or results left unwritten at close
+    if service.capture_stuck or late:
+        _exit_past_stuck_threads(failure)
     if failure is not None:
         raise failure
-    if service.capture_stuck or late:
-        _exit_past_stuck_threads()
     return 0
 
 
-def _exit_past_stuck_threads() -> NoReturn:
-    """Exit 0 at once; the sinks are closed and flushed already, or out of the shutdown budget.
+def _exit_past_stuck_threads(failure: EdgePoseError | None) -> NoReturn:
+    """Exit at once (0, or with the error line and exit code of ``failure``); the sinks are closed already.
 
     A capture thread is still blocked in a driver or stream read (or a sink in its close). Python's
     normal exit would let it return into OpenCV's C++ during interpreter shutdown, which aborts the
     process ("FATAL: exception not rethrown"); systemd would see a crash instead of a clean stop.
     """
+    code = 0 if failure is None else failure.exit_code
+    if code:
+        print(error_line(failure), file=sys.stderr)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)

@@ -39,6 +39,23 @@ class SourceState:
                 "decode_errors": self.decode_errors}  # fmt: skip
 
 
+class OutputCounters:
+    """The JSON-lines output's queue, counted by its sink (:class:`~edgepose.sinks.jsonl.JsonlSink`).
+
+    Attributes:
+        dropped: Lines dropped because the reader did not keep up (live sources; files wait instead).
+        queued_bytes: Bytes of serialised lines waiting for the writer.
+    """
+
+    def __init__(self) -> None:
+        self.dropped = 0
+        self.queued_bytes = 0
+
+    def to_dict(self) -> dict[str, int]:
+        """Return the JSON form used in stats messages."""
+        return {"dropped": self.dropped, "queued_bytes": self.queued_bytes}
+
+
 class InferenceHealth(Protocol):
     """What a backend tells about its own health (the supervised EdgeTPU worker fills these in)."""
 
@@ -84,6 +101,8 @@ class PipelineStats:
         #: The backend (for the EdgeTPU worker's restarts and CPU fallback); a stand-in until one is set.
         self.inference: InferenceHealth = _NoBackend()
         self.idle_skipped = 0
+        #: The JSON-lines output (``--output``): lines dropped for a slow reader, bytes waiting.
+        self.output = OutputCounters()
         self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
         self._latency = {stage: collections.deque[float](maxlen=WINDOW) for stage in STAGES}
 
@@ -156,4 +175,5 @@ class PipelineStats:
             "mode": self.mode,
             "idle_skipped": self.idle_skipped,
             "inference": {"restarts": self.inference.restarts, "fallback": self.inference.fallback_reason},
+            "output": self.output.to_dict(),
         }

@@ -21,7 +21,8 @@ class Sink(Protocol):
     """A consumer of pose results.
 
     ``publish`` is called from the inference loop and must not block on I/O: a sink queues,
-    keeps only the newest result, or drops with a counter. A sink that fails for good (a full
+    keeps only the newest result, or drops with a counter (the JSON lines of a file source wait for
+    their writer instead: nothing is lost, and the stop event ends the wait). A sink that fails for good (a full
     disk under ``--output``) sets a ``failure`` attribute (an :class:`EdgePoseError`); the loop
     then ends the run with it. Failures a sink recovers from (a broker that went away) are retried
     and counted by the sink itself.

@@ -54,6 +54,10 @@ class _StatsCollector:
                                 value=stats.last_score)  # fmt: skip
         yield GaugeMetricFamily("edgepose_people", "People in the last frame (poses scoring at least min_score)",
                                 value=stats.people)  # fmt: skip
+        yield CounterMetricFamily("edgepose_output_dropped_lines", "JSON lines dropped for a slow reader",
+                                  value=stats.output.dropped)  # fmt: skip
+        yield GaugeMetricFamily("edgepose_output_queued_bytes", "Bytes of JSON lines waiting for the writer",
+                                value=stats.output.queued_bytes)  # fmt: skip
         if stats.mqtt_connected is not None:
             yield GaugeMetricFamily("edgepose_mqtt_connected", "1 while the MQTT client is connected, else 0",
                                     value=1.0 if stats.mqtt_connected else 0.0)  # fmt: skip
