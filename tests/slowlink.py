@@ -10,6 +10,7 @@ is where edgepose must bound it. Every accepted connection is counted, so a test
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 import time
@@ -88,6 +89,7 @@ class SlowLink:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)
             upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.link_buffer)
             with self._lock:
                 self.accepted += 1
@@ -97,7 +99,6 @@ class SlowLink:
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         """Pass bytes from ``src`` to ``dst`` at ``rate`` bytes a second; close both when either ends."""
-        src.settimeout(TICK_S)
         allowance, last = 0.0, time.monotonic()
         try:
             while not self._stop.is_set():
@@ -107,10 +108,9 @@ class SlowLink:
                 if allowance < 1:
                     time.sleep(TICK_S)
                     continue
-                try:
-                    data = src.recv(int(allowance))
-                except TimeoutError:
+                if not select.select([src], [], [], TICK_S)[0]:
                     continue
+                data = src.recv(int(allowance))
                 if not data:
                     break
                 allowance -= len(data)

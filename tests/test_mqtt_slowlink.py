@@ -22,6 +22,8 @@ from conftest import eventually, model_args
 from slowlink import SlowLink
 from test_mqtt import Running
 
+from edgepose.sinks.mqtt.connection import BACKLOG_LIMIT_BYTES
+
 BASE = "edgepose/slow"
 #: The clip, read at its own rate (15 fps, ``--realtime``): an empty room, then the person standing.
 EMPTY_S, PERSON_S, FPS = 20, 30, 15
@@ -54,6 +56,12 @@ def visit(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Path:
     person = cv2.imread(str(testdata / "woman_standing.png"))[:, :, :3]
     path = tmp_path_factory.mktemp("clip") / "visit.avi"
     return write_visit_clip(path, np.ascontiguousarray(person), EMPTY_S * FPS, PERSON_S * FPS, 0)
+
+
+def _mqtt_stats(sub: Subscriber) -> dict[str, Any]:
+    """The sink's counters in the last stats message the subscriber received (``{}`` before the first)."""
+    stats = sub.on(f"{BASE}/stats")
+    return dict(json.loads(stats[-1])["mqtt"]) if stats else {}
 
 
 def _first_present(out: Path) -> dict[str, Any] | None:
@@ -101,6 +109,12 @@ def test_answers_cross_a_slow_link_within_seconds(models_dir: Path, visit: Path,
             assert took is not None and took <= ANSWER_BOUND_S, f"{name} took {took} s: {latency}"
         assert link.accepted == 1, f"the connection dropped: {link.accepted - 1} reconnect(s)"
         assert "lost" not in run.stderr, run.stderr
+        # the poses the link could not carry were skipped and counted, the backlog stayed bounded, and
+        # the pose stream still flows at what the link carries
+        assert sub.wait_for(lambda s: _mqtt_stats(s).get("backlog_skipped", 0) > 0, 15), _mqtt_stats(sub)
+        mqtt = _mqtt_stats(sub)
+        assert mqtt["reconnects"] == 0 and mqtt["unsent"] <= 2 * BACKLOG_LIMIT_BYTES, mqtt
+        assert len(sub.on(f"{BASE}/pose")) >= 10
         assert run.stop(signal.SIGTERM) == 0, run.stderr
     finally:
         run.stop(signal.SIGKILL)

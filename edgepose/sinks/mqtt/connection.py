@@ -181,7 +181,7 @@ class Connection:
         if not self._connected.is_set():
             self._outbox.hold(msg)
             return
-        if msg.topic == self._topics.pose and self._backlog() > BACKLOG_LIMIT_BYTES:
+        if msg.qos == 0 and self._backlog() > BACKLOG_LIMIT_BYTES and msg.topic == self._topics.pose:
             self._counters.backlog_skipped += 1
             return
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
