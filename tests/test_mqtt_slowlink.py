@@ -25,7 +25,8 @@ from test_mqtt import Running
 from edgepose.sinks.mqtt.connection import BACKLOG_LIMIT_BYTES
 
 BASE = "edgepose/slow"
-#: The clip, read at its own rate (15 fps, ``--realtime``): an empty room, then the person standing.
+#: The clip, read at its own rate (15 fps, ``--realtime``; idle mode off, so every frame is a pose
+#: message, about ten times what the link carries): an empty room, then the person standing.
 EMPTY_S, PERSON_S, FPS = 20, 30, 15
 #: Bytes a second the link passes each way.
 LINK_RATE = 4096
@@ -84,7 +85,7 @@ def test_answers_cross_a_slow_link_within_seconds(models_dir: Path, visit: Path,
     out = tmp_path / "poses.jsonl"
     run = Running(tmp_path / "run", ["--source", str(visit), "--realtime", "--mqtt", f"mqtt://127.0.0.1:{link.port}",
                                      "--device-id", "slow", "--stats-interval", "5", "--output", str(out),
-                                     *model_args(models_dir)],
+                                     "--idle", "off", *model_args(models_dir)],
                   env={"EDGEPOSE_MQTT_KEEPALIVE_S": str(KEEPALIVE_S)})  # fmt: skip
     try:
         assert sub.wait_for(lambda s: b"online" in s.on(f"{BASE}/status"), 60), run.stderr
