@@ -114,7 +114,8 @@ def check_stats(payload: bytes) -> dict[str, Any]:
     stats = json.loads(payload)
     assert set(stats) >= STATS_KEYS, set(stats)
     assert stats["delegate"] in ("xnnpack", "cpu", "edgetpu") and stats["model"].endswith(".tflite")
-    counters = {"sent", "dropped", "queue_dropped", "rate_limited", "overflow", "reconnects", "queued", "inbox"}
+    counters = {"sent", "dropped", "queue_dropped", "rate_limited", "backlog_skipped", "overflow", "reconnects",
+                "queued", "inbox", "unsent"}  # fmt: skip
     assert counters <= set(stats["mqtt"]) and all(isinstance(stats["mqtt"][k], int) for k in counters)
     return dict(stats)
 

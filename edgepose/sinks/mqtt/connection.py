@@ -4,6 +4,14 @@ The only module that imports paho. paho's network thread (``loop_start``) connec
 exponential backoff and writes to the socket; the callbacks here keep the connection state, log a failure
 once per reason and ask the worker to announce after every connection. ``send`` hands one message to paho,
 or keeps it in the bounded outbox while disconnected (QoS 0 is dropped and counted there).
+
+A slow link must not delay the answers: paho queues every publish in one unbounded FIFO in front of the
+socket, and the kernel's send buffer (megabytes once Linux has tuned it) waits in front of the link, so
+on a 4 KB/s link a pose stream would put minutes of poses in front of a ``person`` change and of the
+keepalive ping. Both are bounded here: the socket keeps at most ``SOCKET_UNSENT_BYTES`` unsent
+(``TCP_NOTSENT_LOWAT``), the rest waits in paho, where the QoS 0 bytes not yet written are counted;
+while they exceed ``BACKLOG_LIMIT_BYTES`` new pose messages are skipped (counted in ``backlog_skipped``).
+``person``, ``state``, ``event``, ``status`` and stats are never skipped and wait behind that bound only.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 import sys
 import threading
 import time
@@ -44,6 +53,11 @@ STOP_POLL_S = 0.05
 RECONNECT_MIN_S = 1
 #: paho counts unacknowledged QoS 1 messages against its queue limit too; leave room for them.
 INFLIGHT_HEADROOM = 100
+#: Unsent QoS 0 bytes (pose, stats) in paho's queue above which new pose messages are skipped: about two
+#: seconds of a 4 KB/s link, a few pose messages; a link that keeps up never comes near it.
+BACKLOG_LIMIT_BYTES = 8 * 1024
+#: Most unsent bytes the kernel keeps in the socket (``TCP_NOTSENT_LOWAT``; its send buffer elsewhere).
+SOCKET_UNSENT_BYTES = 4 * 1024
 
 
 class _DemoteIdleErrors(logging.Filter):
@@ -94,6 +108,9 @@ class Connection:
         self._lost_at: float | None = None
         self._last_failure = ""
         self._client: paho.Client | None = None
+        self._unsent: list[tuple[paho.MQTTMessageInfo, int]] = []  # QoS 0 handed to paho (worker thread)
+        self._sockets_opened = 0  # by paho, which drops its queue with each new socket (network thread)
+        self._unsent_socket = 0  # the socket ``_unsent`` belongs to (worker thread)
 
     @property
     def opened(self) -> bool:
@@ -109,6 +126,13 @@ class Connection:
     def queued(self) -> int:
         """QoS 1 messages waiting for a connection."""
         return len(self._outbox)
+
+    @property
+    def unsent_bytes(self) -> int:
+        """QoS 0 bytes handed to paho and not yet written to the socket (any thread; may be a moment old)."""
+        if self._unsent_socket != self._sockets_opened:
+            return 0
+        return sum(size for info, size in list(self._unsent) if not info.is_published())
 
     def open(self) -> None:
         """Configure the client and start connecting on paho's network thread.
@@ -132,6 +156,7 @@ class Connection:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
         self._client = client
         self._stats.mqtt_connected = False
         client.connect_async(self._settings.host, self._settings.port, keepalive=self._cfg.keepalive_s)
@@ -156,13 +181,26 @@ class Connection:
         if not self._connected.is_set():
             self._outbox.hold(msg)
             return
+        if msg.qos == 0 and self._backlog() > BACKLOG_LIMIT_BYTES and msg.topic == self._topics.pose:
+            self._counters.backlog_skipped += 1
+            return
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+        if msg.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._unsent.append((info, len(msg.topic) + len(msg.payload)))
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (msg.qos and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN):
             self._counters.sent += 1  # QoS 1 without a connection stays in paho's session and is resent
         elif msg.qos:
             self._counters.queue_dropped += 1
         else:
             self._counters.dropped += 1
+
+    def _backlog(self) -> int:
+        """Forget the QoS 0 messages written (or dropped with their socket); return the unsent bytes."""
+        if self._unsent_socket != self._sockets_opened:
+            self._unsent_socket = self._sockets_opened
+            self._unsent.clear()
+        self._unsent = [(info, size) for info, size in self._unsent if not info.is_published()]
+        return sum(size for _, size in self._unsent)
 
     def flush(self) -> None:
         """Send the messages queued while disconnected, oldest first, as long as the connection lasts."""
@@ -223,6 +261,18 @@ class Connection:
         if self._cfg.ha_discovery:
             client.subscribe(ha.HA_STATUS_TOPIC, qos=1)
         self._on_connected()
+
+    def _on_socket_open(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
+        """Keep the kernel from queueing more than ``SOCKET_UNSENT_BYTES`` in front of the link."""
+        self._sockets_opened += 1
+        option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+        try:
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, SOCKET_UNSENT_BYTES)
+            else:  # pragma: no cover - not on Linux
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_UNSENT_BYTES)
+        except OSError as exc:  # pragma: no cover - a socket without these options
+            log.debug("MQTT: cannot bound the socket's send queue: %s", exc)
 
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         self._attempted.set()

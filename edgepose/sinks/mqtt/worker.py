@@ -105,9 +105,10 @@ class Worker:
     def depths(self) -> dict[str, int]:
         """Return the queue depths published in stats.
 
-        ``queued``: QoS 1 messages waiting for a connection; ``inbox``: results waiting for the worker.
+        ``queued``: QoS 1 messages waiting for a connection; ``inbox``: results waiting for the worker;
+        ``unsent``: bytes of pose and stats messages waiting to be written to the socket.
         """
-        return {"queued": self._link.queued, "inbox": self._inbox.qsize()}
+        return {"queued": self._link.queued, "inbox": self._inbox.qsize(), "unsent": self._link.unsent_bytes}
 
     def _work(self) -> None:
         interval = self._cfg.stats_interval_s
