@@ -4,7 +4,8 @@ It stands between edgepose and a real mosquitto (tests/broker.py). Each directio
 at most ``rate`` bytes a second from one side and writes them to the other. The proxy's sockets towards
 the client have a small receive buffer (``link_buffer``): like a real slow link, the link itself holds
 only a second or two of data and TCP's flow control pushes everything else back onto the sender, which
-is where edgepose must bound it. Every accepted connection is counted, so a test sees reconnects.
+is where edgepose must bound it. Every accepted connection is counted, so a test sees reconnects. Setting
+``paused`` stops both directions (a Wi-Fi hiccup) until it is cleared.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class SlowLink:
     link_buffer: int = 4096
     port: int = field(default_factory=free_port)
     accepted: int = 0
+    paused: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _sockets: list[socket.socket] = field(default_factory=list)
@@ -105,7 +107,7 @@ class SlowLink:
                 now = time.monotonic()
                 allowance = min(float(self.rate), allowance + (now - last) * self.rate)  # at most 1 s of burst
                 last = now
-                if allowance < 1:
+                if allowance < 1 or self.paused.is_set():
                     time.sleep(TICK_S)
                     continue
                 if not select.select([src], [], [], TICK_S)[0]:

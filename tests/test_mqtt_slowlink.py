@@ -125,3 +125,31 @@ def test_answers_cross_a_slow_link_within_seconds(models_dir: Path, visit: Path,
         sub.close()
         link.stop()
         broker.kill()
+
+
+@pytest.mark.slow
+def test_a_hiccup_of_a_fast_link_skips_no_pose(models_dir: Path, tmp_path: Path) -> None:
+    """A fast link that stalls for a moment (or a network thread held up on a busy machine) builds a burst of
+    unsent poses above the byte bound: that is no slow link, and no pose may be skipped for it."""
+    frames, fps = 90, 30
+    broker = Broker(tmp_path / "broker").start()
+    link = SlowLink(broker.port, rate=10_000_000).start()
+    sub = WallClockSubscriber(broker.port, (f"{BASE}/#",))
+    run = Running(tmp_path / "run", ["--source", "synthetic", "--max-frames", str(frames), "--max-fps", str(fps),
+                                     "--mqtt", f"mqtt://127.0.0.1:{link.port}", "--device-id", "slow",
+                                     *model_args(models_dir)])  # fmt: skip
+    try:
+        assert sub.wait_for(lambda s: len(s.on(f"{BASE}/pose")) >= 10, 60), run.stderr
+        link.paused.set()  # some 18 poses, 40 KB, wait behind the stall: far over BACKLOG_LIMIT_BYTES
+        time.sleep(0.6)
+        link.paused.clear()
+        assert run.proc.wait(timeout=120) == 0, run.stderr
+        assert sub.wait_for(lambda s: len(s.on(f"{BASE}/pose")) >= frames, 20), len(sub.on(f"{BASE}/pose"))
+        assert sub.wait_for(lambda s: _mqtt_stats(s).get("sent", 0) > 0, 20)
+        assert _mqtt_stats(sub)["backlog_skipped"] == 0, _mqtt_stats(sub)
+        assert link.accepted == 1
+    finally:
+        run.stop(signal.SIGKILL)
+        sub.close()
+        link.stop()
+        broker.kill()

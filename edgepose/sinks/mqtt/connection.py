@@ -10,7 +10,9 @@ socket, and the kernel's send buffer (megabytes once Linux has tuned it) waits i
 on a 4 KB/s link a pose stream would put minutes of poses in front of a ``person`` change and of the
 keepalive ping. Both are bounded here: the socket keeps at most ``SOCKET_UNSENT_BYTES`` unsent
 (``TCP_NOTSENT_LOWAT``), the rest waits in paho, where the QoS 0 bytes not yet written are counted;
-while they exceed ``BACKLOG_LIMIT_BYTES`` new pose messages are skipped (counted in ``backlog_skipped``).
+while they exceed ``BACKLOG_LIMIT_BYTES`` and the oldest of them has waited ``BACKLOG_MIN_AGE_S`` (the link
+is slow, not just a burst of frames on a busy machine), new pose messages are skipped (counted in
+``backlog_skipped``).
 ``person``, ``state``, ``event``, ``status`` and stats are never skipped and wait behind that bound only.
 """
 
@@ -54,8 +56,11 @@ RECONNECT_MIN_S = 1
 #: paho counts unacknowledged QoS 1 messages against its queue limit too; leave room for them.
 INFLIGHT_HEADROOM = 100
 #: Unsent QoS 0 bytes (pose, stats) in paho's queue above which new pose messages are skipped: about two
-#: seconds of a 4 KB/s link, a few pose messages; a link that keeps up never comes near it.
+#: seconds of a 4 KB/s link, a few pose messages; a link that keeps up never comes near it for long.
 BACKLOG_LIMIT_BYTES = 8 * 1024
+#: ... once the oldest of them has waited this long: a burst that a fast link writes at once (a file read at
+#: full speed, a network thread held up by a busy CPU for a moment) is not a slow link.
+BACKLOG_MIN_AGE_S = 1.0
 #: Most unsent bytes the kernel keeps in the socket (``TCP_NOTSENT_LOWAT``; its send buffer elsewhere).
 SOCKET_UNSENT_BYTES = 4 * 1024
 
@@ -108,7 +113,8 @@ class Connection:
         self._lost_at: float | None = None
         self._last_failure = ""
         self._client: paho.Client | None = None
-        self._unsent: list[tuple[paho.MQTTMessageInfo, int]] = []  # QoS 0 handed to paho (worker thread)
+        #: QoS 0 handed to paho, with its size and when (worker thread).
+        self._unsent: list[tuple[paho.MQTTMessageInfo, int, float]] = []
         self._sockets_opened = 0  # by paho, which drops its queue with each new socket (network thread)
         self._unsent_socket = 0  # the socket ``_unsent`` belongs to (worker thread)
 
@@ -132,7 +138,7 @@ class Connection:
         """QoS 0 bytes handed to paho and not yet written to the socket (any thread; may be a moment old)."""
         if self._unsent_socket != self._sockets_opened:
             return 0
-        return sum(size for info, size in list(self._unsent) if not info.is_published())
+        return sum(size for info, size, _ in list(self._unsent) if not info.is_published())
 
     def open(self) -> None:
         """Configure the client and start connecting on paho's network thread.
@@ -181,12 +187,12 @@ class Connection:
         if not self._connected.is_set():
             self._outbox.hold(msg)
             return
-        if msg.qos == 0 and self._backlog() > BACKLOG_LIMIT_BYTES and msg.topic == self._topics.pose:
+        if msg.qos == 0 and msg.topic == self._topics.pose and self._link_is_behind():
             self._counters.backlog_skipped += 1
             return
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
         if msg.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._unsent.append((info, len(msg.topic) + len(msg.payload)))
+            self._unsent.append((info, len(msg.topic) + len(msg.payload), time.monotonic()))
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (msg.qos and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN):
             self._counters.sent += 1  # QoS 1 without a connection stays in paho's session and is resent
         elif msg.qos:
@@ -194,13 +200,18 @@ class Connection:
         else:
             self._counters.dropped += 1
 
-    def _backlog(self) -> int:
-        """Forget the QoS 0 messages written (or dropped with their socket); return the unsent bytes."""
+    def _link_is_behind(self) -> bool:
+        """Forget the QoS 0 messages written (or dropped with their socket); say whether the rest is a backlog.
+
+        A backlog is more than ``BACKLOG_LIMIT_BYTES`` unsent, the oldest waiting ``BACKLOG_MIN_AGE_S`` or more.
+        """
         if self._unsent_socket != self._sockets_opened:
             self._unsent_socket = self._sockets_opened
             self._unsent.clear()
-        self._unsent = [(info, size) for info, size in self._unsent if not info.is_published()]
-        return sum(size for _, size in self._unsent)
+        self._unsent = [entry for entry in self._unsent if not entry[0].is_published()]
+        if sum(size for _, size, _ in self._unsent) <= BACKLOG_LIMIT_BYTES:
+            return False
+        return time.monotonic() - self._unsent[0][2] >= BACKLOG_MIN_AGE_S
 
     def flush(self) -> None:
         """Send the messages queued while disconnected, oldest first, as long as the connection lasts."""
