@@ -25,7 +25,7 @@ from conftest import eventually, model_args
 from slowlink import SlowLink
 from test_mqtt import Running
 
-from edgepose.sinks.mqtt.connection import BACKLOG_LIMIT_BYTES
+from edgepose.sinks.mqtt.backlog import BACKLOG_LIMIT_BYTES
 
 BASE = "edgepose/slow"
 #: The clip, read at its own rate (15 fps, ``--realtime``; idle mode off, so every frame is a pose

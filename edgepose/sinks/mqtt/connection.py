@@ -9,10 +9,8 @@ A slow link must not delay the answers: paho queues every publish in one unbound
 socket, and the kernel's send buffer (megabytes once Linux has tuned it) waits in front of the link, so
 on a 4 KB/s link a pose stream would put minutes of poses in front of a ``person`` change and of the
 keepalive ping. Both are bounded here: the socket keeps at most ``SOCKET_UNSENT_BYTES`` unsent
-(``TCP_NOTSENT_LOWAT``), the rest waits in paho, where the QoS 0 bytes not yet written are counted;
-while they exceed ``BACKLOG_LIMIT_BYTES`` and the oldest of them has waited ``BACKLOG_MIN_AGE_S`` (the link
-is slow, not just a burst of frames on a busy machine), new pose messages are skipped (counted in
-``backlog_skipped``).
+(``TCP_NOTSENT_LOWAT``), the rest waits in paho, where the QoS 0 bytes not yet written are counted
+(:mod:`.backlog`); while the link is behind, new pose messages are skipped (counted in ``backlog_skipped``).
 ``person``, ``state``, ``event``, ``status`` and stats are never skipped and wait behind that bound only.
 """
 
@@ -33,6 +31,7 @@ from edgepose.errors import BackendUnavailableError
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt
+from edgepose.sinks.mqtt.backlog import Backlog
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters, Outbox
 from edgepose.sinks.mqtt.settings import BrokerSettings, tls_context
 
@@ -55,12 +54,6 @@ STOP_POLL_S = 0.05
 RECONNECT_MIN_S = 1
 #: paho counts unacknowledged QoS 1 messages against its queue limit too; leave room for them.
 INFLIGHT_HEADROOM = 100
-#: Unsent QoS 0 bytes (pose, stats) in paho's queue above which new pose messages are skipped: about two
-#: seconds of a 4 KB/s link, a few pose messages; a link that keeps up never comes near it for long.
-BACKLOG_LIMIT_BYTES = 8 * 1024
-#: ... once the oldest of them has waited this long: a burst that a fast link writes at once (a file read at
-#: full speed, a network thread held up by a busy CPU for a moment) is not a slow link.
-BACKLOG_MIN_AGE_S = 1.0
 #: Most unsent bytes the kernel keeps in the socket (``TCP_NOTSENT_LOWAT``; its send buffer elsewhere).
 SOCKET_UNSENT_BYTES = 4 * 1024
 
@@ -113,10 +106,9 @@ class Connection:
         self._lost_at: float | None = None
         self._last_failure = ""
         self._client: paho.Client | None = None
-        #: QoS 0 handed to paho, with its size and when (worker thread).
-        self._unsent: list[tuple[paho.MQTTMessageInfo, int, float]] = []
+        self._backlog = Backlog()  # QoS 0 handed to paho and not written yet (worker thread)
         self._sockets_opened = 0  # by paho, which drops its queue with each new socket (network thread)
-        self._unsent_socket = 0  # the socket ``_unsent`` belongs to (worker thread)
+        self._backlog_socket = 0  # the socket ``_backlog`` belongs to (worker thread)
 
     @property
     def opened(self) -> bool:
@@ -136,9 +128,9 @@ class Connection:
     @property
     def unsent_bytes(self) -> int:
         """QoS 0 bytes handed to paho and not yet written to the socket (any thread; may be a moment old)."""
-        if self._unsent_socket != self._sockets_opened:
+        if self._backlog_socket != self._sockets_opened:
             return 0
-        return sum(size for info, size, _ in list(self._unsent) if not info.is_published())
+        return self._backlog.unsent()
 
     def open(self) -> None:
         """Configure the client and start connecting on paho's network thread.
@@ -192,7 +184,7 @@ class Connection:
             return
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
         if msg.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._unsent.append((info, len(msg.topic) + len(msg.payload), time.monotonic()))
+            self._backlog.add(info.is_published, len(msg.topic) + len(msg.payload))
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (msg.qos and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN):
             self._counters.sent += 1  # QoS 1 without a connection stays in paho's session and is resent
         elif msg.qos:
@@ -201,17 +193,11 @@ class Connection:
             self._counters.dropped += 1
 
     def _link_is_behind(self) -> bool:
-        """Forget the QoS 0 messages written (or dropped with their socket); say whether the rest is a backlog.
-
-        A backlog is more than ``BACKLOG_LIMIT_BYTES`` unsent, the oldest waiting ``BACKLOG_MIN_AGE_S`` or more.
-        """
-        if self._unsent_socket != self._sockets_opened:
-            self._unsent_socket = self._sockets_opened
-            self._unsent.clear()
-        self._unsent = [entry for entry in self._unsent if not entry[0].is_published()]
-        if sum(size for _, size, _ in self._unsent) <= BACKLOG_LIMIT_BYTES:
-            return False
-        return time.monotonic() - self._unsent[0][2] >= BACKLOG_MIN_AGE_S
+        """Whether the link is behind with the QoS 0 messages (:meth:`.Backlog.behind`) on the current socket."""
+        if self._backlog_socket != self._sockets_opened:  # paho dropped its queue with the old socket
+            self._backlog_socket = self._sockets_opened
+            self._backlog.reset()
+        return self._backlog.behind()
 
     def flush(self) -> None:
         """Send the messages queued while disconnected, oldest first, as long as the connection lasts."""
