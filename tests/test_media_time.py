@@ -20,9 +20,9 @@ from test_capture import Scripted
 
 from edgepose.analytics import Analytics, AnalyticsConfig, SmoothingConfig
 from edgepose.config import ModelConfig, SourceConfig
+from edgepose.health import PipelineStats
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sources.opencv import OpenCVSource
 

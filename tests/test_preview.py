@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgepose.config import PreviewConfig
 from edgepose.errors import ConfigError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import SKELETON_EDGES, BackendInfo, PoseResult
 from edgepose.sinks.drawing import EDGE_COLOR, score_color
 from edgepose.sinks.preview.access import parse_listen

@@ -27,13 +27,13 @@ from conftest import LIGHTNING_EDGETPU, MIRROR, POSENET, ROOT, SYSTEM_PYTHON, cl
 
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
+from edgepose.health import PipelineStats
 from edgepose.inference.backends import Backend, BackendRequest, DelegateAbsentError, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.inference.worker import STOP_POLL_S, FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
 from edgepose.inference.worker_policy import tensor_signature
 from edgepose.inference.worker_process import STOP_GRACE_S
 from edgepose.pipeline.loop import STOP_WAIT_S, Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks import SHUTDOWN_BUDGET_S
 from edgepose.sinks.notify import PING_FRACTION

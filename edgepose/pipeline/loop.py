@@ -14,10 +14,10 @@ import cv2
 from edgepose.analytics import Analytics
 from edgepose.config import IdleConfig
 from edgepose.errors import EdgePoseError
+from edgepose.health import PipelineStats
 from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.idle import IdleGate
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sinks import Sink, sink_failure
 from edgepose.sources.base import Source

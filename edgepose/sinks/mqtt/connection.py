@@ -28,7 +28,7 @@ from typing import Any
 
 from edgepose.config import MqttConfig
 from edgepose.errors import BackendUnavailableError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters, Outbox

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from edgepose.config import PreviewConfig
 from edgepose.errors import BackendUnavailableError, ConfigError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks.preview.access import check_access
 from edgepose.sinks.preview.hub import PreviewHub
