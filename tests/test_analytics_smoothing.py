@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from stickfigure import FPS, HEIGHT, T0, WIDTH, squat
 
-from edgepose.analytics.smoothing import STEADY, KeypointSmoother, LowPass, OneEuroFilter, SmoothingConfig
+from edgepose.analytics.smoothing import STEADY, KeypointSmoother, OneEuroFilter, SmoothingConfig
 from edgepose.errors import ConfigError
 from edgepose.inference.cropping import CropTracker, crop_region_for
 from edgepose.inference.movenet import full_frame_box
@@ -128,15 +128,6 @@ def test_scores_pass_unchanged() -> None:
     smoother(kps, 0.6, WIDTH, HEIGHT, 0.0)
     out = smoother(kps + np.float32([5, 5, 0]), 0.6, WIDTH, HEIGHT, 1 / FPS)
     assert np.array_equal(out[:, 2], kps[:, 2])
-
-
-def test_low_pass_of_crop_region() -> None:
-    lp = LowPass(0.9)
-    assert np.allclose(lp(np.array([0.0, 0.0, 100.0, 100.0])), [0, 0, 100, 100])
-    out = lp(np.array([10.0, 0.0, 110.0, 100.0]))
-    assert np.allclose(out, [9.0, 0.0, 109.0, 100.0])
-    lp.reset()
-    assert np.allclose(lp(np.array([50.0, 50.0, 60.0, 60.0])), [50, 50, 60, 60])
 
 
 @pytest.mark.parametrize(

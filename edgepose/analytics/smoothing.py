@@ -1,4 +1,4 @@
-"""Temporal smoothing: a One-Euro filter for keypoints and a low-pass for the tracker's crop region.
+"""Temporal smoothing of the keypoints: a One-Euro filter (the crop region's low-pass is in :mod:`edgepose.filters`).
 
 The One-Euro filter (Casiez, Roussel and Vogel, CHI 2012) is a first-order low-pass whose cutoff
 rises with the speed of the signal: slow movements are smoothed hard (little jitter), fast ones
@@ -168,24 +168,3 @@ class KeypointSmoother:
         out = np.array(keypoints)
         out[:, :2] = xy
         return out
-
-
-class LowPass:
-    """Exponential smoothing of a small vector (the tracker's crop region): ``out += alpha * (new - out)``."""
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self._value: np.ndarray | None = None
-
-    def reset(self) -> None:
-        """Forget the past: the next value passes unchanged."""
-        self._value = None
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """Filter one sample and return the filtered values."""
-        raw = np.asarray(values, dtype=np.float64)
-        if self._value is None or self._value.shape != raw.shape:
-            self._value = np.array(raw)
-        else:
-            self._value = self._value + self.alpha * (raw - self._value)
-        return np.array(self._value)
