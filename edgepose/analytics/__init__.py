@@ -9,6 +9,4 @@ from __future__ import annotations
 from edgepose.analytics.pipeline import Analytics, AnalyticsConfig
 from edgepose.analytics.smoothing import SmoothingConfig
 
-EVENT_TYPES = ("person_entered", "person_left", "fall", "recovered", "rep")
-
-__all__ = ["EVENT_TYPES", "Analytics", "AnalyticsConfig", "SmoothingConfig"]
+__all__ = ["Analytics", "AnalyticsConfig", "SmoothingConfig"]

@@ -36,6 +36,7 @@ import numpy as np
 from edgepose.analytics.checks import check_number
 from edgepose.analytics.geometry import centre, tilt_from_down
 from edgepose.errors import ConfigError
+from edgepose.events import EventType
 from edgepose.pose import KEYPOINT_INDEX
 
 #: Shoulder-to-hip length as a fraction of standing body height (adult proportions).
@@ -161,7 +162,7 @@ class FallDetector:
                     self._candidate, self.fallen, self._upright_since = None, True, None
                     self.falls += 1
                     self._history.clear()
-                    return [{"type": "fall", "ts": ts, "confidence": round(self._confidence(candidate), 3)}]
+                    return [{"type": EventType.FALL, "ts": ts, "confidence": round(self._confidence(candidate), 3)}]
         if sample is None:
             return []
         self._history.append(sample)
@@ -203,4 +204,4 @@ class FallDetector:
         if ts - self._upright_since < self.config.recover_s:
             return []
         self.fallen, self._upright_since = False, None
-        return [{"type": "recovered", "ts": ts}]
+        return [{"type": EventType.RECOVERED, "ts": ts}]

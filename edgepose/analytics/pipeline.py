@@ -12,6 +12,7 @@ from edgepose.analytics.falls import FallConfig, FallDetector
 from edgepose.analytics.presence import Presence, PresenceConfig
 from edgepose.analytics.reps import RepConfig, RepCounter
 from edgepose.analytics.smoothing import KeypointSmoother, SmoothingConfig
+from edgepose.events import EventType
 from edgepose.pose import Pose, PoseResult
 
 _F = FallConfig
@@ -120,7 +121,7 @@ class Analytics:
             result = _with_keypoints(result, self.smoother(result.keypoints, score, result.width, result.height, t))
         keypoints = _as_printed(result.keypoints)
         events = self.presence.update(t, score)
-        if self.reps is not None and any(e["type"] == "person_left" for e in events):
+        if self.reps is not None and any(e["type"] == EventType.PERSON_LEFT for e in events):
             self.reps.interrupt()
         events += self.falls.update(t, keypoints)
         if self.reps is not None:

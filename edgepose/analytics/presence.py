@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgepose.analytics.checks import check_number
+from edgepose.events import EventType
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,9 @@ class Presence:
         if self.present:
             self.present = False
             visit = ts - self._entered_at
-            return [{"type": "person_left", "ts": ts, "visit_s": round(visit, 3),
+            return [{"type": EventType.PERSON_LEFT, "ts": ts, "visit_s": round(visit, 3),
                      "time_in_view_s": round(self.time_in_view_s, 3)}]  # fmt: skip
         self.present = True
         self.entries += 1
         self._entered_at = ts
-        return [{"type": "person_entered", "ts": ts, "entries": self.entries}]
+        return [{"type": EventType.PERSON_ENTERED, "ts": ts, "entries": self.entries}]

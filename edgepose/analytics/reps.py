@@ -30,6 +30,7 @@ import numpy as np
 from edgepose.analytics.checks import check_number
 from edgepose.analytics.geometry import SIDES, joint, side_angles, tilt_from_down
 from edgepose.errors import ConfigError
+from edgepose.events import EventType
 
 REST, WORK = "rest", "work"
 
@@ -166,5 +167,5 @@ class RepCounter:
         if duration < self.config.min_rep_s:
             return []
         self.count += 1
-        return [{"type": "rep", "ts": ts, "exercise": self.config.exercise, "count": self.count,
+        return [{"type": EventType.REP, "ts": ts, "exercise": self.config.exercise, "count": self.count,
                  "duration_s": round(duration, 3)}]  # fmt: skip
