@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 
 from edgepose import __version__
 from edgepose.commands import COMMANDS
-from edgepose.commands.flags import FLAGS
 from edgepose.config import Config, build_config, redacted, to_toml
+from edgepose.config.flags import FLAGS
 from edgepose.errors import ConfigError, EdgePoseError
 from edgepose.logs import error_line, setup_logging
 from edgepose.system_install import config_file

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from stickfigure import FPS, HEIGHT, T0, WIDTH, squat
 
-from edgepose.analytics.smoothing import STEADY, KeypointSmoother, OneEuroFilter, SmoothingConfig
+from edgepose.analytics.smoothing import STEADY, KeypointSmoother, OneEuroFilter
+from edgepose.config import Config, SmoothingConfig, validate
 from edgepose.errors import ConfigError
 from edgepose.inference.cropping import CropTracker, crop_region_for
 from edgepose.inference.movenet import full_frame_box
@@ -137,7 +138,7 @@ def test_scores_pass_unchanged() -> None:
 )  # fmt: skip
 def test_bad_settings_are_config_errors(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="smoothing"):
-        SmoothingConfig(**bad)  # type: ignore[arg-type]
+        validate(Config(smoothing=SmoothingConfig(**bad)))  # type: ignore[arg-type]
 
 
 def test_auto_mode_smooths_video_only() -> None:

@@ -6,7 +6,6 @@ own timestamps, so a recording replays identically at any speed.
 
 from __future__ import annotations
 
-from edgepose.analytics.pipeline import Analytics, AnalyticsConfig
-from edgepose.analytics.smoothing import SmoothingConfig
+from edgepose.analytics.pipeline import Analytics
 
-__all__ = ["Analytics", "AnalyticsConfig", "SmoothingConfig"]
+__all__ = ["Analytics"]
