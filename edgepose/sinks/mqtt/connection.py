@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover - paho missing or 1.x
     ) from None
 
 #: Every line of the sink is logged under one name, whichever of its modules writes it (journald shows it).
-log = logging.getLogger("edgepose.sinks.mqtt.client")
+log = logging.getLogger(__name__)
 
 #: How long ``start()`` waits for the first connection attempt, so early frames are not dropped.
 STARTUP_WAIT_S = 5.0
@@ -70,7 +70,7 @@ class _DemoteIdleErrors(logging.Filter):
         return True
 
 
-_PAHO_LOG = logging.getLogger("edgepose.mqtt.paho")
+_PAHO_LOG = logging.getLogger(f"{__name__}.paho")
 _PAHO_LOG.addFilter(_DemoteIdleErrors())
 
 

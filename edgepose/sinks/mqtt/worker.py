@@ -26,7 +26,7 @@ from edgepose.sinks.mqtt.connection import Connection, time_left
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters
 
 #: Every line of the sink is logged under one name, whichever of its modules writes it (journald shows it).
-log = logging.getLogger("edgepose.sinks.mqtt.client")
+log = logging.getLogger(__name__)
 
 #: Results waiting for the worker; beyond this ``publish`` drops (the worker is stuck).
 INBOX_SIZE = 1024
