@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgepose.config import ModelConfig
 from edgepose.pose import STAGES, BackendInfo, PoseResult
 
 #: Latency samples kept per stage for percentiles.
@@ -85,7 +86,7 @@ class PipelineStats:
         min_score: Pose score from which a pose counts as a person (``people``).
     """
 
-    def __init__(self, min_score: float = 0.2) -> None:
+    def __init__(self, min_score: float = ModelConfig.min_score) -> None:
         self._min_score = min_score
         self._lock = threading.Lock()
         self.started = time.monotonic()

@@ -6,9 +6,9 @@ pass with little lag. The algorithm follows MediaPipe's and TensorFlow.js's impl
 the sampling rate taken from the frames' timestamps, not a fixed rate, and with coordinates
 normalised to the frame (x / width, y / height) so the parameters do not depend on resolution.
 
-Defaults are MoveNet's JavaScript settings: ``min_cutoff`` 2.5 Hz, ``beta`` 300, ``d_cutoff`` 2.5 Hz.
-They follow movement closely (a walking person is not dragged behind), but at 30 fps they take little
-off the jitter of a still person: the minimum cutoff alone caps the reduction of white jitter at
+The defaults (:class:`~edgepose.config.SmoothingConfig`) are MoveNet's JavaScript settings. They follow
+movement closely (a walking person is not dragged behind), but at 30 fps they take little off the jitter
+of a still person: the minimum cutoff alone caps the reduction of white jitter at
 2.2× there, and beta opens the filter further for jitter of a pixel or two. :data:`STEADY` (0.2 Hz,
 22, 0.5 Hz) cuts such jitter 3–4× for scenes that are mostly still, at the price of lagging the first
 half second of a movement; see the README, "Smoothing".

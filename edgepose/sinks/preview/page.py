@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from edgepose.config import ModelConfig
 from edgepose.events import EventType
 
 #: Where the picture's top-left corner lands on the page, in CSS pixels.
@@ -107,7 +108,7 @@ const token = new URLSearchParams(location.search).get("token");
 const withToken = (path) => path + (token ? "?token=" + encodeURIComponent(token) : "");
 const $ = (id) => document.getElementById(id);
 const video = $("video");
-let minScore = 0.2, pending = null, scheduled = false, lost = false, events = null, recent = [];
+let minScore = /*MIN_SCORE*/, pending = null, scheduled = false, lost = false, events = null, recent = [];
 
 function scoreColor(s) {
   s = Math.max(0, Math.min(1, s));
@@ -239,4 +240,6 @@ connectStream();
 
 #: The event type names the page tells apart, from :class:`~edgepose.events.EventType`.
 _EVENT_TYPES = json.dumps({event.name: event.value for event in EventType})
-PAGE: bytes = _HTML.replace("/*EVENT_TYPES*/", _EVENT_TYPES).encode("utf-8")
+PAGE: bytes = (
+    _HTML.replace("/*EVENT_TYPES*/", _EVENT_TYPES).replace("/*MIN_SCORE*/", repr(ModelConfig.min_score)).encode("utf-8")
+)
