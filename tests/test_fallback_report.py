@@ -21,11 +21,11 @@ from broker import Broker, Subscriber, free_port
 from conftest import LIGHTNING, LIGHTNING_EDGETPU, eventually
 
 from edgepose.config import MqttConfig, PreviewConfig, SourceConfig
+from edgepose.health import PipelineStats
 from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.inference.worker import WorkerBackend, WorkerPolicy, WorkerSpec
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks import close_all
 from edgepose.sinks.notify import Notifier, NotifySink

@@ -18,11 +18,11 @@ from conftest import model_args, run_cli
 from stickfigure import FPS, HEIGHT, T0, WIDTH, Noise, empty_keypoints, noisy, squat, total
 from test_capture import Scripted
 
-from edgepose.analytics import Analytics, AnalyticsConfig, SmoothingConfig
-from edgepose.config import ModelConfig, SourceConfig
+from edgepose.analytics import Analytics
+from edgepose.config import AnalyticsConfig, ModelConfig, SmoothingConfig, SourceConfig
+from edgepose.health import PipelineStats
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sources.opencv import OpenCVSource
 

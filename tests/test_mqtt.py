@@ -22,7 +22,7 @@ from conftest import assert_one_line_error, cli_env, eventually, model_args, run
 
 from edgepose.config import ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import KEYPOINT_NAMES, STAGES, BackendInfo, PoseResult
 from edgepose.sinks.mqtt.homeassistant import discovery_configs
 from edgepose.sinks.mqtt.settings import broker_settings, device_id, read_password, sanitize_device_id

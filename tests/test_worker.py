@@ -27,13 +27,13 @@ from conftest import LIGHTNING_EDGETPU, MIRROR, POSENET, ROOT, SYSTEM_PYTHON, cl
 
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
+from edgepose.health import PipelineStats
 from edgepose.inference.backends import Backend, BackendRequest, DelegateAbsentError, ModelFiles, open_backend
 from edgepose.inference.estimator import PoseEstimator
 from edgepose.inference.worker import STOP_POLL_S, FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
 from edgepose.inference.worker_policy import tensor_signature
 from edgepose.inference.worker_process import STOP_GRACE_S
 from edgepose.pipeline.loop import STOP_WAIT_S, Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks import SHUTDOWN_BUDGET_S
 from edgepose.sinks.notify import PING_FRACTION
@@ -194,7 +194,7 @@ def test_os_abort_in_the_child_restarts_it(
     worker = _worker(lightning_path, test_abort_at=frozenset({3, 8}))
     estimator = PoseEstimator(worker)
     try:
-        with caplog.at_level(logging.WARNING, logger="edgepose.inference.worker"):
+        with caplog.at_level(logging.WARNING, logger="edgepose.inference"):
             results = [estimator.still(squat).keypoints for _ in range(6)]
         assert len(results) == 6
         for keypoints in results:
@@ -235,7 +235,7 @@ def test_repeated_failures_fall_back_to_the_cpu_in_process(
     estimator = PoseEstimator(worker)
     xnnpack = PoseEstimator(_in_process(lightning_path, "xnnpack")).still(squat).keypoints
     try:
-        with caplog.at_level(logging.WARNING, logger="edgepose.inference.worker"):
+        with caplog.at_level(logging.WARNING, logger="edgepose.inference"):
             results = [estimator.still(squat).keypoints for _ in range(5)]
         assert len(results) == 5
         assert worker.in_process and worker.pid is None
@@ -516,7 +516,7 @@ def test_without_a_fallback_repeated_failures_end_with_the_reason(
     try:
         reason = r"failed 2 times.*SIGABRT.*no CPU fallback"
         with (
-            caplog.at_level(logging.WARNING, "edgepose.inference.worker"),
+            caplog.at_level(logging.WARNING, "edgepose.inference"),
             pytest.raises(BackendUnavailableError, match=reason),
         ):
             PoseEstimator(worker).still(squat)

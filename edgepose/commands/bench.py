@@ -9,9 +9,9 @@ from typing import Any
 
 from edgepose.bench.measure import BenchOptions, run_bench
 from edgepose.bench.report import format_report
-from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.models import model_family, models_dir, resolve_model, resolve_stages
 from edgepose.sources import open_source
 from edgepose.sources.base import Source

@@ -8,9 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import applied_tta, open_estimator
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.errors import ConfigError, InputError
 from edgepose.eval import coco
 from edgepose.eval.cocoeval import require

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.errors import InputError
 from edgepose.inference.estimator import Estimator
 from edgepose.pose import keypoints_to_json, landmarks_to_json

@@ -15,13 +15,13 @@ from types import FrameType
 from typing import NoReturn
 
 from edgepose.analytics import Analytics
-from edgepose.commands.flags import add_command_flags
 from edgepose.commands.setup import close_estimator, open_estimator
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.errors import EdgePoseError
+from edgepose.health import PipelineStats
 from edgepose.logs import error_line
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks import Sink, close_all, sink_failure
 from edgepose.sinks.jsonl import JsonlSink

@@ -13,11 +13,11 @@ import subprocess
 from pathlib import Path
 
 from edgepose.config import ModelConfig
+from edgepose.config.choices import RUNTIME_DISTS
 from edgepose.doctor import hardware
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, probe
 from edgepose.errors import EdgePoseError
 from edgepose.inference.backends import RUNTIMES, Runtime, probe_edgetpu
-from edgepose.inference.runtimes import RUNTIME_DISTS
 from edgepose.models import models_dir, resolve_model
 
 NO_CORAL_NOTE = "no Coral? then ignore this: edgepose runs on the CPU (XNNPACK)"

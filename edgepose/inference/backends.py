@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepose.config.choices import DELEGATES
 from edgepose.errors import BackendUnavailableError, ModelError
 from edgepose.inference.edgetpu_probe import ABSENT_EXIT, REASON_PREFIX
 from edgepose.inference.interpreters import (
@@ -36,7 +37,6 @@ from edgepose.pose import BackendInfo
 
 log = logging.getLogger(__name__)
 
-DELEGATES = ("auto", "edgetpu", "xnnpack", "cpu")
 DEFAULT_EDGETPU_LIBRARY = "libedgetpu.so.1"
 EDGETPU_PROBE_TIMEOUT_S = 30.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.analytics.smoothing import LowPass
+from edgepose.filters import LowPass
 from edgepose.inference.movenet import CropBox, full_frame_box
 from edgepose.pose import KEYPOINT_INDEX
 

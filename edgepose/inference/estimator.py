@@ -8,10 +8,11 @@ from typing import Protocol
 
 import numpy as np
 
+from edgepose.config.choices import TTA_MODES
 from edgepose.inference.backends import Backend
 from edgepose.inference.cropping import CropTracker, crop_region_for
 from edgepose.inference.movenet import CropBox, check_model, decode, full_frame_box, preprocess_into
-from edgepose.inference.tta import TTA_MODES, average, mirror_input, unflip
+from edgepose.inference.tta import average, mirror_input, unflip
 from edgepose.pose import Pose
 
 #: The keypoints reported when a frame holds no pose at all (x, y and score 0).

@@ -14,18 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgepose.config.choices import RUNTIME_CHOICES, RUNTIME_DISTS
 from edgepose.errors import BackendUnavailableError
-
-#: Import name → the distribution that provides it (what ``pip install`` takes).
-RUNTIME_DISTS: dict[str, str] = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}
-#: What ``runtime =`` accepts: ``auto`` or an import name.
-RUNTIME_CHOICES: tuple[str, ...] = ("auto", *RUNTIME_DISTS)
-#: Other spellings accepted for a runtime (distribution names and short forms).
-RUNTIME_ALIASES: dict[str, str] = {
-    **{dist: name for name, dist in RUNTIME_DISTS.items()},
-    "litert": "ai_edge_litert",
-    "tflite": "tflite_runtime",
-}
 
 
 @dataclass(frozen=True)

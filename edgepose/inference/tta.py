@@ -11,9 +11,6 @@ import numpy as np
 
 from edgepose.pose import KEYPOINT_INDEX, KEYPOINT_NAMES
 
-#: Test-time augmentation modes: none, or the crop and its mirror image averaged.
-TTA_MODES = ("none", "flip")
-
 
 def _mirror_name(name: str) -> str:
     if name.startswith("left_"):

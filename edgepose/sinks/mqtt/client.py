@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgepose.config import MqttConfig
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.connection import (

@@ -28,7 +28,7 @@ from typing import Any
 
 from edgepose.config import MqttConfig
 from edgepose.errors import BackendUnavailableError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.backlog import Backlog
@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - paho missing or 1.x
     ) from None
 
 #: Every line of the sink is logged under one name, whichever of its modules writes it (journald shows it).
-log = logging.getLogger("edgepose.sinks.mqtt.client")
+log = logging.getLogger(__name__)
 
 #: How long ``start()`` waits for the first connection attempt, so early frames are not dropped.
 STARTUP_WAIT_S = 5.0
@@ -68,7 +68,7 @@ class _DemoteIdleErrors(logging.Filter):
         return True
 
 
-_PAHO_LOG = logging.getLogger("edgepose.mqtt.paho")
+_PAHO_LOG = logging.getLogger(f"{__name__}.paho")
 _PAHO_LOG.addFilter(_DemoteIdleErrors())
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgepose.config import MqttConfig
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.announce import Retained, discovery_messages, stats_message
@@ -26,7 +26,7 @@ from edgepose.sinks.mqtt.connection import Connection, time_left
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters
 
 #: Every line of the sink is logged under one name, whichever of its modules writes it (journald shows it).
-log = logging.getLogger("edgepose.sinks.mqtt.client")
+log = logging.getLogger(__name__)
 
 #: Results waiting for the worker; beyond this ``publish`` drops (the worker is stuck).
 INBOX_SIZE = 1024

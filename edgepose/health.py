@@ -1,14 +1,20 @@
-"""Pipeline health: frame counts, drops, frame rate, per-stage latency percentiles, frame age."""
+"""Pipeline health: frame counts, drops, frame rate, per-stage latency percentiles, frame age; the CPU's temperature.
+
+A leaf the sinks read (stats messages, ``/metrics``, the systemd status) and the pipeline and the capture
+thread fill in.
+"""
 
 from __future__ import annotations
 
 import collections
 import threading
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from edgepose.config import ModelConfig
 from edgepose.pose import STAGES, BackendInfo, PoseResult
 
 #: Latency samples kept per stage for percentiles.
@@ -80,7 +86,7 @@ class PipelineStats:
         min_score: Pose score from which a pose counts as a person (``people``).
     """
 
-    def __init__(self, min_score: float = 0.2) -> None:
+    def __init__(self, min_score: float = ModelConfig.min_score) -> None:
         self._min_score = min_score
         self._lock = threading.Lock()
         self.started = time.monotonic()
@@ -177,3 +183,27 @@ class PipelineStats:
             "inference": {"restarts": self.inference.restarts, "fallback": self.inference.fallback_reason},
             "output": self.output.to_dict(),
         }
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def temperatures(root: Path = Path("/")) -> dict[str, float]:
+    """Return ``{zone type: °C}`` from ``/sys/class/thermal``."""
+    result: dict[str, float] = {}
+    base = root / "sys" / "class" / "thermal"
+    for zone in sorted(base.glob("thermal_zone*")) if base.is_dir() else []:
+        raw = _read_text(zone / "temp")
+        if raw.lstrip("-").isdigit():
+            result[_read_text(zone / "type") or zone.name] = int(raw) / 1000.0
+    return result
+
+
+def cpu_temperature(root: Path = Path("/")) -> float | None:
+    """Return the CPU's temperature in °C (the first thermal zone, the SoC on a Pi), or ``None``."""
+    temps = temperatures(root)
+    return round(next(iter(temps.values())), 1) if temps else None

@@ -2,8 +2,8 @@
 
 An address beyond loopback needs a bearer token (or ``insecure``). Checked with the rest of the
 configuration (:func:`edgepose.config.validate`), so a bad address or a missing token stops
-``edgepose run`` before the model loads, and ``edgepose doctor`` reports it; the sink applies the
-same :func:`check_access` when it starts. Binding the address stays the sink's job.
+``edgepose run`` before the model loads, and ``edgepose doctor`` reports it; the preview sink applies
+the same :func:`check_access` when it starts. Binding the address stays the sink's job.
 """
 
 from __future__ import annotations
@@ -14,20 +14,28 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from edgepose.config.schema import PreviewConfig
 from edgepose.errors import ConfigError
-from edgepose.sinks.preview.guard import is_loopback
-
-if TYPE_CHECKING:  # the config's validation imports this module
-    from edgepose.config.schema import PreviewConfig
 
 DEFAULT_HOST = "127.0.0.1"
+#: Names that always mean this machine (a trailing dot is the same name, fully qualified).
+LOOPBACK_NAMES = ("localhost", "localhost.")
 #: Name of the systemd credential holding the token (``LoadCredential=preview_token:…``).
 CREDENTIAL_NAME = "preview_token"
 
 #: A host name: dot-separated labels of letters, digits and inner hyphens (RFC 1123), an optional final dot.
 _HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, IPv6 without brackets) only reaches this machine."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
