@@ -10,6 +10,9 @@ from typing import Any
 
 from edgepose.analytics import AnalyticsConfig, SmoothingConfig
 
+#: What ``[model] delegate`` accepts: ``auto`` (the EdgeTPU, then XNNPACK, then the CPU kernels) or one of them.
+DELEGATES = ("auto", "edgetpu", "xnnpack", "cpu")
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -1,6 +1,7 @@
 """Creating interpreters: the one place that constructs a TFLite ``Interpreter`` or loads libedgetpu.
 
-Used in-process by :mod:`.backends` and in a child process by :mod:`.edgetpu_probe`.
+Used in-process by :mod:`.delegates`, in the probe child (:mod:`.edgetpu_probe`) and in the worker child
+(:mod:`edgepose.inference.worker.child`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, ModelError
-from edgepose.inference.runtimes import Runtime
+from edgepose.inference.runtime.runtimes import Runtime
 from edgepose.logs import native_stderr_silenced
 
 

@@ -1,6 +1,6 @@
 """The supervised inference worker's child process: one interpreter, fed through shared memory.
 
-Started by :class:`edgepose.inference.worker.WorkerBackend` as ``python -m edgepose.inference.worker_child``.
+Started by :class:`edgepose.inference.worker.facade.WorkerBackend` as ``python -m edgepose.inference.worker.child``.
 The parent passes an anonymous shared-memory file (``memfd``) by descriptor; the child sizes it for the
 model's tensors and answers on stdout. Protocol, one ASCII line per message:
 
@@ -99,8 +99,8 @@ def _parse_seqs(text: str) -> frozenset[int]:
 
 def _open(args: argparse.Namespace) -> Any:
     """Create the interpreter the parent asked for (raises EdgePoseError subclasses)."""
-    from edgepose.inference.interpreters import load_edgetpu_delegate, make_interpreter
-    from edgepose.inference.runtimes import find_runtime
+    from edgepose.inference.runtime.interpreters import load_edgetpu_delegate, make_interpreter
+    from edgepose.inference.runtime.runtimes import find_runtime
 
     runtime = find_runtime(args.runtime)
     delegate = load_edgetpu_delegate(runtime, args.library) if args.delegate == "edgetpu" else None
@@ -109,7 +109,7 @@ def _open(args: argparse.Namespace) -> Any:
 
 def _start_error_kind(exc: BaseException) -> str:
     from edgepose.errors import ModelError
-    from edgepose.inference.interpreters import DelegateAbsentError
+    from edgepose.inference.runtime.interpreters import DelegateAbsentError
 
     if isinstance(exc, DelegateAbsentError):
         return "absent"
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, type=Path)
     parser.add_argument("--delegate", required=True, choices=("edgetpu", "xnnpack", "cpu"))
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--library", default="libedgetpu.so.1")
+    parser.add_argument("--library", required=True, help="the libedgetpu to load (the parent always names it)")
     # Test-only fault injection: request numbers (every invoke request the parent sends, retries
     # included, counted from 1 across restarts) on which to call os.abort() or to hang.
     parser.add_argument("--test-abort-at", type=_parse_seqs, default=frozenset(), help=argparse.SUPPRESS)

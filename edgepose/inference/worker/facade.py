@@ -1,8 +1,8 @@
 """A supervised inference worker: the interpreter runs in a child process, so a crash kills only the child.
 
 libedgetpu can abort the whole process mid-run (a USB reset, a driver mismatch: SIGABRT, SIGSEGV) or
-hang in ``invoke``. :class:`WorkerBackend` has :class:`~edgepose.inference.backends.Backend`'s surface
-and runs the model in :mod:`.worker_child`, fed through shared memory: an anonymous ``memfd`` the
+hang in ``invoke``. :class:`WorkerBackend` has :class:`~edgepose.inference.runtime.backend.Backend`'s surface
+and runs the model in :mod:`.child`, fed through shared memory: an anonymous ``memfd`` the
 child inherits by descriptor (nothing named in ``/dev/shm`` that a killed service could leak), with one
 line per request and reply on the child's stdin/stdout. When the child dies or does not answer within
 the invoke timeout, it is killed, restarted after a bounded backoff, and **the same frame is run again**
@@ -16,9 +16,8 @@ event is set, a wait for the child or a backoff ends within ``STOP_POLL_S`` and 
 :class:`~edgepose.errors.BackendUnavailableError` (the loop ends on it, as it is stopping).
 
 This module is the :class:`Backend`-compatible façade; the parts live next to it:
-:mod:`.worker_shm` (the memfd and the tensor layout in it), :mod:`.worker_process` (the child process
-handle: spawn, request/reply, kill/reap) and :mod:`.worker_policy` (restart and fallback policy).
-Their public names are re-exported here.
+:mod:`.shm` (the memfd and the tensor layout in it), :mod:`.process` (the child process
+handle: spawn, request/reply, kill/reap) and :mod:`.policy` (restart and fallback policy).
 """
 
 from __future__ import annotations
@@ -33,27 +32,17 @@ from typing import Any, NoReturn
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, EdgePoseError
-from edgepose.inference.backends import Backend
-from edgepose.inference.worker_policy import (
+from edgepose.inference.runtime.backend import Backend
+from edgepose.inference.worker.policy import (
     FailureWindow,
     FallbackFactory,
     WorkerPolicy,
     give_up_reason,
     take_over,
 )
-from edgepose.inference.worker_process import STOP_POLL_S, WorkerChild, WorkerFailure, WorkerSpec
-from edgepose.inference.worker_shm import WorkerResources, create_memfd, details_from_json, layout_of
+from edgepose.inference.worker.process import WorkerChild, WorkerFailure, WorkerSpec
+from edgepose.inference.worker.shm import WorkerResources, create_memfd, details_from_json, layout_of
 from edgepose.pose import BackendInfo
-
-__all__ = [
-    "STOP_POLL_S",
-    "FailureWindow",
-    "FallbackFactory",
-    "WorkerBackend",
-    "WorkerPolicy",
-    "WorkerSpec",
-    "details_from_json",
-]
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, EdgePoseError
-from edgepose.inference.backends import Backend
+from edgepose.inference.runtime.backend import Backend
 
-#: The worker's logger: its messages keep the name they had before it was split into modules.
-log = logging.getLogger("edgepose.inference.worker")
+log = logging.getLogger(__name__)
 
 #: Opens the in-process CPU backend the worker falls back to.
 FallbackFactory = Callable[[], Backend]

@@ -1,8 +1,8 @@
 """The supervised inference worker's child process handle: spawn it, request and reply, kill and reap it.
 
-A :class:`WorkerChild` is one ``python -m edgepose.inference.worker_child`` started from a
+A :class:`WorkerChild` is one ``python -m edgepose.inference.worker.child`` started from a
 :class:`WorkerSpec`, with the shared-memory descriptor passed in and one ASCII line per request and reply
-on its stdin/stdout (the protocol is described in :mod:`.worker_child`). Anything that goes wrong with the
+on its stdin/stdout (the protocol is described in :mod:`.child`). Anything that goes wrong with the
 child (it dies, hangs, or answers nonsense) is raised as :class:`WorkerFailure` saying how.
 """
 
@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from edgepose.config.schema import ModelConfig
 from edgepose.errors import BackendUnavailableError, EdgePoseError, ModelError
-from edgepose.inference.interpreters import DelegateAbsentError
+from edgepose.inference.runtime.interpreters import DelegateAbsentError
 
 #: Start-up errors reported by the child, by kind.
 START_ERRORS: dict[str, type[EdgePoseError]] = {
@@ -56,14 +57,14 @@ class WorkerSpec:
     model: Path
     delegate: str = "edgetpu"
     threads: int = 1
-    library: str = "libedgetpu.so.1"
+    library: str = ModelConfig.edgetpu_library
     test_abort_at: frozenset[int] = field(default_factory=frozenset)
     test_hang_at: frozenset[int] = field(default_factory=frozenset)
 
     def command(self, fd: int) -> list[str]:
         """Return the child's command line, with the shared-memory descriptor ``fd``."""
         cmd = [
-            sys.executable, "-m", "edgepose.inference.worker_child", "--fd", str(fd), "--runtime", self.runtime,
+            sys.executable, "-m", "edgepose.inference.worker.child", "--fd", str(fd), "--runtime", self.runtime,
             "--model", str(self.model), "--delegate", self.delegate, "--threads", str(self.threads),
             "--library", self.library,
         ]  # fmt: skip

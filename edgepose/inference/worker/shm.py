@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError
-from edgepose.inference.worker_process import WorkerChild
+from edgepose.inference.worker.process import WorkerChild
 
 #: The hello's keys that fix the shared-memory layout: a restarted child must report the same.
 LAYOUT_KEYS = ("inputs", "outputs", "input_offsets", "output_offsets", "size")
