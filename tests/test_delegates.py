@@ -21,8 +21,11 @@ from conftest import (
     run_cli,
 )
 
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend, tflite_numpy_problem
-from edgepose.inference.estimator import PoseEstimator
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.inference.runtime.runtimes import tflite_numpy_problem
+from edgepose.manifest import ModelFiles
 from edgepose.sources.images import load_image
 
 #: Different kernels give slightly different outputs (MODELS.md: up to ~0.03 in coordinates).
@@ -67,7 +70,7 @@ def test_cpu_and_xnnpack_agree(lightning_path: Path, testdata: Path) -> None:
     for delegate in ("cpu", "xnnpack"):
         backend = open_backend(ModelFiles("lightning", lightning_path, None), BackendRequest(delegate=delegate))
         assert backend.info.delegate == delegate
-        outputs.append(PoseEstimator(backend).still(image).keypoints)
+        outputs.append(MoveNetEstimator(backend).still(image).keypoints)
     both = (outputs[0][:, 2] > AGREE_MIN_SCORE) & (outputs[1][:, 2] > AGREE_MIN_SCORE)
     assert (np.abs(outputs[0][both, :2] - outputs[1][both, :2]) / [384, 640]).max() <= AGREE_NORMALISED
 

@@ -16,18 +16,20 @@ from edgepose.config import build_config
 from edgepose.errors import ConfigError
 from edgepose.eval import coco
 from edgepose.eval.predict import evaluate, predict
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.movenet import decode, full_frame_box
-from edgepose.inference.tta import FLIP_INDEX, average, mirror_input, unflip
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.flip import FLIP_INDEX, average, mirror_input, unflip
+from edgepose.inference.families.movenet.model import decode, full_frame_box
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import ModelFiles
 from edgepose.pose import KEYPOINT_INDEX, KEYPOINT_NAMES
 from edgepose.sources.images import load_image
 
 
 @pytest.fixture(scope="module")
-def estimator(lightning_path: Path) -> PoseEstimator:
+def estimator(lightning_path: Path) -> MoveNetEstimator:
     request = BackendRequest(runtime="ai_edge_litert", delegate="xnnpack", threads=2)
-    return PoseEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
+    return MoveNetEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
 
 
 def mirror_keypoints(keypoints: np.ndarray, width: int) -> np.ndarray:
@@ -71,7 +73,7 @@ def test_mirror_input_flips_columns() -> None:
     assert (tensor == expected).all()
 
 
-def test_mirrored_image_prediction_maps_back(estimator: PoseEstimator, testdata: Path) -> None:
+def test_mirrored_image_prediction_maps_back(estimator: MoveNetEstimator, testdata: Path) -> None:
     """The model on the mirrored photo, mapped back: the same pixel positions, left still left."""
     image = load_image(testdata / "woman_standing.png")
     truth = woman_truth(testdata)
@@ -90,7 +92,7 @@ def test_mirrored_image_prediction_maps_back(estimator: PoseEstimator, testdata:
             assert same < swapped / 3, (side, joint, same, swapped)
 
 
-def test_flip_is_the_average_of_the_two_passes(estimator: PoseEstimator, testdata: Path) -> None:
+def test_flip_is_the_average_of_the_two_passes(estimator: MoveNetEstimator, testdata: Path) -> None:
     """still(tta="flip") = the single pass averaged with the mirrored photo's pass mapped back (same crop)."""
     image = load_image(testdata / "woman_standing.png")
     single = estimator.still(image, tta="none").keypoints
@@ -105,7 +107,7 @@ def test_flip_is_the_average_of_the_two_passes(estimator: PoseEstimator, testdat
 
 
 @pytest.mark.slow
-def test_flip_not_worse_than_a_single_pass(estimator: PoseEstimator, testdata: Path, tmp_path: Path) -> None:
+def test_flip_not_worse_than_a_single_pass(estimator: MoveNetEstimator, testdata: Path, tmp_path: Path) -> None:
     """On the shared photos and their views (tests/evalset.py), flip averaging lowers the error."""
     folder = tmp_path / "set"
     dataset = coco.load(write_eval_set(testdata, folder))

@@ -11,10 +11,12 @@ from clips import HEIGHT, WIDTH, default_script, expected, render, write_clip
 from conftest import model_args, run_cli
 from reference import WOMAN_TOLERANCE_PX, woman_truth
 
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
-from edgepose.inference.cropping import MIN_CROP_KEYPOINT_SCORE, crop_region_for
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.movenet import full_frame_box
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.model import full_frame_box
+from edgepose.inference.families.movenet.tracker import MIN_CROP_KEYPOINT_SCORE, crop_region_for
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import ModelFiles
 from edgepose.pose import KEYPOINT_INDEX
 from edgepose.sources.images import load_image
 
@@ -31,7 +33,7 @@ def _first_frames_after_reset(script: list) -> set[int]:
 
 def test_tracker_follows_zooms_and_resets(lightning_path: Path, testdata: Path, person: np.ndarray) -> None:
     request = BackendRequest(runtime="ai_edge_litert", delegate="xnnpack", threads=2)
-    estimator = PoseEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
+    estimator = MoveNetEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
     truth = woman_truth(testdata)
     script = default_script()
     whole = full_frame_box(WIDTH, HEIGHT)

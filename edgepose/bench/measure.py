@@ -24,9 +24,9 @@ import numpy as np
 
 from edgepose.config import IdleConfig, SourceConfig
 from edgepose.errors import SourceError
-from edgepose.inference.backends import Backend
 from edgepose.inference.estimator import Estimator
-from edgepose.inference.runtimes import RUNTIME_DISTS
+from edgepose.inference.runtime.backend import Backend
+from edgepose.inference.runtime.runtimes import RUNTIME_DISTS
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import STAGES, PoseResult

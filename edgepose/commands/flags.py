@@ -10,7 +10,9 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from edgepose.inference.tta import TTA_MODES
+from edgepose.config.schema import ModelConfig
+from edgepose.inference.families.movenet.flip import TTA_MODES
+from edgepose.manifest import model_choices
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,7 @@ _RUN_BENCH = ("run", "bench")
 _RUN_ANALYZE = ("run", "analyze")
 
 FLAGS: tuple[Flag, ...] = (
-    Flag(("--model",), "model", "name", "lightning (default), thunder, posenet (several people), blazepose (33 "
-         "landmarks), or a .tflite path", common=True, metavar="NAME|PATH"),
+    Flag(("--model",), "model", "name", model_choices(ModelConfig.name), common=True, metavar="NAME|PATH"),
     Flag(("--max-people",), "model", "max_people", "at most N people per frame with posenet (default 20)",
          common=True, kind=int, metavar="N"),
     Flag(("--runtime",), "model", "runtime", "interpreter package: auto (default), ai_edge_litert, tflite_runtime",

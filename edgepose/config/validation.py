@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 
 from edgepose.config.coercion import coerce
 from edgepose.config.rendering import redact_url
-from edgepose.config.schema import SECTIONS, Config, MqttConfig
+from edgepose.config.schema import DELEGATES, SECTIONS, Config, ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
-from edgepose.inference.backends import DELEGATES
-from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
-from edgepose.inference.tta import TTA_MODES
+from edgepose.inference.families.movenet.flip import TTA_MODES
+from edgepose.inference.runtime.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
+from edgepose.manifest import model_choices
 from edgepose.sinks.drawing import MODES as PREVIEW_MODES
 from edgepose.sinks.preview.access import check_access
 
@@ -49,9 +49,11 @@ def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config
     if model.tta not in TTA_MODES:
         raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {model.tta!r}")
     if not model.name:
-        raise ConfigError("model must name a model (lightning, thunder, posenet) or a .tflite path")
+        raise ConfigError(f"model must name a model: {model_choices(ModelConfig.name)}")
     if not model.edgetpu_library.strip():
-        raise ConfigError("model edgetpu_library must name the EdgeTPU delegate library (default libedgetpu.so.1)")
+        raise ConfigError(
+            f"model edgetpu_library must name the EdgeTPU delegate library (default {ModelConfig.edgetpu_library})"
+        )
     mqtt = config.mqtt
     if mqtt.url:
         try:

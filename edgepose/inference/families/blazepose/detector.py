@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.inference.blazepose_roi import RotatedRoi, roi_from_alignment
+from edgepose.inference.families.blazepose.roi import RotatedRoi, roi_from_alignment
 
 if TYPE_CHECKING:
-    from edgepose.inference.backends import Backend
+    from edgepose.inference.runtime.backend import Backend
 
 #: The detector's input side in pixels.
 DETECTOR_SIZE = 224
@@ -252,5 +252,5 @@ def detector_outputs(backend: Backend) -> tuple[int, int]:
 
 
 def check_detector(backend: Backend) -> None:
-    """:data:`~edgepose.inference.backends.ModelCheck` for the detector (see :func:`detector_outputs`)."""
+    """:data:`~edgepose.inference.runtime.backend.ModelCheck` for the detector (see :func:`detector_outputs`)."""
     detector_outputs(backend)

@@ -1,4 +1,4 @@
-"""BlazePose: MediaPipe's two-stage pose model (detector, then 33 landmarks) on edgepose's backends.
+"""BlazePose's estimator: MediaPipe's two-stage pose model (detector, then 33 landmarks) on edgepose's backends.
 
 Stills run the detector on the letterboxed frame, turn the best detection into a rotated ROI and run
 the landmark model on it. Video frames skip the detector while the person is tracked: the ROI for the
@@ -11,39 +11,30 @@ Both models are float32: they run on XNNPACK or the CPU kernels, never on the Ed
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from edgepose.errors import BackendUnavailableError, ModelError
-from edgepose.inference.backends import Backend, BackendRequest, ModelCheck, open_backend
-from edgepose.inference.blazepose_detector import (
-    DETECTOR_SIZE,
+from edgepose.inference.estimator import Estimate
+from edgepose.inference.families.blazepose.detector import (
     MIN_DETECTION_SCORE,
-    check_detector,
     detection_roi,
     detections_from_outputs,
     detector_outputs,
     ssd_anchors,
 )
-from edgepose.inference.blazepose_landmarks import (
-    LANDMARK_SIZE,
+from edgepose.inference.families.blazepose.landmarks import (
     MIN_POSE_PRESENCE,
     NUM_BODY_LANDMARKS,
-    check_landmark_model,
     coco_keypoints,
     decode_landmarks,
     landmark_outputs,
     tracking_roi,
 )
-from edgepose.inference.blazepose_roi import RotatedRoi, letterbox_roi, warp_into
-from edgepose.inference.estimator import Estimate
-from edgepose.models import ModelFiles
-from edgepose.pose import Pose
-
-log = logging.getLogger(__name__)
+from edgepose.inference.families.blazepose.roi import RotatedRoi, letterbox_roi, warp_into
+from edgepose.inference.runtime.backend import Backend
+from edgepose.pose import BackendInfo, Pose
 
 #: The detector's input range and the landmark model's (MediaPipe's ``output_tensor_float_range``).
 DETECTOR_RANGE = (-1.0, 1.0)
@@ -105,9 +96,24 @@ class BlazePoseEstimator:
         self.roi: RotatedRoi | None = None
         self._size: tuple[int, int] = (0, 0)
 
+    @property
+    def backends(self) -> tuple[Backend, ...]:
+        """The landmark model's backend, then the detector's."""
+        return (self.backend, self.detector)
+
+    @property
+    def info(self) -> BackendInfo:
+        """What runs the landmark model (the detector runs on the same delegate)."""
+        return self.backend.info
+
     def reset(self) -> None:
         """Forget the tracked person: the next frame starts with the detector."""
         self.roi = None
+
+    def close(self) -> None:
+        """Release both backends."""
+        for backend in self.backends:
+            backend.close()
 
     def _detect(self, image: np.ndarray, t: _Timings) -> RotatedRoi | None:
         height, width = image.shape[:2]
@@ -196,39 +202,3 @@ def _fill(
     dst = backend.input_tensor()
     warp_into(image, roi, dst, value_range, replicate)
     del dst  # the interpreter refuses to run while a view of its buffer is alive
-
-
-def open_blazepose(
-    detector: ModelFiles, landmarks: ModelFiles, request: BackendRequest, options: BlazePoseOptions | None = None
-) -> BlazePoseEstimator:
-    """Open both BlazePose models with the same request and wrap them in an estimator.
-
-    Raises:
-        ModelError: ``--delegate edgetpu`` (the models are float32), or a model missing, corrupt or not BlazePose's.
-        BackendUnavailableError: No runtime, or the requested delegate is unavailable.
-    """
-    if request.delegate == "edgetpu":
-        raise ModelError(
-            "BlazePose's models are float32 and cannot run on the Coral EdgeTPU; use --delegate xnnpack, cpu or "
-            "auto with --model blazepose, or an EdgeTPU model (--model lightning) with --delegate edgetpu"
-        )
-    for files in (detector, landmarks):
-        if files.cpu_path is None or not files.cpu_path.is_file():
-            raise ModelError(f"model file not found: {files.cpu_path} (run: edgepose models fetch blazepose)")
-    first = _open_float(detector, request, check_detector)
-    second = _open_float(landmarks, request, check_landmark_model)
-    return BlazePoseEstimator(first, second, options)
-
-
-def _open_float(files: ModelFiles, request: BackendRequest, check: ModelCheck) -> Backend:
-    """Open a float model: ``auto`` means XNNPACK, else the plain CPU kernels (never the EdgeTPU)."""
-    if request.delegate != "auto":
-        return open_backend(files, request, check=check)
-    try:
-        return open_backend(files, replace(request, delegate="xnnpack"), check=check)
-    except BackendUnavailableError as exc:
-        log.warning("delegate xnnpack unavailable, falling back to cpu: %s", exc)
-        return open_backend(files, replace(request, delegate="cpu"), check=check)
-
-
-__all__ = ["DETECTOR_SIZE", "LANDMARK_SIZE", "BlazePoseEstimator", "BlazePoseOptions", "open_blazepose"]

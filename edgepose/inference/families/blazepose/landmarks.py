@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.inference.blazepose_roi import RotatedRoi, roi_from_alignment, to_frame
+from edgepose.inference.families.blazepose.roi import RotatedRoi, roi_from_alignment, to_frame
 
 if TYPE_CHECKING:
-    from edgepose.inference.backends import Backend
+    from edgepose.inference.runtime.backend import Backend
 
 #: The landmark model's input side in pixels.
 LANDMARK_SIZE = 256
@@ -165,5 +165,5 @@ def landmark_outputs(backend: Backend) -> LandmarkOutputs:
 
 
 def check_landmark_model(backend: Backend) -> None:
-    """:data:`~edgepose.inference.backends.ModelCheck` for the landmark model (see :func:`landmark_outputs`)."""
+    """:data:`~edgepose.inference.runtime.backend.ModelCheck` for the landmark model (see :func:`landmark_outputs`)."""
     landmark_outputs(backend)

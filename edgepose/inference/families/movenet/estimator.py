@@ -1,72 +1,53 @@
-"""The pose estimator: crop region ▶ preprocess ▶ invoke ▶ decode, with per-stage timings."""
+"""MoveNet's estimator: crop region ▶ preprocess ▶ invoke ▶ decode, with per-stage timings."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
-from edgepose.inference.backends import Backend
-from edgepose.inference.cropping import CropTracker, crop_region_for
-from edgepose.inference.movenet import CropBox, check_model, decode, full_frame_box, preprocess_into
-from edgepose.inference.tta import TTA_MODES, average, mirror_input, unflip
-from edgepose.pose import Pose
-
-#: The keypoints reported when a frame holds no pose at all (x, y and score 0).
-NO_KEYPOINTS = np.zeros((17, 3), dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """The poses found in one frame (best first, in source pixels) and milliseconds per stage."""
-
-    poses: tuple[Pose, ...]
-    preprocess_ms: float
-    invoke_ms: float
-    postprocess_ms: float
-
-    @property
-    def keypoints(self) -> np.ndarray:
-        """The best pose's ``(17, 3)`` x/y/score, or zeros when there is none."""
-        return self.poses[0].keypoints if self.poses else NO_KEYPOINTS
+from edgepose.config.schema import ModelConfig
+from edgepose.inference.estimator import Estimate
+from edgepose.inference.families.movenet.flip import TTA_MODES, average, mirror_input, unflip
+from edgepose.inference.families.movenet.model import CropBox, check_model, decode, full_frame_box, preprocess_into
+from edgepose.inference.families.movenet.tracker import MoveNetCropTracker, crop_region_for
+from edgepose.inference.runtime.backend import Backend
+from edgepose.pose import BackendInfo, Pose
 
 
-class Estimator(Protocol):
-    """What the pipeline needs of a model family (MoveNet, PoseNet, BlazePose)."""
-
-    backend: Backend
-
-    def track(self, image: np.ndarray) -> Estimate:
-        """Estimate a video frame, following the person from the previous frames."""
-
-    def still(self, image: np.ndarray) -> Estimate:
-        """Estimate an independent image."""
-
-    def reset(self) -> None:
-        """Forget what was tracked (a new scene or a reopened source)."""
-
-
-class PoseEstimator:
+class MoveNetEstimator:
     """Runs MoveNet on frames through a :class:`Backend`.
 
     Video frames follow the person with MoveNet's crop tracker; still images get a second pass
     on the crop derived from the first, and the better-scoring pass is kept; with ``tta="flip"``
-    (the default) that pass is averaged with its mirror image's (see :mod:`edgepose.inference.tta`).
+    (the default) that pass is averaged with its mirror image's (see :mod:`.flip`).
     """
 
-    def __init__(self, backend: Backend, crop_alpha: float = 1.0, tta: str = "flip") -> None:
+    def __init__(self, backend: Backend, crop_alpha: float = 1.0, tta: str = ModelConfig.tta) -> None:
         check_model(backend)
         if tta not in TTA_MODES:
             raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
         self.backend = backend
-        self.tracker = CropTracker(crop_alpha)
+        self.tracker = MoveNetCropTracker(crop_alpha)
         self.tta = tta
+
+    @property
+    def backends(self) -> tuple[Backend, ...]:
+        """Its one backend."""
+        return (self.backend,)
+
+    @property
+    def info(self) -> BackendInfo:
+        """What runs the model now (the CPU's once the EdgeTPU worker fell back)."""
+        return self.backend.info
 
     def reset(self) -> None:
         """Start the next frame from the full frame."""
         self.tracker.reset()
+
+    def close(self) -> None:
+        """Release the backend (the EdgeTPU worker's child process ends)."""
+        self.backend.close()
 
     def _run(self, image: np.ndarray, box: CropBox, mirror: bool = False) -> tuple[np.ndarray, float, float, float]:
         t0 = time.perf_counter()

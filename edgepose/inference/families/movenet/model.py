@@ -18,7 +18,10 @@ import numpy as np
 from edgepose.errors import ModelError
 
 if TYPE_CHECKING:
-    from edgepose.inference.backends import Backend
+    from edgepose.inference.runtime.backend import Backend
+
+#: The shape of MoveNet single-pose's one output: 17 keypoints × (y, x, score).
+OUTPUT_SHAPE = (1, 1, 17, 3)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class CropBox:
     y: float
     width: float
     height: float
+
+
+def recognises(backend: Backend) -> bool:
+    """Tell a bare ``.tflite`` file for MoveNet single-pose by its tensors: one output of shape ``[1, 1, 17, 3]``."""
+    return len(backend.outputs) == 1 and tuple(int(d) for d in backend.outputs[0]["shape"]) == OUTPUT_SHAPE
 
 
 def check_model(backend: Backend) -> None:
@@ -58,7 +66,7 @@ def check_model(backend: Backend) -> None:
             "uint8 input (use --model lightning or thunder)"
         )
     out_shape = tuple(int(d) for d in backend.outputs[0]["shape"])
-    if out_shape != (1, 1, 17, 3):
+    if out_shape != OUTPUT_SHAPE:
         raise ModelError(
             f"{model} outputs {out_shape}; a MoveNet single-pose model outputs (1, 1, 17, 3) "
             "(use --model lightning or thunder)"

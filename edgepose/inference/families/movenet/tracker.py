@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgepose.analytics.smoothing import LowPass
-from edgepose.inference.movenet import CropBox, full_frame_box
+from edgepose.inference.families.movenet.model import CropBox, full_frame_box
 from edgepose.pose import KEYPOINT_INDEX
 
 #: Keypoints scoring below this do not shape the crop.
@@ -67,7 +67,7 @@ def crop_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
     return CropBox(center_x - half, center_y - half, 2.0 * half, 2.0 * half)
 
 
-class CropTracker:
+class MoveNetCropTracker:
     """Remembers the crop region between video frames and resets when the person is lost.
 
     Args:

@@ -1,9 +1,9 @@
 """PoseNet's multi-pose decoder: the dequantised maps to people, as pure functions over numpy arrays.
 
-The prepared PoseNet model (see :mod:`.posenet_prepare`) outputs three uint8 maps on a grid of
+The prepared PoseNet model (see :mod:`.prepare`) outputs three uint8 maps on a grid of
 ``stride``-pixel cells: keypoint heatmaps (logits, 17 channels), short-range offsets (17 y then 17 x, in
 input pixels) and mid-range displacements along the 16 edges of the skeleton tree (16 forward y, 16
-forward x, 16 backward y, 16 backward x, in input pixels), dequantised by :mod:`.posenet`.
+forward x, 16 backward y, 16 backward x, in input pixels), dequantised by :mod:`.model`.
 :func:`decode_poses` turns them into people
 with the greedy bottom-up decoder of PersonLab (Papandreou et al., 2018) as published with PoseNet:
 
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgepose.config.schema import ModelConfig
 from edgepose.pose import KEYPOINT_INDEX
 
 NUM_KEYPOINTS = 17
@@ -52,7 +53,7 @@ class DecoderParams:
     """The multi-pose decoder's settings (the defaults are those stored in Coral's decoder operator).
 
     Attributes:
-        max_people: At most this many poses.
+        max_people: At most this many poses (default ``[model] max_people``'s, Coral's too).
         score_threshold: Minimum keypoint score of a root candidate and minimum pose score.
         nms_radius: Keypoints of two poses closer than this (input pixels) count as the same.
         stride: Input pixels per cell of the output grid.
@@ -60,7 +61,7 @@ class DecoderParams:
         refine_steps: Short-range refinements after each mid-range displacement.
     """
 
-    max_people: int = 20
+    max_people: int = ModelConfig.max_people
     score_threshold: float = 0.2
     nms_radius: float = 10.0
     stride: int = 16

@@ -7,9 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from edgepose.inference.backends import Backend
+from edgepose.config.schema import ModelConfig
 from edgepose.inference.estimator import Estimate
-from edgepose.inference.posenet import (
+from edgepose.inference.families.posenet.decoder import DecoderParams, decode_poses
+from edgepose.inference.families.posenet.model import (
     check_model,
     dequantize,
     letterbox_for,
@@ -18,11 +19,8 @@ from edgepose.inference.posenet import (
     preprocess_into,
     to_source,
 )
-from edgepose.inference.posenet_decoder import DecoderParams, decode_poses
-from edgepose.pose import Pose
-
-#: Coral's decoder returns at most this many people; so does edgepose by default.
-DEFAULT_MAX_PEOPLE = 20
+from edgepose.inference.runtime.backend import Backend
+from edgepose.pose import BackendInfo, Pose
 
 
 class PoseNetEstimator:
@@ -32,7 +30,9 @@ class PoseNetEstimator:
     and there is nothing to reset.
     """
 
-    def __init__(self, backend: Backend, max_people: int = DEFAULT_MAX_PEOPLE, params: DecoderParams | None = None):
+    def __init__(
+        self, backend: Backend, max_people: int = ModelConfig.max_people, params: DecoderParams | None = None
+    ) -> None:
         """Check the model and set the decoder up.
 
         Args:
@@ -56,8 +56,22 @@ class PoseNetEstimator:
         ]
         _, self._input_height, self._input_width, _ = backend.input_shape(0)
 
+    @property
+    def backends(self) -> tuple[Backend, ...]:
+        """Its one backend."""
+        return (self.backend,)
+
+    @property
+    def info(self) -> BackendInfo:
+        """What runs the model now (the CPU's once the EdgeTPU worker fell back)."""
+        return self.backend.info
+
     def reset(self) -> None:
         """Nothing is carried from frame to frame."""
+
+    def close(self) -> None:
+        """Release the backend (the EdgeTPU worker's child process ends)."""
+        self.backend.close()
 
     def track(self, image: np.ndarray) -> Estimate:
         """Estimate a video frame (the same as :meth:`still`)."""

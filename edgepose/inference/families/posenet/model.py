@@ -1,10 +1,9 @@
 """PoseNet's model I/O as pure functions over numpy arrays: model check, letterbox, dequantisation.
 
-The prepared PoseNet model (see :mod:`.posenet_prepare`) takes one uint8 RGB image and outputs three
+The prepared PoseNet model (see :mod:`.prepare`) takes one uint8 RGB image and outputs three
 uint8 maps on a grid of ``stride``-pixel cells: keypoint heatmaps, short-range offsets and mid-range
 displacements. This module checks such a model, fits frames into its input (letterbox), dequantises its
-outputs and maps keypoints back to source pixels; :mod:`.posenet_decoder` turns the maps into people
-(its names are re-exported here).
+outputs and maps keypoints back to source pixels; :mod:`.decoder` turns the maps into people.
 """
 
 from __future__ import annotations
@@ -16,41 +15,10 @@ import cv2
 import numpy as np
 
 from edgepose.errors import ModelError
-from edgepose.inference.posenet_decoder import (
-    NUM_EDGES,
-    NUM_KEYPOINTS,
-    TREE_EDGES,
-    DecodedPose,
-    DecoderParams,
-    decode_poses,
-    logit,
-    rescore,
-    root_candidates,
-)
+from edgepose.inference.families.posenet.decoder import NUM_EDGES, NUM_KEYPOINTS
 
 if TYPE_CHECKING:
-    from edgepose.inference.backends import Backend
-
-__all__ = [
-    "NUM_EDGES",
-    "NUM_KEYPOINTS",
-    "OUTPUT_CHANNELS",
-    "TREE_EDGES",
-    "DecodedPose",
-    "DecoderParams",
-    "Letterbox",
-    "check_model",
-    "decode_poses",
-    "dequantize",
-    "letterbox_for",
-    "logit",
-    "model_stride",
-    "output_order",
-    "preprocess_into",
-    "rescore",
-    "root_candidates",
-    "to_source",
-]
+    from edgepose.inference.runtime.backend import Backend
 
 #: The three outputs of a prepared PoseNet model, by their channel count.
 OUTPUT_CHANNELS: dict[str, int] = {"heatmaps": NUM_KEYPOINTS, "short": 2 * NUM_KEYPOINTS, "mid": 4 * NUM_EDGES}
@@ -64,6 +32,11 @@ class Letterbox:
     top: int
     scale_x: float
     scale_y: float
+
+
+def recognises(backend: Backend) -> bool:
+    """Tell a bare ``.tflite`` file for PoseNet by its tensors: the decoder's three output maps."""
+    return len(backend.outputs) == len(OUTPUT_CHANNELS)
 
 
 def check_model(backend: Backend) -> None:

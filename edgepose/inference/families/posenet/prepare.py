@@ -2,7 +2,7 @@
 
 Coral's PoseNet models end in a custom operator that only Coral's C++ library implements. Its three
 inputs (``float_heatmaps``, ``float_short_offsets``, ``float_mid_offsets``) are what edgepose decodes in
-numpy (:mod:`edgepose.inference.posenet_decoder`), so the operator is removed and those tensors become the
+numpy (:mod:`.decoder`), so the operator is removed and those tensors become the
 subgraph's outputs. The model is rewritten through the TFLite schema's object API (the schema module
 ai-edge-litert ships) and the ``flatbuffers`` builder, never by patching bytes; every other operator,
 the ``_edgetpu`` variant's ``edgetpu-custom-op`` included, is kept as it is. The same input and library
