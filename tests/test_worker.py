@@ -238,6 +238,7 @@ def test_repeated_failures_fall_back_to_the_cpu_in_process(
     estimator = MoveNetEstimator(worker)
     xnnpack = MoveNetEstimator(_in_process(lightning_path, "xnnpack")).still(squat).keypoints
     try:
+        assert estimator.info.delegate == "cpu" and estimator.backends == (worker,)
         with caplog.at_level(logging.WARNING, logger="edgepose.inference.worker"):
             results = [estimator.still(squat).keypoints for _ in range(5)]
         assert len(results) == 5
@@ -246,6 +247,7 @@ def test_repeated_failures_fall_back_to_the_cpu_in_process(
         assert worker.fallback_reason is not None
         assert "failed 3 times" in worker.fallback_reason and "SIGABRT" in worker.fallback_reason
         assert worker.info.delegate == "xnnpack"
+        assert estimator.info == worker.info  # the estimator's info is live: what runs the model now
         fallback = [r.getMessage() for r in caplog.records if "falling back to in-process xnnpack" in r.getMessage()]
         assert len(fallback) == 1 and worker.fallback_reason in fallback[0]
         assert all(r.levelno == logging.WARNING for r in caplog.records)
