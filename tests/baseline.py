@@ -1,6 +1,6 @@
 """The simplest still-image preprocessing, as a yardstick: letterbox the square, one ``cv2.resize(INTER_AREA)``.
 
-:class:`BaselineEstimator` is edgepose's :class:`PoseEstimator` (same passes, same interpreter) with only
+:class:`BaselineEstimator` is edgepose's :class:`MoveNetEstimator` (same passes, same interpreter) with only
 the preprocessing swapped: the crop box is rounded to whole pixels, cut out with black outside the
 frame and resized in one go with area averaging.
 """
@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 
 from edgepose.eval.crop import cut
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.movenet import CropBox, decode
-from edgepose.inference.tta import mirror_input, unflip
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.flip import mirror_input, unflip
+from edgepose.inference.families.movenet.model import CropBox, decode
 
 
 def letterbox_area_into(frame_bgr: np.ndarray, box: CropBox, dst: np.ndarray) -> CropBox:
@@ -31,8 +31,8 @@ def letterbox_area_into(frame_bgr: np.ndarray, box: CropBox, dst: np.ndarray) ->
     return CropBox(float(x0), float(y0), float(side), float(side))
 
 
-class BaselineEstimator(PoseEstimator):
-    """:class:`PoseEstimator` with :func:`letterbox_area_into` as its preprocessing, video frames included."""
+class BaselineEstimator(MoveNetEstimator):
+    """:class:`MoveNetEstimator` with :func:`letterbox_area_into` as its preprocessing, video frames included."""
 
     def _run(self, image: np.ndarray, box: CropBox, mirror: bool = False) -> tuple[np.ndarray, float, float, float]:
         dst = self.backend.input_tensor()

@@ -11,8 +11,8 @@ from stickfigure import FPS, HEIGHT, T0, WIDTH, squat
 from edgepose.analytics.smoothing import STEADY, KeypointSmoother, OneEuroFilter
 from edgepose.config import Config, SmoothingConfig, validate
 from edgepose.errors import ConfigError
-from edgepose.inference.cropping import CropTracker, crop_region_for
-from edgepose.inference.movenet import full_frame_box
+from edgepose.inference.families.movenet.model import full_frame_box
+from edgepose.inference.families.movenet.tracker import MoveNetCropTracker, crop_region_for
 
 #: Jitter of MoveNet Lightning on a still person in a 640×480 camera picture with sensor noise,
 #: measured with the real model (median keypoint std was 2.5 px in x and y).
@@ -157,7 +157,7 @@ def _torso(cx: float, cy: float) -> np.ndarray:
 
 
 def test_crop_tracker_low_pass_smooths_the_region_but_not_a_reset() -> None:
-    plain, smooth = CropTracker(), CropTracker(alpha=0.5)
+    plain, smooth = MoveNetCropTracker(), MoveNetCropTracker(alpha=0.5)
     for tracker in (plain, smooth):
         tracker.update(_torso(300.0, 280.0), WIDTH, HEIGHT)
         tracker.update(_torso(340.0, 280.0), WIDTH, HEIGHT)

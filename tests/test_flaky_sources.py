@@ -255,11 +255,11 @@ class _Recorder:
 
 @pytest.fixture(scope="module")
 def estimator(models_dir: Path) -> Iterator[Estimator]:
-    from edgepose.commands.setup import open_estimator
+    from edgepose.inference.factory import open_estimator
 
     estimator = open_estimator(ModelConfig(models_dir=str(models_dir)))
     yield estimator
-    estimator.backend.close()
+    estimator.close()
 
 
 def _fresh(estimator: Estimator, image: np.ndarray) -> np.ndarray:

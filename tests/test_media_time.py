@@ -225,7 +225,7 @@ class Collector:
 def test_a_camera_keeps_its_timing_when_ntp_steps_the_wall_clock(
     step_s: float, models_dir: Path, testdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgepose.commands.setup import open_estimator
+    from edgepose.inference.factory import open_estimator
 
     person = np.ascontiguousarray(cv2.imread(str(testdata / "woman_standing.png"))[:, :, :3])
     real_time = time.time
@@ -241,7 +241,7 @@ def test_a_camera_keeps_its_timing_when_ntp_steps_the_wall_clock(
                           analytics=Analytics(AnalyticsConfig(), smoothing))  # fmt: skip
         service.run(stop)
     finally:
-        estimator.backend.close()
+        estimator.close()
     results = collector.results
     jumps = [b.ts - a.ts for a, b in itertools.pairwise(results)]
     assert any(abs(jump - step_s) < 60 for jump in jumps), "the wall clock stepped during the visit"

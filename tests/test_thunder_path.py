@@ -15,9 +15,10 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from tflite_builder import probe_pose_model
 
-from edgepose.inference.backends import BackendRequest, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.models import resolve_model
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import resolve_model
 
 THUNDER_FILE = "movenet_single_pose_thunder_ptq.tflite"
 BGR = (255, 64, 128)  # R=128 → y, G=64 → x, B=255 → score
@@ -37,7 +38,7 @@ def test_thunder_resolves_and_runs_at_256(thunder_dir: Path) -> None:
     frame = np.empty((300, 300, 3), dtype=np.uint8)
     frame[:] = BGR
     # One pass: flip averaging would mix the probe's x with its mirror image's (the probe is no pose model).
-    keypoints = PoseEstimator(backend, tta="none").still(frame).keypoints
+    keypoints = MoveNetEstimator(backend, tta="none").still(frame).keypoints
     # y = R/255 of the crop, x = G/255, score = B/255: proves RGB order and the decode to source pixels.
     assert keypoints[0, 1] == pytest.approx(128 / 255 * 300, abs=0.5)
     assert keypoints[0, 0] == pytest.approx(64 / 255 * 300, abs=0.5)

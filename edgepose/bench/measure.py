@@ -26,8 +26,8 @@ from edgepose.config import IdleConfig, SourceConfig
 from edgepose.config.choices import RUNTIME_DISTS
 from edgepose.errors import SourceError
 from edgepose.health import PipelineStats
-from edgepose.inference.backends import Backend
 from edgepose.inference.estimator import Estimator
+from edgepose.inference.runtime.backend import Backend
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pose import STAGES, PoseResult
 from edgepose.sources.base import Source

@@ -14,6 +14,7 @@ from typing import Any
 
 from edgepose.config.choices import CHOICES
 from edgepose.config.schema import SECTIONS, default_meaning, show_value
+from edgepose.manifest import model_choices
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ _RUN_BENCH = ("run", "bench")
 _RUN_ANALYZE = ("run", "analyze")
 
 FLAGS: tuple[Flag, ...] = (
-    Flag(("--model",), "model", "name", "lightning (default), thunder, posenet (several people), blazepose (33 "
-         "landmarks), or a .tflite path", common=True, metavar="NAME|PATH"),
+    Flag(("--model",), "model", "name", model_choices(), common=True, metavar="NAME|PATH"),
     Flag(("--max-people",), "model", "max_people", "at most N people per frame with posenet", common=True,
          kind=int, metavar="N"),
     Flag(("--runtime",), "model", "runtime", "interpreter package; auto: ai_edge_litert if installed, else "

@@ -13,6 +13,7 @@ from edgepose.config.preview_access import check_access
 from edgepose.config.rendering import redact_url
 from edgepose.config.schema import SECTIONS, AnalyticsConfig, Config, ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
+from edgepose.manifest import model_choices
 
 
 def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config:
@@ -43,7 +44,7 @@ def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config
     _validate_choices(config)
     _validate_analytics(config.analytics)
     if not model.name:
-        raise ConfigError("model must name a model (lightning, thunder, posenet) or a .tflite path")
+        raise ConfigError(f"model must name a model: {model_choices(ModelConfig.name)}")
     if not model.edgetpu_library.strip():
         raise ConfigError(
             f"model edgetpu_library must name the EdgeTPU delegate library (default {ModelConfig.edgetpu_library})"

@@ -1,19 +1,14 @@
-"""The pose estimator: crop region ▶ preprocess ▶ invoke ▶ decode, with per-stage timings."""
+"""What the pipeline runs: the :class:`Estimator` protocol every model family implements, and its :class:`Estimate`."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from edgepose.config.choices import TTA_MODES
-from edgepose.inference.backends import Backend
-from edgepose.inference.cropping import CropTracker, crop_region_for
-from edgepose.inference.movenet import CropBox, check_model, decode, full_frame_box, preprocess_into
-from edgepose.inference.tta import average, mirror_input, unflip
-from edgepose.pose import Pose
+from edgepose.inference.runtime.backend import Backend
+from edgepose.pose import BackendInfo, Pose
 
 #: The keypoints reported when a frame holds no pose at all (x, y and score 0).
 NO_KEYPOINTS = np.zeros((17, 3), dtype=np.float32)
@@ -35,9 +30,22 @@ class Estimate:
 
 
 class Estimator(Protocol):
-    """What the pipeline needs of a model family (MoveNet, PoseNet, BlazePose)."""
+    """What the pipeline needs of a model family (MoveNet, PoseNet, BlazePose, …; see docs/families.md).
+
+    Attributes:
+        backend: The backend that runs on every frame: what ``bench`` times, and whose health (the EdgeTPU
+            worker's restarts and CPU fallback) the pipeline's stats report.
+    """
 
     backend: Backend
+
+    @property
+    def backends(self) -> tuple[Backend, ...]:
+        """Every backend it opened, :attr:`backend` first."""
+
+    @property
+    def info(self) -> BackendInfo:
+        """What runs the model now, read at each use: the CPU's once the EdgeTPU worker fell back."""
 
     def track(self, image: np.ndarray) -> Estimate:
         """Estimate a video frame, following the person from the previous frames."""
@@ -48,72 +56,5 @@ class Estimator(Protocol):
     def reset(self) -> None:
         """Forget what was tracked (a new scene or a reopened source)."""
 
-
-class PoseEstimator:
-    """Runs MoveNet on frames through a :class:`Backend`.
-
-    Video frames follow the person with MoveNet's crop tracker; still images get a second pass
-    on the crop derived from the first, and the better-scoring pass is kept; with ``tta="flip"``
-    (the default) that pass is averaged with its mirror image's (see :mod:`edgepose.inference.tta`).
-    """
-
-    def __init__(self, backend: Backend, crop_alpha: float = 1.0, tta: str = "flip") -> None:
-        check_model(backend)
-        if tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
-        self.backend = backend
-        self.tracker = CropTracker(crop_alpha)
-        self.tta = tta
-
-    def reset(self) -> None:
-        """Start the next frame from the full frame."""
-        self.tracker.reset()
-
-    def _run(self, image: np.ndarray, box: CropBox, mirror: bool = False) -> tuple[np.ndarray, float, float, float]:
-        t0 = time.perf_counter()
-        dst = self.backend.input_tensor()
-        preprocess_into(image, box, dst)
-        if mirror:
-            mirror_input(dst)
-        del dst  # the interpreter refuses to run while a view of its buffer is alive
-        t1 = time.perf_counter()
-        self.backend.invoke()
-        t2 = time.perf_counter()
-        raw = self.backend.output()
-        keypoints = decode(unflip(raw) if mirror else raw, box)
-        t3 = time.perf_counter()
-        return keypoints, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
-
-    def track(self, image: np.ndarray) -> Estimate:
-        """Estimate a video frame on the tracked region and update the region for the next frame."""
-        height, width = image.shape[:2]
-        keypoints, pre, inv, post = self._run(image, self.tracker.region(width, height))
-        t0 = time.perf_counter()
-        self.tracker.update(keypoints, width, height)
-        pose = Pose.from_keypoints(keypoints)
-        return Estimate((pose,), pre, inv, post + (time.perf_counter() - t0) * 1e3)
-
-    def still(self, image: np.ndarray, tta: str | None = None) -> Estimate:
-        """Estimate an independent image: full frame, then once more on the person's crop.
-
-        Args:
-            image: BGR frame.
-            tta: ``"flip"`` to average the kept pass with its mirror image's (one more invoke), ``"none"``
-                for a single pass; ``None`` uses the estimator's setting.
-        """
-        height, width = image.shape[:2]
-        whole = full_frame_box(width, height)
-        first, pre, inv, post = self._run(image, whole)
-        kept = whole
-        box = crop_region_for(first, width, height)
-        if box != whole:
-            second, pre2, inv2, post2 = self._run(image, box)
-            pre, inv, post = pre + pre2, inv + inv2, post + post2
-            if second[:, 2].mean() >= first[:, 2].mean():
-                first, kept = second, box
-        if (self.tta if tta is None else tta) == "flip":
-            mirrored, pre2, inv2, post2 = self._run(image, kept, mirror=True)
-            t0 = time.perf_counter()
-            first = average(first, mirrored)
-            pre, inv, post = pre + pre2, inv + inv2, post + post2 + (time.perf_counter() - t0) * 1e3
-        return Estimate((Pose.from_keypoints(first),), pre, inv, post)
+    def close(self) -> None:
+        """Release every backend it opened (the EdgeTPU worker's child process ends); idempotent."""
