@@ -21,7 +21,7 @@ _R = RepConfig
 
 @dataclass(frozen=True)
 class AnalyticsConfig:
-    """The ``[analytics]`` config section (see the README, "Analytics", for each rule).
+    """The ``[analytics]`` config section (see docs/analytics.md for each rule).
 
     Attributes:
         exercise: Count repetitions of ``squat``, ``pushup`` or ``jumping_jack``; ``""`` for none.

@@ -53,7 +53,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    """MQTT publishing (see README, "MQTT")."""
+    """MQTT publishing (see docs/mqtt.md)."""
 
     url: str = ""
     device_id: str = ""
