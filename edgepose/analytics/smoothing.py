@@ -11,7 +11,7 @@ movement closely (a walking person is not dragged behind), but at 30 fps they ta
 of a still person: the minimum cutoff alone caps the reduction of white jitter at
 2.2× there, and beta opens the filter further for jitter of a pixel or two. :data:`STEADY` (0.2 Hz,
 22, 0.5 Hz) cuts such jitter 3–4× for scenes that are mostly still, at the price of lagging the first
-half second of a movement; see the README, "Smoothing".
+half second of a movement; see docs/analytics.md, "Smoothing".
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    """The ``[mqtt]`` section: publishing to a broker.
+    """The ``[mqtt]`` section: publishing to a broker (see docs/mqtt.md).
 
     Attributes:
         url: The broker, ``mqtt://[user@]host[:port]`` or ``mqtts://…`` for TLS.

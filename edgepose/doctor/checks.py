@@ -31,7 +31,7 @@ def check_config(ctx: Context) -> list[Check]:
     """Check that the configuration is valid and names a source."""
     where = str(ctx.config_path) if ctx.config_path else "defaults and environment (no --config)"
     if ctx.config_error:
-        fix = ctx.config_fix or ("correct it (each key is described in the README); check with: "
+        fix = ctx.config_fix or ("correct it (each key is described in docs/configuration.md); check with: "
                                  "edgepose run --config FILE --print-config")  # fmt: skip
         return [Check(FAIL, "config", ctx.config_error, fix)]
     checks = [Check(OK, "config", f"{where} is valid")]
@@ -68,9 +68,7 @@ def check_models(ctx: Context) -> list[Check]:
         if problem is None:
             checks.append(Check(OK, "model", f"{path} {'verified' if spec else 'present'}"))
         elif problem == "permission denied":
-            why = (
-                "run it as a user who may read that folder (after a system install: see the README's Run as a service)"
-            )
+            why = "run it as a user who may read that folder (after a system install: see docs/service.md)"
             checks.append(Check(FAIL, "model", f"{path}: {problem}", why))
         elif needed or problem != "missing":
             checks.append(Check(FAIL, "model", f"{path}: {problem}", fetch))

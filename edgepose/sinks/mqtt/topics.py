@@ -1,6 +1,6 @@
 """Topic names and message payloads of the MQTT sink (no paho here; discovery is in :mod:`.homeassistant`).
 
-Topics (``<base>`` is ``<prefix>/<device>``; the README, "MQTT", documents every schema):
+Topics (``<base>`` is ``<prefix>/<device>``; docs/mqtt.md documents every schema):
 
 =========================================  =====================  ====  ======
 topic                                      payload                QoS   retain
