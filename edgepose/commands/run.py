@@ -26,6 +26,7 @@ from edgepose.pose import BackendInfo
 from edgepose.sinks import Sink, close_all, sink_failure
 from edgepose.sinks.jsonl import JsonlSink
 from edgepose.sinks.notify import notify_address, notify_stopping
+from edgepose.sinks.snapshot.sink import attach_snapshots
 from edgepose.sources import open_source
 
 HELP = "run pose estimation on a camera, stream, video or images and publish the results"
@@ -39,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 #: ``(config, stats, info, stop)`` → a sink, or ``None`` when it is off; ``stop`` is the run's stop event.
 SinkFactory = Callable[[Config, PipelineStats, BackendInfo, threading.Event], "Sink | None"]
+
+
+def _snapshot(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
+    cfg = config.snapshot
+    if not cfg.enabled or not (config.mqtt.url or config.preview.listen or cfg.folder):
+        return None  # nobody to show them to
+    from edgepose.sinks.snapshot.sink import SnapshotSink
+
+    return SnapshotSink(cfg, config.model.min_score)
 
 
 def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
@@ -84,9 +94,10 @@ def _systemd(config: Config, stats: PipelineStats, info: BackendInfo, _stop: thr
     return make_sink(stats, info)  # None outside systemd (no $NOTIFY_SOCKET)
 
 
-#: Sinks in the order they are started; each factory returns ``None`` when its sink is off.
-SINKS: dict[str, SinkFactory] = {"jsonl": _jsonl, "mqtt": _mqtt, "preview": _preview, "display": _display,
-                               "systemd": _systemd}  # fmt: skip
+#: Sinks in the order they are started; each factory returns ``None`` when its sink is off. The snapshot sink
+#: comes first: the sinks that show snapshots (MQTT, the preview) are attached to it before they start.
+SINKS: dict[str, SinkFactory] = {"snapshot": _snapshot, "jsonl": _jsonl, "mqtt": _mqtt, "preview": _preview,
+                               "display": _display, "systemd": _systemd}  # fmt: skip
 
 
 def _analytics(config: Config, still: bool) -> Analytics:
@@ -148,6 +159,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         for factory in SINKS.values():
             sink = factory(config, stats, estimator.info, stop)
             if sink is not None:
+                attach_snapshots(sinks, sink)
                 sink.start()
                 sinks.append(sink)
         options = service_options(config)

@@ -153,6 +153,27 @@ class PreviewConfig:
 
 
 @dataclass(frozen=True)
+class SnapshotConfig:
+    """The ``[snapshot]`` section: a JPEG of each fall and long lie, and one on request (see docs/mqtt.md).
+
+    Attributes:
+        enabled: Make snapshots while MQTT, the preview or ``folder`` is on: on MQTT ``<base>/snapshot`` (a Home
+            Assistant image, with a Snapshot button), on the preview and in ``folder``.
+        mode: What a snapshot shows: the skeleton on a blank canvas (no picture leaves the box), on a heavily
+            blurred picture, or on the picture itself.
+        folder: Also keep each snapshot as a JPEG file in this folder.
+        max_files: Keep at most this many snapshots in ``folder``, the oldest removed first.
+        max_mb: Keep at most this many MiB of snapshots in ``folder``, the oldest removed first (the newest stays).
+    """
+
+    enabled: bool = True
+    mode: str = "skeleton"
+    folder: str = ""
+    max_files: int = 100
+    max_mb: float = 100.0
+
+
+@dataclass(frozen=True)
 class IdleConfig:
     """The ``[idle]`` section: the model at a trickle while nobody is there (``edgepose/pipeline/idle.py``).
 
@@ -343,6 +364,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     idle: IdleConfig = field(default_factory=IdleConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
@@ -362,6 +384,7 @@ EMPTY: dict[tuple[str, str], str] = {
     ("mqtt", "ca_file"): "the system's CA certificates",
     ("preview", "listen"): "off",
     ("preview", "token_file"): "$CREDENTIALS_DIRECTORY/preview_token if present",
+    ("snapshot", "folder"): "not kept",
     ("analytics", "exercise"): "none",
 }
 #: Upper bound of ``preview.max_connections`` (each connection being served is a thread).
@@ -426,6 +449,8 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("mqtt", "reconnect_max_s"): Limit(1, 3600),
     ("preview", "fps"): Limit(0.1, 100),
     ("preview", "max_connections"): Limit(1, MAX_PREVIEW_CONNECTIONS, note="each one being served is a thread"),
+    ("snapshot", "max_files"): Limit(1, 1_000_000),
+    ("snapshot", "max_mb"): Limit(0.1, 1_000_000, note="MiB"),
     ("idle", "after_s"): Limit(0.1, 86400),
     ("idle", "fps"): Limit(0.2, 60, note="at least one run every 5 s: health and the systemd watchdog see it"),
     ("idle", "motion_threshold"): Limit(0, 255, note="grey levels"),

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from edgepose.health import PipelineStats
@@ -29,6 +29,10 @@ from edgepose.sinks.preview.guard import host_is_loopback, origin_is_loopback
 from edgepose.sinks.preview.hub import EncoderFailed, Overflow, PreviewHub
 from edgepose.sinks.preview.listener import Limits, Listener, one_line
 from edgepose.sinks.preview.page import PAGE
+from edgepose.sinks.snapshot.sink import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from edgepose.sinks.snapshot.sink import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ class PreviewContext:
         metrics: Renders ``/metrics`` text and its content type, or ``None`` without prometheus_client.
         loopback_only: Serve only requests whose ``Host`` (and ``Origin``, if sent) name this machine: a
             loopback address without a token, where nothing else stops a DNS-rebinding page.
+        snapshot: The last snapshot, for ``/snapshot.jpg``.
+        snapshot_note: Why there is none, for a 404 from ``/snapshot.jpg``.
     """
 
     hub: PreviewHub
@@ -68,6 +74,8 @@ class PreviewContext:
     stale_after_s: float
     metrics: tuple[Callable[[], bytes], str] | None = None
     loopback_only: bool = False
+    snapshot: Snapshot | None = None
+    snapshot_note: str = "snapshots are off"
     active: int = 0
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -244,6 +252,15 @@ class PreviewHandler(BaseHTTPRequestHandler):
         render, content_type = metrics
         self._send(HTTPStatus.OK, render(), content_type)
 
+    def snapshot(self) -> None:
+        """``/snapshot.jpg``: the last snapshot (404 with the reason when there is none)."""
+        context = self.server.context
+        snapshot = context.snapshot
+        if snapshot is None:
+            self._send(HTTPStatus.NOT_FOUND, f"{context.snapshot_note}\n".encode(), "text/plain; charset=utf-8")
+            return
+        self._send(HTTPStatus.OK, snapshot.jpeg, CONTENT_TYPE)
+
     def stream(self) -> None:
         """``/stream.mjpg``: ``multipart/x-mixed-replace`` JPEGs, the newest one whenever the client is ready."""
         hub = self.server.context.hub
@@ -314,7 +331,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         context = self.server.context
         backend = context.stats.backend_info(context.info)  # the CPU's after an EdgeTPU fallback
         return {"backend": backend.to_dict(), "mode": context.mode, "min_score": context.min_score,
-                "stats": context.stats.snapshot(), "recent_events": context.hub.recent_events()}  # fmt: skip
+                "stats": context.stats.snapshot(), "recent_events": context.hub.recent_events(),
+                "snapshot": context.snapshot.info() if context.snapshot else None}  # fmt: skip
 
     def _stats_event(self) -> bytes:
         return f"event: stats\ndata: {json.dumps(self._status())}\n\n".encode()
@@ -328,4 +346,5 @@ ROUTES: dict[str, Callable[[PreviewHandler], None]] = {
     "/metrics": PreviewHandler.metrics,
     "/stream.mjpg": PreviewHandler.stream,
     "/events": PreviewHandler.events,
+    "/snapshot.jpg": PreviewHandler.snapshot,
 }
