@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import NoReturn
 
@@ -25,7 +25,7 @@ from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pose import BackendInfo
 from edgepose.sinks import Sink, close_all, sink_failure
 from edgepose.sinks.jsonl import JsonlSink
-from edgepose.sinks.notify import notify_stopping
+from edgepose.sinks.notify import notify_address, notify_stopping
 from edgepose.sinks.snapshot.sink import attach_snapshots
 from edgepose.sources import open_source
 
@@ -127,6 +127,22 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
+def service_options(config: Config, environ: Mapping[str, str] | None = None) -> ServiceOptions:
+    """Return the loop's options; ``[source] restart_after_s`` applies under systemd only, which starts it afresh."""
+    under_systemd = notify_address(environ) is not None
+    return ServiceOptions(
+        max_frames=config.source.max_frames,
+        realtime=config.source.realtime,
+        pace_fps=config.source.fps,
+        source_timeout_s=config.source.timeout_s,
+        loop=config.source.loop,
+        max_fps=config.source.max_fps,
+        idle=config.idle,
+        min_score=config.model.min_score,
+        give_up_s=config.source.restart_after_s if under_systemd else 0.0,
+    )
+
+
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Run until the source ends, ``--max-frames`` is reached, or SIGTERM/SIGINT."""
     source = open_source(config.source.source, config.source)
@@ -146,16 +162,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
                 attach_snapshots(sinks, sink)
                 sink.start()
                 sinks.append(sink)
-        options = ServiceOptions(
-            max_frames=config.source.max_frames,
-            realtime=config.source.realtime,
-            pace_fps=config.source.fps,
-            source_timeout_s=config.source.timeout_s,
-            loop=config.source.loop,
-            max_fps=config.source.max_fps,
-            idle=config.idle,
-            min_score=config.model.min_score,
-        )
+        options = service_options(config)
         log.info("reading %s", source.name)
         service = Service(source, estimator, sinks, options, stats, analytics=analytics,
                           reopen=lambda: open_source(config.source.source, config.source))  # fmt: skip

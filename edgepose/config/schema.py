@@ -59,6 +59,8 @@ class SourceConfig:
         max_frames: Stop after this many processed frames.
         stale_after_s: ``/healthz`` answers 503 once the last frame is older than this.
         timeout_s: Reopen a camera or stream that delivers no frame for this long, opening included.
+        restart_after_s: Under systemd: a camera or stream that gave no frame for this long, retried all along, ends
+            the run (exit status 1), so that systemd starts edgepose afresh.
         loop: Start a video file again when it ends.
         max_fps: Process at most this many frames a second.
     """
@@ -71,6 +73,7 @@ class SourceConfig:
     max_frames: int = 0
     stale_after_s: float = 5.0
     timeout_s: float = 10.0
+    restart_after_s: float = 600.0
     loop: bool = False
     max_fps: float = 0.0
 
@@ -432,6 +435,12 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("source", "max_frames"): Limit(0, INT64_MAX, note="0: no limit"),
     ("source", "stale_after_s"): Limit(0.1, 86400),
     ("source", "timeout_s"): Limit(0.5, 3600),
+    ("source", "restart_after_s"): Limit(
+        120,
+        604800,
+        zero=True,
+        note="0: never; from 120 s on, the restarts stay within the unit's start limit of 5 in 10 minutes",
+    ),
     ("source", "max_fps"): Limit(0.1, 1000, zero=True, note="0: no cap"),
     ("mqtt", "max_rate"): Limit(0.001, 1000, zero=True, note="0: every frame"),
     ("mqtt", "stats_interval_s"): Limit(0.1, 86400),

@@ -223,9 +223,14 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self._json(HTTPStatus.OK, {**result.to_dict(), **self._status()})
 
     def healthz(self) -> None:
-        """``/healthz``: 200 while the last frame is fresh, else 503 with the reason."""
+        """``/healthz``: 200 while the last frame is fresh, else 503 with the reason and where the source stands.
+
+        It answers anyone, so it tells the source's state and times (``waiting for the camera for 45 s, next try
+        in 8 s``), never its reason, which may name a stream's address.
+        """
         context = self.server.context
         age = context.stats.frame_age()
+        source = context.stats.source
         if age is None:
             status, text = HTTPStatus.SERVICE_UNAVAILABLE, "stale: no frame processed yet"
         elif age > context.stale_after_s:
@@ -233,6 +238,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
             text = f"stale: last frame {age:.1f} s ago (limit {context.stale_after_s:g} s)"
         else:
             status, text = HTTPStatus.OK, f"ok: last frame {age:.2f} s ago"
+        if status != HTTPStatus.OK and source.state != "ok":
+            text += f"; {source.headline()}"
         self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8")
 
     def metrics(self) -> None:
