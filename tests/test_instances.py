@@ -23,26 +23,31 @@ from edgepose.system_install import INSTANCE_ENV, SystemInstall, instance_config
 
 PLAIN = ROOT / "systemd" / "edgepose.service"
 TEMPLATE = ROOT / "systemd" / "edgepose@.service"
-#: Every difference between the two units, besides the comment at the top: (plain line, the template's lines).
+#: Every difference between the two units below the comment at the top: (plain line, the template's lines).
 INSTANCE_LINES = [
     ("ExecStart=/opt/edgepose/bin/edgepose run --config /etc/edgepose/config.toml",
      ["ExecStart=/opt/edgepose/bin/edgepose run --config /etc/edgepose/%i.toml"]),
     ("Environment=PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
-     ["Environment=PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1", f"Environment={INSTANCE_ENV}=%i"]),
-    ("StateDirectory=edgepose", ["StateDirectory=edgepose/%i"]),
+     ["Environment=PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1",
+      "# The instance name: the default [mqtt] device_id (edgepose/system_install.py, INSTANCE_ENV).",
+      f"Environment={INSTANCE_ENV}=%i"]),
+    ("StateDirectory=edgepose",
+     ["# Its own state; the models are shared: /var/lib/edgepose/models, read-only here.",
+      "StateDirectory=edgepose/%i"]),
 ]  # fmt: skip
 
 
-def settings(text: str) -> list[str]:
-    """The unit's lines that are not comments."""
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+def body(text: str) -> list[str]:
+    """The unit's lines from ``[Unit]`` on (the comment at the top says what the file is)."""
+    lines = text.splitlines()
+    return lines[lines.index("[Unit]") :]
 
 
 def test_the_template_is_the_plain_unit_but_for_the_instance_lines() -> None:
     expected = []
-    for line in settings(PLAIN.read_text()):
+    for line in body(PLAIN.read_text()):
         expected += next((new for old, new in INSTANCE_LINES if old == line), [line])
-    assert settings(TEMPLATE.read_text()) == expected
+    assert body(TEMPLATE.read_text()) == expected
 
 
 def test_the_device_id_is_the_instance_name_unless_configured() -> None:
