@@ -5,14 +5,15 @@
 #   EDGEPOSE_MODEL_MIRROR=DIR ./install.sh   take the models from a local folder (offline machines, CI)
 #   sudo ./install.sh --system   the hardened systemd service (see scripts/install-system.sh;
 #                                also --prefix DIR to stage it, --uninstall to remove it,
-#                                --wheels DIR offline from scripts/make-wheelhouse.sh's folder)
+#                                --wheels DIR offline from scripts/make-wheelhouse.sh's folder,
+#                                --instance NAME for one unit per camera)
 # Safe to re-run: it upgrades in place and keeps verified models.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 for arg in "$@"; do  # the service install lives in its own script
     case "$arg" in
-        --system|--prefix|--uninstall) exec "$here/scripts/install-system.sh" "$@" ;;
+        --system|--prefix|--uninstall|--instance) exec "$here/scripts/install-system.sh" "$@" ;;
     esac
 done
 runtime="litert"
@@ -32,6 +33,7 @@ usage: ./install.sh [--runtime litert|tflite] [--models-from DIR] [--venv DIR] [
 As a service (root):  sudo ./install.sh --system [--with-broker] [--edgetpu] [--mqtt-password-file FILE|-]
                       sudo ./install.sh --system --wheels DIR   (offline: DIR from scripts/make-wheelhouse.sh)
                       ./install.sh --prefix DIR ...   (stage the same layout under DIR)
+                      sudo ./install.sh --system --instance NAME   (one unit per camera: edgepose@NAME)
                       sudo ./install.sh --uninstall   (keeps the config and the models)
                       ./install.sh --system --help    (all options)
 USAGE

@@ -115,16 +115,17 @@ def model_family(choice: str, specs: Iterable[ModelSpec] | None = None) -> str:
 def default_models_dir() -> Path:
     """Return where models live when not configured.
 
-    ``$STATE_DIRECTORY/models`` under systemd, else the system install's models folder when running from
-    its environment, else the checkout's ``models/`` folder when running from source, else
+    The system install's models folder when running from its environment (every unit of it shares that
+    folder: ``edgepose@NAME.service``'s own state directory holds no models), else ``$STATE_DIRECTORY/models``
+    under systemd, else the checkout's ``models/`` folder when running from source, else
     ``~/.local/share/edgepose/models``.
     """
-    state = os.environ.get("STATE_DIRECTORY")
-    if state:
-        return Path(state.split(":")[0]) / "models"
     install = system_install()
     if install is not None:
         return install.models_dir
+    state = os.environ.get("STATE_DIRECTORY")
+    if state:
+        return Path(state.split(":")[0]) / "models"
     checkout = Path(__file__).resolve().parents[1] / "models"
     if (checkout / "manifest.toml").is_file():
         return checkout

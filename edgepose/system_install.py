@@ -5,6 +5,10 @@ config file and models folder (``/etc/edgepose/config.toml`` and ``/var/lib/edge
 ``DIR`` for ``--prefix DIR``). Run from that environment (``/usr/local/bin/edgepose``) without
 ``--config``, the CLI reads that config, and its models folder is the default. Anywhere else (a checkout,
 a developer venv, a ``pip install``) there is no record and nothing changes.
+
+One camera per unit: ``edgepose@NAME.service`` (``systemd/edgepose@.service``) reads ``NAME.toml`` next to
+the install's ``config.toml`` and tells the process its name in :data:`INSTANCE_ENV`; the instance
+configs of an install are :func:`instance_configs`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pwd
 import shlex
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +32,8 @@ else:  # pragma: no cover
 
 #: The record's place inside the environment (``sys.prefix``); install-system.sh writes it.
 RECORD = Path("share", "edgepose", "install.toml")
+#: The variable ``edgepose@.service`` sets to its instance name (``%i``): the default ``[mqtt] device_id``.
+INSTANCE_ENV = "EDGEPOSE_INSTANCE"
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,25 @@ def system_install(prefix: Path | None = None) -> SystemInstall | None:
         return SystemInstall(config=Path(data["config"]), models_dir=Path(data["models_dir"]))
     except (OSError, ValueError, KeyError, TypeError):  # none, or not one install-system.sh wrote
         return None
+
+
+def instance_name(environ: Mapping[str, str] | None = None) -> str:
+    """Return the name of the ``edgepose@NAME.service`` instance this process is, or ``""`` (not one)."""
+    return (os.environ if environ is None else environ).get(INSTANCE_ENV, "").strip()
+
+
+def instance_configs(install: SystemInstall) -> dict[str, Path]:
+    """Return ``{instance name: config file}`` of an install: every ``*.toml`` next to its ``config.toml``.
+
+    ``edgepose@NAME.service`` reads ``NAME.toml`` from that folder (``/etc/edgepose``, or under the prefix of
+    a staged install); ``config.toml`` itself is the plain ``edgepose.service``'s.
+    """
+    folder = install.config.parent
+    try:
+        found = sorted(folder.glob("*.toml"))
+    except OSError:
+        return {}
+    return {path.stem: path for path in found if path.name != install.config.name}
 
 
 def config_file(given: Path | None, argv: Sequence[str]) -> Path | None:

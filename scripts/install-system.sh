@@ -5,22 +5,27 @@
 #   sudo ./install.sh --system --wheels DIR   offline, from a wheelhouse (scripts/make-wheelhouse.sh)
 #   ./install.sh --prefix DIR      the same layout under DIR (staging root for tests and packagers)
 #   sudo ./install.sh --uninstall  remove it again, keeping the config and the models
+#   sudo ./install.sh --system --instance NAME     one unit per camera: edgepose@NAME.service, NAME.toml
+#   sudo ./install.sh --uninstall --instance NAME  remove just that one, keeping its config and state
 #
 # Layout (DIR is empty for a real install):
 #   DIR/opt/edgepose/                         virtual environment (system site packages: apt's picamera2)
 #   DIR/opt/edgepose/share/doc/edgepose/      README.md and docs/ (the manual)
 #   DIR/opt/edgepose/share/edgepose/install.toml   where this install's config and models are (read by the CLI)
 #   DIR/usr/local/bin/edgepose                symlink to DIR/opt/edgepose/bin/edgepose
-#   DIR/usr/local/lib/systemd/system/edgepose.service
+#   DIR/usr/local/lib/systemd/system/edgepose.service   and edgepose@.service, the template for instances
 #   DIR/etc/edgepose/config.toml              written only when absent (0640, root:edgepose)
+#   DIR/etc/edgepose/NAME.toml                with --instance NAME: edgepose@NAME.service's, only when absent
 #   DIR/etc/edgepose/mqtt_password            only with --mqtt-password-file (0600, root; a systemd credential)
-#   DIR/var/lib/edgepose/models/              verified model files
+#   DIR/var/lib/edgepose/models/              verified model files (shared by every unit)
+#   DIR/var/lib/edgepose/NAME/                with --instance NAME: that instance's state directory
 #
 # Every run builds a new environment in DIR/opt/edgepose.new, checks it (imports, the models, two frames
 # through the model) and only then puts it in place of the old one: a failed install or upgrade leaves
 # the installed edgepose as it was and says in one line what failed.
 # With --prefix, every path written into the unit and the config points into DIR, apt, useradd and chown
-# are skipped, and the service is neither enabled nor started. Safe to re-run.
+# are skipped, and the service is neither enabled nor started. Safe to re-run. A live run restarts every
+# running edgepose unit afterwards: they all run from the environment it replaced.
 set -euo pipefail
 umask 022
 
@@ -32,6 +37,7 @@ runtime="litert"
 with_broker=0
 edgetpu=0
 password_file=""
+instance=""
 mirror="${EDGEPOSE_MODEL_MIRROR:-}"
 wheels=""
 python="${PYTHON:-}"
@@ -47,6 +53,11 @@ usage: sudo ./install.sh --system [options]     install, enable and start the ed
        ./install.sh --prefix DIR [options]      install the same layout under DIR (no root needed)
        sudo ./install.sh --uninstall [--prefix DIR]
 
+  --instance NAME          one unit per camera: install (or with --uninstall remove) edgepose@NAME.service,
+                           which reads /etc/edgepose/NAME.toml (written from the template when absent),
+                           keeps its state in /var/lib/edgepose/NAME and publishes as device NAME;
+                           NAME is letters, digits, _ and - (edgepose.service and its config.toml stay
+                           as they are)
   --with-broker            also install the mosquitto broker and point the new config at it
   --edgetpu                add Coral's apt repository (signed-by keyring) and install libedgetpu1-std
   --runtime litert|tflite  interpreter package in the venv (default litert; tflite needs Python <= 3.11)
@@ -73,6 +84,7 @@ while [ $# -gt 0 ]; do
         --models-from) mirror="${2:?--models-from needs a folder}"; shift 2 ;;
         --wheels) wheels="${2:?--wheels needs a folder}"; shift 2 ;;
         --mqtt-password-file) password_file="${2:?--mqtt-password-file needs a file or -}"; shift 2 ;;
+        --instance) instance="${2:?--instance needs a name}"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: error: unknown option for a system install: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -81,6 +93,17 @@ case "$runtime" in
     litert|tflite) ;;
     *) die "--runtime must be litert or tflite, not $runtime" ;;
 esac
+if [ -n "$instance" ]; then  # it names a file, a folder, a unit and the MQTT device id
+    case "$instance" in
+        config) die "--instance config would read config.toml, edgepose.service's config: choose another name" ;;
+        [A-Za-z0-9]*) ;;
+        *) die "--instance $instance: a name starts with a letter or digit" ;;
+    esac
+    case "$instance" in
+        *[!A-Za-z0-9_-]*) die "--instance $instance: a name is letters, digits, _ and - only (it is the MQTT device id too)" ;;
+    esac
+    [ "${#instance}" -le 64 ] || die "--instance $instance: at most 64 characters"
+fi
 
 if [ "$prefix_given" = 1 ]; then
     mkdir -p "$prefix"
@@ -109,24 +132,56 @@ state="$prefix/var/lib/edgepose"
 models="$state/models"
 unit_dir="$prefix/usr/local/lib/systemd/system"
 unit="$unit_dir/edgepose.service"
+template="$unit_dir/edgepose@.service"
+if [ -n "$instance" ]; then
+    service="edgepose@$instance.service"
+    config="$etc/$instance.toml"
+else
+    service=edgepose.service
+    config="$etc/config.toml"
+fi
 bin_link="$prefix/usr/local/bin/edgepose"
 user=edgepose
 
 # --------------------------------------------------------------------------------------------- uninstall
+instance_units() {  # every edgepose@NAME.service with a config or an enablement
+    local file name
+    for file in "$etc"/*.toml /etc/systemd/system/*.wants/edgepose@*.service; do
+        [ -e "$file" ] || [ -L "$file" ] || continue
+        name="$(basename "$file")"
+        case "$name" in
+            config.toml) continue ;;
+            *.toml) printf 'edgepose@%s.service\n' "${name%.toml}" ;;
+            *) printf '%s\n' "$name" ;;
+        esac
+    done | sort -u
+}
+if [ "$mode" = uninstall ] && [ -n "$instance" ]; then
+    if [ "$systemd_running" = 1 ]; then
+        step "stopping and disabling $service"
+        systemctl disable --now "$service" 2>/dev/null || true
+    fi
+    step "kept: its config and its state (remove them yourself if you want them gone)"
+    note "config: $config    (rm $config)"
+    note "state:  $state/$instance/    (rm -rf $state/$instance)"
+    note "the program, the template unit and the other units stay; all of it goes with --uninstall alone"
+    exit 0
+fi
 if [ "$mode" = uninstall ]; then
     if [ "$systemd_running" = 1 ]; then
-        step "stopping and disabling edgepose.service"
-        systemctl disable --now edgepose.service 2>/dev/null || true
+        mapfile -t units < <(instance_units)
+        step "stopping and disabling edgepose.service ${units[*]}"
+        systemctl disable --now edgepose.service "${units[@]}" 2>/dev/null || true
     fi
     step "removing the service, the program and the command"
-    rm -f "$unit"
+    rm -f "$unit" "$template"
     [ "$systemd_running" = 1 ] && systemctl daemon-reload
     rm -f "$bin_link"
     rm -rf "$opt" "$new" "$old"
     if [ "$live" = 1 ] && id -u "$user" >/dev/null 2>&1; then
         step "removing the system user $user"
         [ -d "$state" ] && chown -R root:root "$state"
-        [ -f "$etc/config.toml" ] && chgrp root "$etc/config.toml"
+        for file in "$etc"/*.toml; do [ -f "$file" ] && chgrp root "$file"; done
         userdel "$user"
     fi
     step "kept: the config and the models (remove them yourself if you want them gone)"
@@ -368,10 +423,10 @@ ln -sfn "$opt/bin/edgepose" "$bin_link"
 chmod 0750 "$state"
 [ "$live" = 1 ] && chown -R "$user:$user" "$state"
 
-step "configuration $etc"
+step "configuration $config"
 install -d -m 0755 "$etc"
-if [ -e "$etc/config.toml" ]; then
-    note "keeping the existing $etc/config.toml"
+if [ -e "$config" ]; then
+    note "keeping the existing $config"
 else
     if "$python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("picamera2") is None)' 2>/dev/null; then
         source_spec=picamera
@@ -383,13 +438,20 @@ else
     else
         mqtt_url='# url = "mqtt://edgepose@broker.local:1883"   # your broker; mqtts://… for TLS'
     fi
+    if [ -n "$instance" ]; then device_default="the instance name, $instance"; else device_default="the host name"; fi
     sed -e "s|@MODELS_DIR@|$models|" -e "s|@SOURCE@|$source_spec|" -e "s|^@MQTT_URL@\$|$mqtt_url|" \
-        "$here/systemd/config.toml.in" > "$etc/config.toml.new"
-    chmod 0640 "$etc/config.toml.new"
-    mv "$etc/config.toml.new" "$etc/config.toml"
-    note "wrote $etc/config.toml (source $source_spec)"
+        -e "s|@UNIT@|${service%.service}|g" -e "s|@CONFIG_NAME@|$(basename "$config")|" \
+        -e "s|@DEVICE_ID_DEFAULT@|$device_default|" "$here/systemd/config.toml.in" > "$config.new"
+    chmod 0640 "$config.new"
+    mv "$config.new" "$config"
+    note "wrote $config (source $source_spec)"
+    [ -n "$instance" ] && note "give each camera its own [source] source (and [preview] port) in it"
 fi
-[ "$live" = 1 ] && chgrp "$user" "$etc/config.toml"
+[ "$live" = 1 ] && chgrp "$user" "$config"
+if [ -n "$instance" ]; then  # systemd makes it too (StateDirectory=edgepose/%i); made here it shows in a staged tree
+    install -d -m 0750 "$state/$instance"
+    [ "$live" = 1 ] && chown "$user:$user" "$state/$instance"
+fi
 
 if [ -n "$password_file" ]; then
     (
@@ -406,32 +468,42 @@ for secret in "$etc/mqtt_password" "$etc/preview_token"; do
     fi
 done
 
-step "service unit $unit"
+step "service units $unit and $(basename "$template")"
 mkdir -p "$unit_dir"
-sed -e "s|/opt/edgepose/|$opt/|g" -e "s|/etc/edgepose/|$etc/|g" "$here/systemd/edgepose.service" > "$unit.new"
-chmod 0644 "$unit.new"
-if cmp -s "$unit.new" "$unit"; then rm -f "$unit.new"; else mv "$unit.new" "$unit"; fi
+for file in "$unit" "$template"; do
+    sed -e "s|/opt/edgepose/|$opt/|g" -e "s|/etc/edgepose/|$etc/|g" "$here/systemd/$(basename "$file")" > "$file.new"
+    chmod 0644 "$file.new"
+    if cmp -s "$file.new" "$file"; then rm -f "$file.new"; else mv "$file.new" "$file"; fi
+done
 
 if [ "$systemd_running" = 1 ]; then
-    step "enabling and (re)starting edgepose.service"
+    step "enabling and (re)starting $service"
     systemctl daemon-reload
-    systemctl enable edgepose.service
-    systemctl restart --no-block edgepose.service
-    note "follow it: journalctl -u edgepose -f    state: systemctl status edgepose"
+    # The others that run use the environment just replaced: restart them too (try-restart: only running ones).
+    systemctl try-restart --no-block edgepose.service 'edgepose@*.service' || true
+    systemctl enable "$service"
+    systemctl restart --no-block "$service"
+    note "follow it: journalctl -u ${service%.service} -f    state: systemctl status ${service%.service}"
 elif [ -n "$prefix" ]; then
-    note "staging root: not enabling or starting the service (on the target: systemctl enable --now edgepose)"
+    note "staging root: not enabling or starting the service (on the target: systemctl enable --now ${service%.service})"
 else
     note "systemd is not running as PID 1 here: not enabling or starting the service"
 fi
 
 step "checking the installation (edgepose doctor)"
+doctor=("$opt/bin/edgepose" doctor --config "$config")
+[ -n "$instance" ] && doctor=("$opt/bin/edgepose" doctor)  # the install's every unit, this one among them
 if [ "$live" = 1 ]; then
-    runuser -u "$user" -- "$opt/bin/edgepose" doctor --config "$etc/config.toml" || true
+    runuser -u "$user" -- "${doctor[@]}" || true
 else
-    "$opt/bin/edgepose" doctor --config "$etc/config.toml" || true
+    "${doctor[@]}" || true
 fi
-step "done: edgepose is in $opt, its config in $etc/config.toml, its models in $models"
-note "$bin_link reads that config (and those models) when no --config is given, for any user who may read it"
+step "done: edgepose is in $opt, $service's config in $config, the models in $models"
+if [ -n "$instance" ]; then
+    note "edgepose doctor checks every unit's config; $bin_link run --config $config runs as that unit would"
+else
+    note "$bin_link reads that config (and those models) when no --config is given, for any user who may read it"
+fi
 if [ "$live" = 1 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
     case " $(id -nG "$SUDO_USER" 2>/dev/null) " in
         *" $user "*) ;;

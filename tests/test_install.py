@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from broker import Broker, Subscriber
 from conftest import MIRROR, ROOT, cli_env, need, needs
 
 INSTALL = ROOT / "install.sh"
 UNIT_SOURCE = ROOT / "systemd" / "edgepose.service"
+TEMPLATE_SOURCE = ROOT / "systemd" / "edgepose@.service"
+#: A config written by hand before ``--instance b``: no models folder (the install's is the default).
+HAND_WRITTEN = '# edgepose@b, by hand\n[source]\nsource = "synthetic:160x120"\n'
 SECRET = "correct horse battery staple"
 MAX_EXPOSURE = 2.5
 
@@ -189,6 +193,7 @@ def test_uninstall_keeps_config_and_models(staged: Staged, tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     assert not (copy / "opt/edgepose").exists()
     assert not (copy / "usr/local/lib/systemd/system/edgepose.service").exists()
+    assert not (copy / "usr/local/lib/systemd/system/edgepose@.service").exists()
     assert not (copy / "usr/local/bin/edgepose").is_symlink()
     assert (copy / "etc/edgepose/config.toml").read_text() == staged.edited_config
     assert (copy / "etc/edgepose/mqtt_password").is_file()
@@ -230,3 +235,139 @@ def test_system_install_needs_root() -> None:
 def test_doctor_runs_from_the_installed_tree(staged: Staged) -> None:
     assert "OK config: " in staged.second.stdout
     assert re.search(r"^(OK|WARN|FAIL) camera: ", staged.second.stdout, re.M)
+
+
+# --- one unit per camera: edgepose@a and edgepose@b added to the staged install ----------------------
+
+
+@dataclass(frozen=True)
+class Instances:
+    """The staged install with ``--instance a`` and ``--instance b`` added (b's config written by hand first)."""
+
+    prefix: Path
+    a: subprocess.CompletedProcess[str]
+    b: subprocess.CompletedProcess[str]
+
+    @property
+    def units(self) -> Path:
+        return self.prefix / "usr/local/lib/systemd/system"
+
+    def config(self, name: str) -> Path:
+        return self.prefix / "etc/edgepose" / f"{name}.toml"
+
+
+@pytest.fixture(scope="session")
+def instances(staged: Staged, tmp_path_factory: pytest.TempPathFactory) -> Instances:
+    prefix = tmp_path_factory.mktemp("instances") / "root"
+    subprocess.run(["cp", "-a", "--link", str(staged.prefix), str(prefix)], check=True)  # hard links: cheap
+    (prefix / "etc/edgepose/b.toml").write_text(HAND_WRITTEN)
+    a = install("--prefix", str(prefix), "--instance", "a")
+    assert a.returncode == 0, a.stdout + a.stderr
+    b = install("--prefix", str(prefix), "--instance", "b")
+    assert b.returncode == 0, b.stdout + b.stderr
+    return Instances(prefix, a, b)
+
+
+def unit_of(template: Path, instance: str) -> dict[str, list[str]]:
+    """``{key: [values]}`` of a template's [Service] section for one instance (``%i`` is its name)."""
+    found: dict[str, list[str]] = {}
+    section = ""
+    for line in template.read_text().splitlines():
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            found.setdefault(key, []).append(value.replace("%i", instance))
+    return found
+
+
+def test_instances_get_their_own_config_and_state_directory(instances: Instances, staged: Staged) -> None:
+    p = instances.prefix
+    a = instances.config("a")
+    assert stat.S_IMODE(a.stat().st_mode) == 0o640
+    text = a.read_text()
+    assert "read by edgepose@a.service:" in text and "run --config /etc/edgepose/a.toml" in text
+    assert "sudo systemctl restart edgepose@a" in text and "# default: the instance name, a" in text
+    assert f'models_dir = "{p}/var/lib/edgepose/models"' in text
+    assert f"wrote {a}" in instances.a.stdout
+    assert instances.config("b").read_text() == HAND_WRITTEN, "an existing instance config is kept"
+    assert f"keeping the existing {instances.config('b')}" in instances.b.stdout
+    assert (p / "etc/edgepose/config.toml").read_text() == staged.edited_config, "edgepose.service's stays"
+    for name in ("a", "b"):
+        state = p / "var/lib/edgepose" / name
+        assert state.is_dir() and stat.S_IMODE(state.stat().st_mode) == 0o750
+    assert (instances.units / "edgepose.service").is_file()
+    assert "systemctl enable --now edgepose@b" in instances.b.stdout
+
+
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_instance_units_verify_without_any_output(instances: Instances, name: str) -> None:
+    unit = instances.units / f"edgepose@{name}.service"
+    assert not unit.exists(), "an instance is the template's: there is no file of its own"
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_the_template_points_into_the_prefix(instances: Instances) -> None:
+    text = (instances.units / "edgepose@.service").read_text()
+    p = instances.prefix
+    assert f"ExecStart={p}/opt/edgepose/bin/edgepose run --config {p}/etc/edgepose/%i.toml\n" in text
+    assert text.replace(str(p), "") == TEMPLATE_SOURCE.read_text()
+
+
+def test_each_instance_runs_with_its_config_state_and_device_id(instances: Instances, tmp_path: Path) -> None:
+    """What each unit would run, from the staged template: its command line, environment and state directory."""
+    template = instances.units / "edgepose@.service"
+    with Broker(tmp_path / "broker") as broker:
+        sub = Subscriber(broker.port)
+        states = {}
+        for name in ("a", "b"):
+            unit = unit_of(template, name)
+            [command] = unit["ExecStart"]
+            assert command.endswith(f"--config {instances.config(name)}")
+            [state_directory] = unit["StateDirectory"]
+            states[name] = instances.prefix / "var/lib" / state_directory
+            env = dict(pair.split("=", 1) for line in unit["Environment"] for pair in line.split())
+            env["STATE_DIRECTORY"] = str(states[name])  # what systemd sets for StateDirectory=
+            flags = ["--source", "synthetic:160x120", "--max-frames", "3", "--delegate", "xnnpack", "--mqtt",
+                     f"mqtt://127.0.0.1:{broker.port}"]  # fmt: skip
+            run = subprocess.run([*command.split(), *flags], capture_output=True, text=True, timeout=120,
+                                 env=cli_env(env), check=False)  # fmt: skip
+            assert run.returncode == 0, run.stderr
+        assert states["a"] != states["b"] and all(state.is_dir() for state in states.values())
+        assert sub.wait_for(lambda s: len(s.on("edgepose/a/pose")) == 3 and len(s.on("edgepose/b/pose")) == 3)
+        assert {t.split("/")[1] for t in sub.topics()} == {"a", "b"}
+        sub.close()
+
+
+def test_doctor_over_the_prefix_checks_every_instance(instances: Instances) -> None:
+    edgepose = instances.prefix / "opt/edgepose/bin/edgepose"
+    proc = subprocess.run([str(edgepose), "doctor"], capture_output=True, text=True, timeout=300, env=cli_env(),
+                          check=False)  # fmt: skip
+    out = proc.stdout
+    models = instances.prefix / "var/lib/edgepose/models"
+    assert f"OK config: {instances.prefix}/etc/edgepose/config.toml is valid" in out, out
+    assert f"OK instance a config: {instances.config('a')} is valid (device id a, source /dev/video0, " in out, out
+    assert f"OK instance b config: {instances.config('b')} is valid (device id b, source synthetic:160x120, " in out
+    for name in ("a", "b"):
+        assert f"OK instance {name} model: {models}/movenet_single_pose_lightning_ptq.tflite verified" in out, out
+    assert "WARN cameras: edgepose.service, edgepose@a.service all read /dev/video0" in out, out
+    assert "Traceback" not in proc.stderr
+
+
+def test_uninstall_of_one_instance_keeps_its_config_and_everything_else(instances: Instances, tmp_path: Path) -> None:
+    copy = tmp_path / "root"
+    subprocess.run(["cp", "-a", "--link", str(instances.prefix), str(copy)], check=True)
+    before = snapshot(copy)
+    proc = install("--uninstall", "--prefix", str(copy), "--instance", "a", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(copy) == before, "a staged instance has nothing but its config and state: both stay"
+    assert f"config: {copy}/etc/edgepose/a.toml" in proc.stdout and f"state:  {copy}/var/lib/edgepose/a/" in proc.stdout
+
+
+def test_instance_names_are_checked() -> None:
+    for name, needle in (("config", "config.toml"), ("a.b", "letters, digits"), ("-a", "starts with"),
+                         ("x" * 65, "at most 64")):  # fmt: skip
+        proc = install("--prefix", "/nonexistent/edgepose", "--instance", name, timeout=30)
+        assert proc.returncode == 1 and needle in proc.stderr, proc.stderr

@@ -10,7 +10,7 @@ from edgepose.config import Config
 from edgepose.config.flags import add_command_flags
 from edgepose.doctor.checks import Context, exit_code, run_checks
 from edgepose.errors import ConfigError
-from edgepose.system_install import UnreadableConfigError
+from edgepose.system_install import UnreadableConfigError, instance_configs, system_install
 
 HELP = "check runtimes, delegates, Coral, cameras, models, config and broker; say what to fix"
 #: The CLI hands an invalid config to this command (its ConfigError as ``args.config_error``) instead of stopping.
@@ -24,11 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
                      "means edgepose run would not work with this config, else 0.")  # fmt: skip
 
 
+def install_units(config_path: Path | None) -> dict[str, Path]:
+    """Return the system install's units and their configs, unless another config was given (``--config``)."""
+    install = system_install()
+    if install is None or config_path not in (None, install.config):
+        return {}
+    units = {"edgepose.service": install.config} if config_path is not None else {}
+    units.update({f"edgepose@{name}.service": path for name, path in instance_configs(install).items()})
+    return units
+
+
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Print one line per finding; return 1 if anything FAILs."""
     config_path: Path | None = getattr(args, "config", None)
     error: ConfigError | None = getattr(args, "config_error", None)
     ctx = Context(config=config, config_path=config_path, config_error=str(error) if error else None)
+    ctx.units = install_units(config_path)
     if isinstance(error, UnreadableConfigError):
         ctx.config_error, ctx.config_fix = error.problem, error.fix
     results = run_checks(ctx)

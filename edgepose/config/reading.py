@@ -14,6 +14,7 @@ from edgepose.config.flags import FLAGS
 from edgepose.config.schema import SECTIONS, Config, section_types
 from edgepose.config.validation import validate
 from edgepose.errors import ConfigError
+from edgepose.system_install import INSTANCE_ENV
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +30,7 @@ OTHER_ENV_VARS: dict[str, str] = {
     "EDGEPOSE_TEST_NO_SKIP": "tests: 1 turns every skipped test into a failure (.ci/run sets it)",
     "EDGEPOSE_CORAL_APT_URL": "scripts/install-system.sh: Coral apt repository",
     "EDGEPOSE_CORAL_KEY_URL": "scripts/install-system.sh: Coral apt key",
+    INSTANCE_ENV: "systemd/edgepose@.service: the instance name (``%i``), the default ``[mqtt] device_id``",
 }
 
 

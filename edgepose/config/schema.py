@@ -375,11 +375,11 @@ SECTIONS: dict[str, type[Any]] = typing.get_type_hints(Config)
 SECRET_KEYS = {("preview", "token")}
 #: What the empty default of a string key means (a numeric key's 0 is explained by its :data:`LIMITS` note).
 EMPTY: dict[tuple[str, str], str] = {
-    ("model", "models_dir"): "$STATE_DIRECTORY/models under systemd, else the system install's, else the "
-    "checkout's models/, else ~/.local/share/edgepose/models",
+    ("model", "models_dir"): "the system install's when run from it, else $STATE_DIRECTORY/models under "
+    "systemd, else the checkout's models/, else ~/.local/share/edgepose/models",
     ("output", "path"): "stdout when no other output is on",
     ("mqtt", "url"): "off",
-    ("mqtt", "device_id"): "the host name",
+    ("mqtt", "device_id"): "the instance name under edgepose@NAME.service, else the host name",
     ("mqtt", "password_file"): "$CREDENTIALS_DIRECTORY/mqtt_password if present",
     ("mqtt", "ca_file"): "the system's CA certificates",
     ("preview", "listen"): "off",

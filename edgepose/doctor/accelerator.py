@@ -14,9 +14,10 @@ from pathlib import Path
 
 from edgepose.config import ModelConfig
 from edgepose.config.choices import RUNTIME_DISTS
-from edgepose.doctor import hardware
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, probe
 from edgepose.errors import EdgePoseError
+from edgepose.inference.runtime.claim import EdgeTpuBusyError, claim_edgetpu
+from edgepose.inference.runtime.corals import pcie_corals, usb_corals
 from edgepose.inference.runtime.edgetpu_probe import probe_edgetpu
 from edgepose.inference.runtime.runtimes import RUNTIMES, Runtime
 from edgepose.manifest import models_dir, resolve_model
@@ -87,7 +88,7 @@ def check_runtimes(ctx: Context) -> list[Check]:
 def check_coral(ctx: Context) -> list[Check]:
     """Look for Coral hardware: USB Accelerators (with their link speed) and PCIe/M.2 modules."""
     checks = []
-    for coral in hardware.usb_corals(ctx.root):
+    for coral in usb_corals(ctx.root):
         where = f"USB Accelerator at {coral.sysfs.name}, {coral.state}"
         if coral.speed_mbps and coral.speed_mbps < 5000:
             checks.append(Check(WARN, "coral", f"{where}, on a USB 2 link ({coral.speed_mbps} Mb/s)",
@@ -99,7 +100,7 @@ def check_coral(ctx: Context) -> list[Check]:
         if coral.node is not None and coral.node.exists() and not os.access(coral.node, os.R_OK | os.W_OK):
             fix = "add the user to the plugdev group and install libedgetpu1-std (its udev rule)"
             checks.append(Check(WARN, "coral", f"no permission on {coral.node}", fix))
-    for node in hardware.pcie_corals(ctx.root):
+    for node in pcie_corals(ctx.root):
         if os.access(node, os.R_OK | os.W_OK):
             checks.append(Check(OK, "coral", f"PCIe/M.2 module at {node}"))
         else:
@@ -137,7 +138,7 @@ def check_edgetpu_delegate(ctx: Context) -> list[Check]:
     package = _libedgetpu_package() or "libedgetpu (package unknown)"
     if not ctx.usable_runtimes:
         return [Check(WARN, "edgetpu delegate", f"{package} present, but no runtime to load it", "see runtime")]
-    if not (hardware.usb_corals(ctx.root) or hardware.pcie_corals(ctx.root)):
+    if not (usb_corals(ctx.root) or pcie_corals(ctx.root)):
         return [Check(FAIL if must else WARN, "edgetpu delegate", f"{package} present, no Coral attached",
                       f"plug in the Coral; {NO_CORAL_NOTE}")]  # fmt: skip
     try:
@@ -147,12 +148,25 @@ def check_edgetpu_delegate(ctx: Context) -> list[Check]:
     if files.edgetpu_path is None or not _is_file(files.edgetpu_path):
         return [Check(FAIL if must else WARN, "edgetpu delegate", "not probed: no _edgetpu model",
                       "edgepose models fetch")]  # fmt: skip
+    try:  # probing a Coral that another process uses would take it away from that process
+        claim = claim_edgetpu(ctx.root)
+    except EdgeTpuBusyError as exc:
+        return [Check(OK, "edgetpu delegate", f"{package} present; {exc.what}, so not probed (a probe would take "
+                      "the Coral away from it)")]  # fmt: skip
+    with claim:
+        return _probe_each_runtime(ctx, package, files.edgetpu_path)
+
+
+def _probe_each_runtime(ctx: Context, package: str, model: Path) -> list[Check]:
+    """Run the EdgeTPU model once under each usable runtime, in a child process each."""
+    library = ctx.config.model.edgetpu_library
+    must = ctx.config.model.delegate == "edgetpu"
     checks = []
     for runtime in ctx.usable_runtimes:
         pairing = f"{runtime.name} {runtime.version} with {package}"
-        problem = probe_edgetpu(runtime, library, files.edgetpu_path)
+        problem = probe_edgetpu(runtime, library, model)
         if problem is None:
-            checks.append(Check(OK, "edgetpu delegate", f"{pairing}: ran {files.edgetpu_path.name}"))
+            checks.append(Check(OK, "edgetpu delegate", f"{pairing}: ran {model.name}"))
         else:
             checks.append(Check(FAIL if must else WARN, "edgetpu delegate", f"{pairing}: {problem}",
                                 "libedgetpu must be built for the same TensorFlow Lite as the runtime "

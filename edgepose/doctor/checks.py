@@ -21,6 +21,7 @@ from edgepose.config import ModelConfig, redact_url
 from edgepose.doctor.accelerator import check_coral, check_edgetpu_delegate, check_runtimes
 from edgepose.doctor.devices import check_cameras, check_pi_health
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, exit_code
+from edgepose.doctor.instances import check_instances
 from edgepose.errors import EdgePoseError
 from edgepose.inference.factory import model_files
 from edgepose.manifest import fetch_command, load_manifest, model_choices, model_names, models_dir, verify_file
@@ -35,6 +36,8 @@ def check_config(ctx: Context) -> list[Check]:
         fix = ctx.config_fix or ("correct it (each key is described in docs/configuration.md); check with: "
                                  "edgepose run --config FILE --print-config")  # fmt: skip
         return [Check(FAIL, "config", ctx.config_error, fix)]
+    if ctx.config_path is None and any("@" in unit for unit in ctx.units):  # only instances, no config.toml
+        return [Check(OK, "config", "no edgepose.service config; each instance's config is checked below")]
     checks = [Check(OK, "config", f"{where} is valid")]
     cfg = ctx.config
     if not cfg.source.source:
@@ -106,6 +109,7 @@ CHECKS: dict[str, Callable[[Context], list[Check]]] = {
     "camera": check_cameras,
     "broker": check_broker,
     "pi": check_pi_health,
+    "instances": lambda ctx: check_instances(ctx, (check_config, check_models, check_cameras)),
 }
 
 

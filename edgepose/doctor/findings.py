@@ -46,6 +46,8 @@ class Context:
         root: File system root for hardware lookups (tests use a fake tree).
         python: Interpreter for child-process probes.
         usable_runtimes: Filled by the runtime check for the delegate check.
+        units: The system install's units and the config each reads (``edgepose.service``,
+            ``edgepose@NAME.service``), when the doctor looks at the install rather than one ``--config``.
     """
 
     config: Config
@@ -55,6 +57,7 @@ class Context:
     root: Path = Path("/")
     python: str = sys.executable
     usable_runtimes: list[Runtime] = field(default_factory=list)
+    units: dict[str, Path] = field(default_factory=dict)
 
 
 def probe(python: str, code: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[int, str]:

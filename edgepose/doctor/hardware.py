@@ -1,7 +1,8 @@
-"""What hardware is attached, read from sysfs and /dev: Coral EdgeTPUs, V4L2 cameras, throttling.
+"""What hardware is attached, read from sysfs and /dev: V4L2 cameras, throttling.
 
 Pure readers that report facts and never judge them (:mod:`edgepose.doctor.checks` does that). Every function
-takes the file system root, so tests can point them at a fake tree for hardware this machine lacks.
+takes the file system root, so tests can point them at a fake tree for hardware this machine lacks. The
+Corals are read by :mod:`edgepose.inference.runtime.corals`, which the EdgeTPU claim shares.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Coral USB Accelerator IDs: before its firmware is loaded (Global Unichip) and after (Google).
-CORAL_USB_IDS = {("1a6e", "089a"): "not initialised yet (firmware loads on first use)", ("18d1", "9302"): "ready"}
 #: ``VIDIOC_QUERYCAP``: ``_IOR('V', 0, struct v4l2_capability)`` with its 104-byte struct.
 VIDIOC_QUERYCAP = 0x80685600
 _CAP_VIDEO_CAPTURE = 0x00000001
@@ -36,23 +35,6 @@ THROTTLE_BITS = {
     18: "throttling has occurred",
     19: "soft temperature limit has occurred",
 }
-
-
-@dataclass(frozen=True)
-class UsbCoral:
-    """A Coral USB Accelerator on the bus.
-
-    Attributes:
-        sysfs: Its /sys/bus/usb/devices entry.
-        state: What its USB ID says about it.
-        speed_mbps: Link speed (480 = USB 2, 5000 or more = USB 3), 0 when unknown.
-        node: Its /dev/bus/usb node, when known.
-    """
-
-    sysfs: Path
-    state: str
-    speed_mbps: int
-    node: Path | None
 
 
 @dataclass(frozen=True)
@@ -77,28 +59,6 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return ""
-
-
-def usb_corals(root: Path = Path("/")) -> list[UsbCoral]:
-    """Find Coral USB Accelerators in ``/sys/bus/usb/devices``."""
-    found = []
-    base = root / "sys" / "bus" / "usb" / "devices"
-    for entry in sorted(base.glob("*")) if base.is_dir() else []:
-        ids = (_read(entry / "idVendor").lower(), _read(entry / "idProduct").lower())
-        if ids not in CORAL_USB_IDS:
-            continue
-        speed = _read(entry / "speed")
-        bus, dev = _read(entry / "busnum"), _read(entry / "devnum")
-        node = None
-        if bus.isdigit() and dev.isdigit():
-            node = root / "dev" / "bus" / "usb" / f"{int(bus):03d}" / f"{int(dev):03d}"
-        found.append(UsbCoral(entry, CORAL_USB_IDS[ids], int(float(speed)) if speed else 0, node))
-    return found
-
-
-def pcie_corals(root: Path = Path("/")) -> list[Path]:
-    """Return the ``/dev/apex_N`` nodes of PCIe/M.2 Corals."""
-    return sorted((root / "dev").glob("apex_*")) if (root / "dev").is_dir() else []
 
 
 def _querycap(node: Path) -> int | None:

@@ -59,6 +59,8 @@ class Backend:
     restarts = 0
     #: Why a supervised backend gave up its child and runs in-process, or ``None``.
     fallback_reason: str | None = None
+    #: Called once by :meth:`close`: the release of the EdgeTPU claim the backend holds (:mod:`.claim`).
+    on_close: Callable[[], None] | None = None
 
     def __init__(self, interpreter: Any, info: BackendInfo) -> None:
         self._interpreter = interpreter
@@ -98,6 +100,13 @@ class Backend:
     def close(self) -> None:
         """Release the interpreter (a worker backend also stops its child process); idempotent."""
         self._interpreter = None
+        self._run_on_close()
+
+    def _run_on_close(self) -> None:
+        """Run :attr:`on_close` once."""
+        hook, self.on_close = self.on_close, None
+        if hook is not None:
+            hook()
 
 
 def default_threads() -> int:

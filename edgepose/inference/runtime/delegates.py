@@ -1,9 +1,11 @@
 """Delegate selection: open a model's :class:`~.backend.Backend` on the delegate asked for, or walk ``auto``'s chain.
 
 ``auto`` tries the EdgeTPU (with the ``_edgetpu`` model variant), then XNNPACK, then plain CPU kernels,
-and logs why each step fell back. Loading libedgetpu can crash the process outright when it does not
-match the runtime (google-coral/edgetpu#812), so it is first tried in a child process
-(:mod:`.edgetpu_probe`), and by default run in the supervised worker (:mod:`edgepose.inference.worker`).
+and logs why each step fell back. The EdgeTPU is claimed first (:mod:`.claim`): a Coral that another
+process uses is "busy", a logged fallback in ``auto`` and an error with ``edgetpu``. Loading libedgetpu
+can crash the process outright when it does not match the runtime (google-coral/edgetpu#812), so it is
+first tried in a child process (:mod:`.edgetpu_probe`), and by default run in the supervised worker
+(:mod:`edgepose.inference.worker`).
 Runtimes are found by :mod:`.runtimes`; delegates are chosen from an explicit table (:data:`OPENERS`).
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from edgepose.config.choices import DELEGATES
 from edgepose.errors import BackendUnavailableError, ModelError
 from edgepose.inference.runtime.backend import Backend, BackendRequest, ModelCheck
+from edgepose.inference.runtime.claim import EdgeTpuBusyError, claim_edgetpu
 from edgepose.inference.runtime.edgetpu_probe import check_edgetpu_in_child
 from edgepose.inference.runtime.interpreters import (
     DelegateAbsentError,
@@ -38,6 +41,18 @@ def _open_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) 
         where = files.edgetpu_path or f"an _edgetpu variant of {files.name}"
         raise DelegateAbsentError(f"no EdgeTPU model: {where} is missing (run: edgepose models fetch)")
     read_model(files.edgetpu_path)
+    claim = claim_edgetpu()  # before libedgetpu: it would take a busy Coral away from its user
+    try:
+        backend = _open_claimed_edgetpu(runtime, files, request)
+    except BaseException:
+        claim.release()
+        raise
+    backend.on_close = claim.release  # held while the backend is open (a restarted worker child keeps it)
+    return backend
+
+
+def _open_claimed_edgetpu(runtime: Runtime, files: ModelFiles, request: BackendRequest) -> Backend:
+    assert files.edgetpu_path is not None
     if request.edgetpu_probe:
         check_edgetpu_in_child(runtime, request.edgetpu_library, files.edgetpu_path)
     info = BackendInfo(runtime.name, "edgetpu", 1, files.edgetpu_path.name)
@@ -131,7 +146,8 @@ def open_backend(files: ModelFiles, request: BackendRequest, check: ModelCheck |
             if position == len(chain) - 1:
                 raise
             level = logging.INFO if isinstance(exc, DelegateAbsentError) else logging.WARNING
-            log.log(level, "delegate %s unavailable, falling back to %s: %s", name, chain[position + 1], exc)
+            what = "busy" if isinstance(exc, EdgeTpuBusyError) else "unavailable"
+            log.log(level, "delegate %s %s, falling back to %s: %s", name, what, chain[position + 1], exc)
             continue
         except ModelError as exc:
             if name != "edgetpu":

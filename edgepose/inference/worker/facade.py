@@ -160,6 +160,7 @@ class WorkerBackend(Backend):
         self._finalizer()
         if self._fallback is not None:
             self._fallback.close()
+        self._run_on_close()
 
     # -- supervision -----------------------------------------------------------------------------
 

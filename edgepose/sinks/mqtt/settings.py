@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from edgepose.config import MqttConfig
 from edgepose.errors import ConfigError
+from edgepose.system_install import instance_name
 
 #: File name looked up in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=mqtt_password:…``).
 CREDENTIAL_NAME = "mqtt_password"
@@ -65,9 +66,15 @@ def sanitize_device_id(name: str) -> str:
     return _INVALID_ID_CHARS.sub("_", name).strip("_") or "edgepose"
 
 
-def device_id(cfg: MqttConfig) -> str:
-    """Return the configured device id, or the host name made topic-safe."""
-    return cfg.device_id or sanitize_device_id(socket.gethostname())
+def device_id(cfg: MqttConfig, environ: Mapping[str, str] | None = None) -> str:
+    """Return the configured device id, else the ``edgepose@NAME.service`` instance's name, else the host name.
+
+    Args:
+        cfg: The ``[mqtt]`` section.
+        environ: Where the instance name is read (:data:`~edgepose.system_install.INSTANCE_ENV`; default
+            ``os.environ``).
+    """
+    return cfg.device_id or sanitize_device_id(instance_name(environ) or socket.gethostname())
 
 
 def read_password(cfg: MqttConfig, environ: Mapping[str, str]) -> str | None:
