@@ -14,7 +14,10 @@ class EventType(str, Enum):
     PERSON_ENTERED = "person_entered"
     PERSON_LEFT = "person_left"
     FALL = "fall"
+    LONG_LIE = "long_lie"
     RECOVERED = "recovered"
+    ZONE_ENTERED = "zone_entered"
+    ZONE_LEFT = "zone_left"
     REP = "rep"
 
     def __str__(self) -> str:
