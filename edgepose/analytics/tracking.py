@@ -7,13 +7,16 @@ last pose (after that it stays put). A pose and a track are compared by an OKS-l
 mean over the keypoints seen in both of ``exp(-d² / (2 s² k²))``, where ``d`` is the distance from the
 prediction, ``s²`` the area of the box around the track's seen keypoints and ``k`` twice COCO's
 per-keypoint sigma (a wrist may stray further than an eye); fewer than :data:`MIN_COMMON` keypoints seen
-in both make it 0. Then, greedily, the most similar pair of a free track and a free pose is matched,
-again and again, down to :data:`MIN_SIMILARITY`. A frame with a single pose and a single track pairs
-them whatever their similarity (MoveNet's single pose is its one track).
+in both make it 0. A track not matched for a while is trusted less: its similarity is multiplied by
+``exp(-age / lost_s)``, the age since its last pose capped at ``lost_s`` (so a person hidden behind another
+does not take the other's pose where their paths cross). Then, greedily, the most similar pair of a free
+track and a free pose is matched, again and again, down to :data:`MIN_SIMILARITY`. A frame with a single
+pose and a single track pairs them whatever their similarity (MoveNet's single pose is its one track).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,8 +50,16 @@ class Motion:
     def predict(self, ts: float) -> np.ndarray:
         """Return the keypoints expected at ``ts`` (scores as last seen)."""
         out = np.array(self.keypoints)
-        out[:, :2] += self.velocity * min(max(ts - self.ts, 0.0), self.lost_s)
+        out[:, :2] += self.velocity * self.age(ts)
         return out
+
+    def age(self, ts: float) -> float:
+        """Return the seconds since the last pose, capped at ``lost_s``."""
+        return min(max(ts - self.ts, 0.0), self.lost_s)
+
+    def trust(self, ts: float) -> float:
+        """Return the weight of this track's similarities at ``ts``: 1 just seen, ``1/e`` after ``lost_s``."""
+        return math.exp(-self.age(ts) / self.lost_s)
 
     def observe(self, keypoints: np.ndarray, ts: float) -> None:
         """Take the track's pose at ``ts``: the new keypoints and the centre's speed."""
@@ -81,21 +92,21 @@ def similarity(predicted: np.ndarray, keypoints: np.ndarray, min_score: float) -
 
 
 def match(
-    predictions: Sequence[np.ndarray], poses: Sequence[np.ndarray], usable: Sequence[bool], min_score: float
+    tracks: Sequence[tuple[np.ndarray, float]], poses: Sequence[np.ndarray], usable: Sequence[bool], min_score: float
 ) -> dict[int, int]:
     """Match poses to tracks; return ``{pose index: track index}``.
 
     Args:
-        predictions: Each track's predicted ``(17, 3)`` keypoints.
+        tracks: Each track's predicted ``(17, 3)`` keypoints and its trust (:meth:`Motion.trust`).
         poses: This frame's poses' ``(17, 3)`` keypoints.
         usable: Which poses may continue a track (those *seen*, :mod:`edgepose.analytics.body`).
         min_score: Keypoints scoring below this are not compared.
     """
-    if len(poses) == 1 and len(predictions) == 1:
+    if len(poses) == 1 and len(tracks) == 1:
         return {0: 0} if usable[0] else {}
     pairs = sorted(
-        ((similarity(p, k, min_score), -t, -i) for t, p in enumerate(predictions) for i, k in enumerate(poses)
-         if usable[i]),
+        ((trust * similarity(p, k, min_score), -t, -i) for t, (p, trust) in enumerate(tracks)
+         for i, k in enumerate(poses) if usable[i]),
         reverse=True,
     )  # fmt: skip
     out: dict[int, int] = {}
