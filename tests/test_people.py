@@ -148,3 +148,13 @@ def test_posenet_end_to_end_two_people_two_stable_ids(posenet_dir: Path, testdat
     assert [a["state"] for a in again] == [line["state"] for line in lines]
     assert [[p["id"] for p in a["poses"]] for a in again] == [[p["id"] for p in line["poses"]] for line in lines]
     assert abs(lines[-1]["media_s"] - 59 / 15) < 1e-3 and T0 > 0
+
+
+def test_a_pose_carries_its_id_from_the_frame_its_person_enters() -> None:
+    """Still images enter at once (no delays): the very first frame's poses carry their ids."""
+    config = AnalyticsConfig(enter_s=0.0, leave_s=0.0, dropout_s=0.0, posture_s=0.0, zone_s=0.0)
+    out = analysed(Analytics(config), crowd([_standing_at(100.0), _standing_at(450.0)], 0.1))
+    first = out[0]
+    assert sorted(p.id for p in first.poses or ()) == [1, 2]  # type: ignore[type-var]
+    assert [(e["type"], e["person"]) for e in first.events] == [("person_entered", 1), ("person_entered", 2)]
+    assert {p["posture"] for p in first.state["people"]} == {"standing"}  # type: ignore[index]

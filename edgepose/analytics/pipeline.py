@@ -105,8 +105,9 @@ class Analytics:
                 seen = _as_printed(shown[index]) if smoothed else printed[index][0]
                 shows = evidence(seen, printed[index][1], width, height, self._body)
                 changes = person.update(t, seen, shows, width, height)
+            events += [self._about(person, e) for e in changes]  # gives the id on entering
+            if index is not None:
                 ids[index] = person.id
-            events += [self._about(person, e) for e in changes]
         self.people = [p for p in self.people if not p.done]
         events += self._reps(t)
         stamp = {"ts": round(result.ts, 6)} | ({} if result.media_s is None else {"media_s": t})
