@@ -14,11 +14,11 @@ class EventType(str, Enum):
     PERSON_ENTERED = "person_entered"
     PERSON_LEFT = "person_left"
     FALL = "fall"
-    LONG_LIE = "long_lie"
     RECOVERED = "recovered"
+    REP = "rep"
+    LONG_LIE = "long_lie"
     ZONE_ENTERED = "zone_entered"
     ZONE_LEFT = "zone_left"
-    REP = "rep"
 
     def __str__(self) -> str:
         """Return the name as written in events (``fall``), on every Python version."""

@@ -12,7 +12,7 @@ from edgepose.sinks.preview.page import PAGE
 
 
 def test_event_types_are_their_names_in_json_and_text() -> None:
-    names = ["person_entered", "person_left", "fall", "long_lie", "recovered", "zone_entered", "zone_left", "rep"]
+    names = ["person_entered", "person_left", "fall", "recovered", "rep", "long_lie", "zone_entered", "zone_left"]
     assert [e.value for e in EventType] == names
     assert json.dumps({"type": EventType.FALL}) == '{"type": "fall"}'
     assert f"{EventType.REP}" == "rep" and EventType.PERSON_LEFT == "person_left"
