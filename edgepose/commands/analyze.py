@@ -1,4 +1,4 @@
-"""``edgepose analyze FILE|-``: presence, falls and reps over recorded pose JSON lines."""
+"""``edgepose analyze FILE|-``: the analytics (people, posture, zones, falls, reps) over recorded pose JSON lines."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from edgepose.config import Config
 from edgepose.config.flags import add_command_flags
 from edgepose.errors import InputError
 
-HELP = "add presence, falls and exercise reps (state and events) to pose JSON lines from edgepose run"
+HELP = "add the analytics (people, posture, zones, falls, long lies, reps) to pose JSON lines from edgepose run"
 
 
 def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
