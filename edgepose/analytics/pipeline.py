@@ -118,12 +118,12 @@ class Analytics:
 
     def _assign(self, t: float, printed: list[tuple[np.ndarray, float]], width: int, height: int) -> dict[int, int]:
         """Match this frame's poses to the tracks, start a track for each unmatched body; return ``{track: pose}``."""
-        usable = [evidence(k, s, width, height, self._body).seen for k, s in printed]
+        shows = [evidence(k, s, width, height, self._body) for k, s in printed]
         tracks = [(person.motion.predict(t), person.motion.trust(t)) for person in self.people]
-        found = match(tracks, [k for k, _ in printed], usable, self.config.keypoint_score)
+        found = match(tracks, [k for k, _ in printed], [e.seen for e in shows], self.config.keypoint_score)
         chosen = {track: pose for pose, track in found.items()}
-        for i, (keypoints, score) in enumerate(printed):
-            if i not in found and evidence(keypoints, score, width, height, self._body).body:
+        for i, (keypoints, _) in enumerate(printed):
+            if i not in found and shows[i].body:
                 chosen[len(self.people)] = i
                 self.people.append(Person(self.config, self.zones, self.smoothing, keypoints, t))
         return chosen

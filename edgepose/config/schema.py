@@ -258,8 +258,8 @@ class TrackConfig:
 
     Attributes:
         keypoint_score: Keypoints scoring below this are not compared.
-        lost_s: A track whose person has not entered yet is forgotten after this long without a pose; the
-            motion prediction runs at most this long.
+        lost_s: A track whose person has not entered yet is forgotten after this long without a body; the
+            motion prediction runs at most this long, and a track unmatched this long is trusted ``1/e``.
     """
 
     keypoint_score: float = 0.3
@@ -350,7 +350,7 @@ class AnalyticsConfig:
         leave_s: Presence: seconds of leaving evidence before ``person_left``.
         dropout_s: Presence: frames back across the threshold adding up to less than this do not break a span.
         track_lost_s: Tracking: a track whose person has not entered yet is forgotten after this long without a
-            pose (a present person's track lasts until ``person_left``); the motion prediction runs this long.
+            body (a present person's track lasts until ``person_left``); the motion prediction runs this long.
         posture_s: Posture: seconds a new posture must hold before it is taken.
         zone_s: Zones: seconds a person's point must stay inside (outside) a zone before ``zone_entered``
             (``zone_left``).
