@@ -17,6 +17,8 @@ class EventType(str, Enum):
     RECOVERED = "recovered"
     REP = "rep"
     LONG_LIE = "long_lie"
+    ZONE_ENTERED = "zone_entered"
+    ZONE_LEFT = "zone_left"
 
     def __str__(self) -> str:
         """Return the name as written in events (``fall``), on every Python version."""

@@ -68,12 +68,14 @@ class Pose:
         score: The pose score (MoveNet: the mean keypoint score; PoseNet: its decoder's pose score).
         box: ``(x0, y0, x1, y1)`` in source pixels around the confident keypoints.
         landmarks: BlazePose's ``(33, 5)`` x, y (source pixels), z, visibility, presence; ``None`` otherwise.
+        id: The person's id from the analytics' tracking (``None``: not tracked, or not a person yet).
     """
 
     keypoints: np.ndarray
     score: float
     box: tuple[float, float, float, float]
     landmarks: np.ndarray | None = field(default=None, compare=False)
+    id: int | None = None
 
     @classmethod
     def from_keypoints(
@@ -87,9 +89,10 @@ class Pose:
             landmarks,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form of one entry of ``poses``."""
+    def to_dict(self, tracked: bool = False) -> dict[str, Any]:
+        """Return the JSON form of one entry of ``poses``; ``tracked`` (the analytics ran) adds its ``id``."""
         return {
+            **({"id": self.id} if tracked else {}),
             "score": round(self.score, 4),
             "box": [round(v, 2) for v in self.box],
             "keypoints": keypoints_to_json(self.keypoints),
@@ -119,7 +122,8 @@ class PoseResult:
         image: The source frame (BGR) for sinks that draw; not serialised.
         poses: Every pose found, best first (MoveNet: exactly one; PoseNet: none or more). ``None``
             means "the one pose is ``keypoints``", for callers that build a result from keypoints alone.
-        state: What the analytics conclude after this frame (``present``, ``fallen``, …), if they ran.
+        state: What the analytics conclude after this frame (``present``, ``fallen``, ``people``, …), if they
+            ran; then each pose carries its ``id``.
         events: What the analytics saw happen on this frame (``person_entered``, ``fall``, ``rep``, …).
         media_s: Seconds since the start of the source, never decreasing: the container's timestamp for
             files, a monotonic capture clock for live sources. The analytics are timed by it (by ``ts`` when
@@ -146,7 +150,12 @@ class PoseResult:
         return self.poses[0].score if self.poses else 0.0
 
     def people(self, min_score: float) -> int:
-        """Count the poses scoring at least ``min_score``: the people present (MoveNet: 0 or 1)."""
+        """Count the people present: the analytics' (``state["people"]``) when they ran.
+
+        Without the analytics: the poses scoring at least ``min_score`` (MoveNet: 0 or 1).
+        """
+        if self.state is not None and "people" in self.state:
+            return sum(bool(person["present"]) for person in self.state["people"])
         return sum(pose.score >= min_score for pose in self.all_poses)
 
     @property
@@ -164,7 +173,7 @@ class PoseResult:
             "height": self.height,
             "score": round(self.score, 4),
             "keypoints": keypoints_to_json(self.keypoints),
-            "poses": [pose.to_dict() for pose in self.all_poses],
+            "poses": [pose.to_dict(tracked=self.state is not None) for pose in self.all_poses],
             "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
         }
         landmarks = self.all_poses[0].landmarks if self.all_poses else None

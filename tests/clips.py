@@ -113,3 +113,58 @@ def write_fall_clip(path: Path, person_bgra: np.ndarray, fps: float = 15.0) -> P
         writer.write(render_tilted(person_bgra, tilt(i / fps) if i < shown else None))
     writer.release()
     return path
+
+
+#: scikit-image's bundled sample photos of scenes without a person: walls, ground, a cat, a cup, a launch pad,
+#: printed text, the moon (``skimage.data``; read from the package, no network).
+EMPTY_SCENES = ("brick", "grass", "gravel", "chelsea", "coffee", "rocket", "text", "moon")
+
+
+def scene(name: str, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
+    """Return one of scikit-image's sample photos as BGR, scaled and cropped to fill ``size``."""
+    import skimage.data
+
+    image = np.asarray(getattr(skimage.data, name)())
+    image = (
+        cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else cv2.cvtColor(image[:, :, :3], cv2.COLOR_RGB2BGR)
+    )
+    h, w = image.shape[:2]
+    s = max(size[0] / w, size[1] / h)
+    image = cv2.resize(image, (round(w * s) + 1, round(h * s) + 1), interpolation=cv2.INTER_AREA)
+    y0, x0 = (image.shape[0] - size[1]) // 2, (image.shape[1] - size[0]) // 2
+    return np.ascontiguousarray(image[y0 : y0 + size[1], x0 : x0 + size[0]])
+
+
+def camera(base: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
+    """``base`` as a camera sees it on frame ``index``: a shake of up to 2 px, exposure drifting ±10, sensor noise."""
+    h, w = base.shape[:2]
+    shift = np.float32([[1, 0, 2 * np.sin(index / 7)], [0, 1, 2 * np.cos(index / 9)]])
+    frame = cv2.warpAffine(base, shift, (w, h), borderMode=cv2.BORDER_REFLECT).astype(np.int16)
+    frame += np.rint(rng.normal(0, 4, frame.shape) + 10 * np.sin(index / 10)).astype(np.int16)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def paste(frame: np.ndarray, person_bgra: np.ndarray, scale: float, x: int, y: int) -> np.ndarray:
+    """Return ``frame`` with the person (BGRA, alpha as the mask) scaled and pasted at ``(x, y)`` (clipped)."""
+    out = frame.copy()
+    h, w = person_bgra.shape[:2]
+    small = cv2.resize(person_bgra, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(out.shape[1], x + small.shape[1]), min(out.shape[0], y + small.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return out
+    part = small[y0 - y : y1 - y, x0 - x : x1 - x]
+    mask = part[:, :, 3] >= 128
+    out[y0:y1, x0:x1][mask] = part[:, :, :3][mask]
+    return out
+
+
+def write_frames(path: Path, frames: list[np.ndarray], fps: float = 15.0) -> Path:
+    """Write BGR frames (all one size) as an MJPG clip."""
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path

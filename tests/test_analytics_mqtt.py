@@ -72,7 +72,7 @@ def test_presence_events_state_and_discovery_over_a_real_broker(
     # run: every frame has state and events; the person came and went once
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["frame"] for line in lines] == list(range(EMPTY_BEFORE + PERSON + EMPTY_AFTER))
-    assert all(set(line["state"]) == {"present", "fallen", "exercise", "reps"} for line in lines)
+    assert all(set(line["state"]) == {"present", "fallen", "exercise", "reps", "people", "zones"} for line in lines)
     printed = _events(lines)
     assert [e["type"] for e in printed] == ["person_entered", "person_left"]
     entered, left = printed
@@ -80,7 +80,9 @@ def test_presence_events_state_and_discovery_over_a_real_broker(
     assert all(line["score"] >= 0.3 for line in lines[EMPTY_BEFORE : EMPTY_BEFORE + PERSON])
     assert 0.5 - 1e-3 <= entered["media_s"] - came <= 0.5 + 1.5 / 15  # enter_s of video after the person appears
     assert 2.0 - 1e-3 <= left["media_s"] - went <= 2.0 + 1.5 / 15  # leave_s of video after the person goes
-    assert lines[-1]["state"] == {"present": False, "fallen": False, "exercise": "squat", "reps": 0}
+    assert lines[-1]["state"] == {"present": False, "fallen": False, "exercise": "squat", "reps": 0, "people": [],
+                                  "zones": {}}  # fmt: skip
+    assert [e["person"] for e in printed] == [1, 1]
 
     # MQTT: each event once on <base>/event, JSON, QoS 1, not retained
     on_event = [json.loads(p) for p in sub.on(f"{BASE}/event")]
@@ -92,7 +94,9 @@ def test_presence_events_state_and_discovery_over_a_real_broker(
     # <base>/state: retained, on every change; <base>/person follows the hysteresis
     states = [json.loads(p) for p in sub.on(f"{BASE}/state")]
     changes = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
-    assert [s["present"] for s in changes] == [False, True, False]
+    present = [s["present"] for s in changes]
+    assert [p for i, p in enumerate(present) if i == 0 or p != present[i - 1]] == [False, True, False]
+    assert len(changes) <= 6  # and people's postures: unknown, standing
     assert {q for t, q in sub.qos if t == f"{BASE}/state"} == {1}
     assert json.loads(retained(broker.port, f"{BASE}/state") or b"{}") == lines[-1]["state"]
     person = sub.on(f"{BASE}/person")

@@ -32,7 +32,7 @@ def test_preview_shows_state_and_last_events(models_dir: Path, testdata: Path, t
         assert run.proc.poll() is None, run.stderr()
         time.sleep(0.2)
         latest = pose(port)
-    assert set(latest["state"]) == {"present", "fallen", "exercise", "reps"}
+    assert set(latest["state"]) == {"present", "fallen", "exercise", "reps", "people", "zones"}
     assert latest["state"]["present"] is True
     assert latest["state"]["exercise"] == "squat" and isinstance(latest["events"], list)
     entered = next(e for e in latest["recent_events"] if e["type"] == "person_entered")

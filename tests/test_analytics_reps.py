@@ -115,7 +115,10 @@ def test_through_the_analytics_stage(exercise: str, smoothing: SmoothingConfig |
         last = analytics.update(result)
         reps += [e for e in last.events if e["type"] == "rep"]
     assert [e["count"] for e in reps] == [1, 2, 3, 4]
-    assert last is not None and last.state == {"present": True, "fallen": False, "exercise": exercise, "reps": 4}
+    assert last is not None and last.state is not None
+    assert {k: last.state[k] for k in ("present", "fallen", "exercise", "reps")} == {
+        "present": True, "fallen": False, "exercise": exercise, "reps": 4}  # fmt: skip
+    assert [p["id"] for p in last.state["people"]] == [1] and all(e["person"] == 1 for e in reps)
 
 
 def test_unknown_exercise_is_a_config_error() -> None:

@@ -54,15 +54,19 @@ def test_every_line_is_echoed_with_state_and_events(tmp_path: Path) -> None:
     for given, got in zip(lines, out, strict=True):
         expected = json.loads(given)
         assert list(got)[: len(expected)] == list(expected)  # the input's fields, in order, then the new two
+        poses = got["poses"]
+        assert all(set(p) == {"id", "score", "box", "keypoints"} for p in poses)  # type: ignore[attr-defined]
+        got["poses"] = [{k: v for k, v in p.items() if k != "id"} for p in poses]  # type: ignore[attr-defined]
         assert {k: v for k, v in got.items() if k not in ("state", "events")} == expected
-        assert set(got["state"]) == {"present", "fallen", "exercise", "reps"}  # type: ignore[arg-type]
+        assert set(got["state"]) == {"present", "fallen", "exercise", "reps", "people", "zones"}  # type: ignore[arg-type]
         assert isinstance(got["events"], list)
     events = [e for o in out for e in o["events"]]  # type: ignore[attr-defined]
     assert [e["type"] for e in events] == ["person_entered", "rep", "rep", "rep", "person_left"]
     reps = [e for e in events if e["type"] == "rep"]
     assert [e["count"] for e in reps] == [1, 2, 3]
     assert all(e["exercise"] == "squat" and 0.5 < e["duration_s"] < 2.5 for e in reps)
-    assert out[-1]["state"] == {"present": False, "fallen": False, "exercise": "squat", "reps": 3}
+    assert out[-1]["state"] == {"present": False, "fallen": False, "exercise": "squat", "reps": 3, "people": [],
+                                "zones": {}}  # fmt: skip
     assert sum(1 for o in out if o["events"]) == 5  # events sit on single frames; most frames have none
 
 
@@ -268,3 +272,36 @@ def test_a_reader_that_goes_away_ends_it_quietly(tmp_path: Path) -> None:
     assert proc.wait(timeout=60) == 0, err
     assert json.loads(first)["state"]["present"] is False
     assert "error" not in err and "Traceback" not in err
+
+
+def test_lines_with_poses_are_several_people_tracked_as_run_does(tmp_path: Path) -> None:
+    """``poses`` (several people, in any order) without a top-level ``keypoints``: each gets an id and a state."""
+    rng = np.random.default_rng(2)
+    lines = []
+    for i in range(round(3 * FPS)):
+        people = [noisy(squat(175.0, x), rng, Noise()) for x in ((120.0, 480.0) if i % 2 else (480.0, 120.0))]
+        poses = [{"score": 0.7, "keypoints": PoseResult(0, 0, WIDTH, HEIGHT, k).to_dict()["keypoints"]} for k in people]
+        lines.append(json.dumps({"ts": T0 + i / FPS, "width": WIDTH, "height": HEIGHT, "poses": poses}))
+    proc = run_cli("analyze", str(_write(tmp_path, lines)))
+    assert proc.returncode == 0, proc.stderr
+    out = _parse(proc.stdout)
+    entered = [(e["type"], e["person"]) for o in out for e in o["events"]]  # type: ignore[attr-defined]
+    assert entered == [("person_entered", 1), ("person_entered", 2)]
+    by_side = {}
+    for o in out[20:]:
+        assert [p["id"] for p in o["state"]["people"]] == [1, 2]  # type: ignore[index]
+        for pose in o["poses"]:  # type: ignore[attr-defined]
+            side = sorted(k["x"] for k in pose["keypoints"])[8] < 300  # the median: dropped keypoints stray
+            assert by_side.setdefault(pose["id"], side) == side
+    assert len(by_side) == 2
+
+
+@pytest.mark.parametrize(
+    ("poses", "needle"),
+    [('"one"', "'poses' must be a list"), ("[1]", "pose 1 is not an object"),
+     ('[{"score": 0.5, "keypoints": [1]}]', "line 2: pose 1: 'keypoints' must be a list of 17")],
+)  # fmt: skip
+def test_bad_poses_are_named(tmp_path: Path, poses: str, needle: str) -> None:
+    lines = _squat_session(1)[:3]
+    lines[1] = '{"ts": 1.0, "width": 640, "height": 480, "poses": ' + poses + "}"
+    assert_one_line_error(run_cli("analyze", str(_write(tmp_path, lines))), 2, needle)

@@ -22,11 +22,17 @@ def _records(text: str) -> list[dict[str, Any]]:
 
 
 def assert_multi_person_schema(record: dict[str, Any]) -> None:
-    """The documented ``poses`` list, best first; top-level ``score``/``keypoints`` are the best pose's."""
+    """The documented ``poses`` list, best first; top-level ``score``/``keypoints`` are the best pose's.
+
+    With the analytics (``run``: a ``state``), each pose carries its person's ``id`` (an int, or null).
+    """
     poses = record["poses"]
     assert isinstance(poses, list)
     for pose in poses:
-        assert set(pose) == {"score", "box", "keypoints"}
+        assert set(pose) == (
+            {"id", "score", "box", "keypoints"} if "state" in record else {"score", "box", "keypoints"}
+        )
+        assert pose.get("id") is None or isinstance(pose["id"], int)
         assert isinstance(pose["score"], float) and 0.0 <= pose["score"] <= 1.0
         x0, y0, x1, y1 = pose["box"]
         assert x0 <= x1 and y0 <= y1

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from broker import Broker, Subscriber, retained
-from conftest import MIRROR, model_args, run_cli
+from conftest import MIRROR, eventually, model_args, run_cli
 from test_posenet_cli import assert_multi_person_schema
 
 from edgepose.health import PipelineStats
@@ -94,7 +94,8 @@ def test_preview_draws_each_person_in_their_own_colour(posenet_dir: Path, tmp_pa
         while time.monotonic() < deadline and len(pose(port).get("poses", [])) != 2:
             time.sleep(0.2)
         assert len(pose(port)["poses"]) == 2
-        assert metrics(port)["edgepose_people"] == 2
+        assert eventually(lambda: metrics(port)["edgepose_people"] == 2)  # once both have entered (enter_s)
+        assert sorted(p["id"] for p in pose(port)["poses"]) == [1, 2]
         sock, body = open_stream(port)
         (jpeg,) = read_parts(body, 1)
         body.close()

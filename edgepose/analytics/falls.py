@@ -103,8 +103,12 @@ class FallDetector:
         self._candidate: _Candidate | None = None
         self._upright_since: float | None = None
 
-    def update(self, ts: float, keypoints: np.ndarray) -> list[dict[str, Any]]:
-        """Advance to a frame at ``ts`` with these ``(17, 3)`` keypoints; return ``fall``/``recovered`` events."""
+    def update(self, ts: float, keypoints: np.ndarray, excused: bool = False) -> list[dict[str, Any]]:
+        """Advance to a frame at ``ts`` with these ``(17, 3)`` keypoints; return ``fall``/``recovered`` events.
+
+        ``excused``: the person is where lying is no alarm (a ``falls = false`` zone): a fall confirmed now
+        is dropped (no event, not fallen).
+        """
         cfg = self.config
         sample = torso_sample(ts, keypoints, cfg.keypoint_score)
         if self.fallen:
@@ -118,7 +122,10 @@ class FallDetector:
                     candidate.tilt = max(candidate.tilt, sample.tilt)
                     candidate.drop = max(candidate.drop, _drop(candidate.upright, sample))
                     candidate.scores.append(sample.score)
-                if ts - candidate.ts >= cfg.down_s:
+                if ts - candidate.ts >= cfg.down_s and excused:
+                    self._candidate = None
+                    self._history.clear()
+                elif ts - candidate.ts >= cfg.down_s:
                     self._candidate, self.fallen, self._upright_since = None, True, None
                     self.falls += 1
                     self._history.clear()

@@ -1,10 +1,12 @@
 """Presence with hysteresis: is someone in view, without flapping on single-frame dropouts.
 
-A person *enters* once the pose score has stayed at or above ``enter_score`` for ``enter_s``
-seconds, and *leaves* once it has stayed below ``leave_score`` for ``leave_s`` seconds. Between
-the two thresholds nothing changes. "Stays" allows glitches: frames back on the other side that add
-up to less than ``dropout_s`` within the span do not break it, so a score that drops out (or flashes
-up) for a frame now and then neither flaps the state nor holds up an entry or a departure.
+A person *enters* once every frame has shown entering evidence for ``enter_s`` seconds, and *leaves*
+once every frame has shown leaving evidence for ``leave_s`` seconds; in between nothing changes. The
+analytics give each person's frames the evidence of :mod:`edgepose.analytics.body` (entering: a body;
+leaving: not even seen); :meth:`Presence.update` takes a pose score alone (entering at or above
+``enter_score``, leaving below ``leave_score``). "Every frame" allows glitches: frames back on the other
+side that add up to less than ``dropout_s`` within the span do not break it, so evidence that drops out
+(or flashes up) for a frame now and then neither flaps the state nor holds up an entry or a departure.
 """
 
 from __future__ import annotations
@@ -53,14 +55,25 @@ class Presence:
         return since
 
     def update(self, ts: float, score: float) -> list[dict[str, Any]]:
-        """Advance to a frame at ``ts`` (seconds) whose best pose scored ``score``; return the events."""
+        """Advance to a frame at ``ts`` (seconds) whose pose scored ``score``; return the events."""
+        cfg = self.config
+        return self.observe(ts, score >= cfg.enter_score, score >= min(cfg.leave_score, cfg.enter_score))
+
+    def observe(self, ts: float, entering: bool, staying: bool) -> list[dict[str, Any]]:
+        """Advance to a frame at ``ts`` (seconds) with this evidence; return the events.
+
+        Args:
+            ts: The frame's time.
+            entering: The frame counts towards entering (while absent).
+            staying: The frame does not count towards leaving (while present).
+        """
         cfg = self.config
         dt = 0.0 if self._last_ts is None else max(0.0, ts - self._last_ts)
         self._last_ts = ts
         if self.present:
             self.time_in_view_s += dt
         need = cfg.leave_s if self.present else cfg.enter_s
-        across = score < min(cfg.leave_score, cfg.enter_score) if self.present else score >= cfg.enter_score
+        across = not staying if self.present else entering
         self._recent.append((ts, across, dt))
         while len(self._recent) > 1 and ts - self._recent[1][0] > need + cfg.dropout_s:
             self._recent.popleft()

@@ -1,4 +1,4 @@
-"""``edgepose analyze FILE|-``: presence, falls and reps over recorded pose JSON lines."""
+"""``edgepose analyze FILE|-``: the analytics (people, posture, zones, falls, reps) over recorded pose JSON lines."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from edgepose.config import Config
 from edgepose.config.flags import add_command_flags
 from edgepose.errors import InputError
 
-HELP = "add presence, falls and exercise reps (state and events) to pose JSON lines from edgepose run"
+HELP = "add the analytics (people, posture, zones, falls, long lies, reps) to pose JSON lines from edgepose run"
 
 
 def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
@@ -43,12 +43,14 @@ def _open(name: str) -> Iterator[TextIO]:
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Echo every input line with ``state`` and ``events`` added; stop at the first invalid line (exit 2).
 
+    Each of a line's ``poses`` is given its ``id``.
+
     Time comes from each line's ``media_s`` (``ts`` in recordings without it) only, so a recording replays
     the same at any speed and with the same timing as ``edgepose run`` gave it. Smoothing is
     off unless ``--smoothing on``: ``edgepose run`` has smoothed the keypoints it printed already.
     """
     smoothing = config.smoothing if config.smoothing.mode == "on" else None
-    analytics = Analytics(config.analytics, smoothing)
+    analytics = Analytics(config.analytics, smoothing, config.zones)
     name = "stdin" if args.input == "-" else args.input
     with _open(args.input) as stream:
         number = 0
@@ -59,6 +61,9 @@ def execute(args: argparse.Namespace, config: Config) -> int:
                 where = f"{name}: line {number}"
                 obj = parse_line(line, where)
                 result = analytics.update(pose_result(obj, where, frame=number - 1))
+                if isinstance(obj.get("poses"), list):
+                    obj["poses"] = [{"id": pose.id, **{k: v for k, v in entry.items() if k != "id"}}
+                                    for entry, pose in zip(obj["poses"], result.poses or (), strict=True)]  # fmt: skip
                 obj["state"] = result.state
                 obj["events"] = list(result.events)
                 sys.stdout.write(json.dumps(obj) + "\n")

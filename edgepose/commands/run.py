@@ -103,14 +103,14 @@ SINKS: dict[str, SinkFactory] = {"snapshot": _snapshot, "jsonl": _jsonl, "mqtt":
 def _analytics(config: Config, still: bool) -> Analytics:
     """Build the analytics stage: smoothing for video unless turned off.
 
-    For still images each image stands alone: presence is decided per image, without the enter and
-    leave delays.
+    For still images each image stands alone: presence, posture and zones are decided per image, without
+    their delays.
     """
     smoothing = config.smoothing if config.smoothing.enabled(video=not still) else None
     settings = config.analytics
     if still:
-        settings = dataclasses.replace(settings, enter_s=0.0, leave_s=0.0, dropout_s=0.0)
-    return Analytics(settings, smoothing)
+        settings = dataclasses.replace(settings, enter_s=0.0, leave_s=0.0, dropout_s=0.0, posture_s=0.0, zone_s=0.0)
+    return Analytics(settings, smoothing, config.zones)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -147,7 +147,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     """Run until the source ends, ``--max-frames`` is reached, or SIGTERM/SIGINT."""
     source = open_source(config.source.source, config.source)
     analytics = _analytics(config, still=source.still)
-    crop_alpha = config.smoothing.crop_alpha if analytics.smoother is not None else 1.0
+    crop_alpha = config.smoothing.crop_alpha if analytics.smoothing is not None else 1.0
     stop = threading.Event()
     estimator = open_estimator(config.model, crop_alpha, stop)
     stats = PipelineStats(config.model.min_score)

@@ -8,8 +8,9 @@ The modules: :mod:`~edgepose.config.schema` (the sections, every default and the
 (the command-line flags bound to keys), :mod:`~edgepose.config.preview_access` (the preview's address and
 token rule), :mod:`~edgepose.config.reference` (the generated configuration reference),
 :mod:`~edgepose.config.coercion` (one raw value to its key's type), :mod:`~edgepose.config.reading`
-(the file, environment and flag layers), :mod:`~edgepose.config.validation` (checks of the whole
-config) and :mod:`~edgepose.config.rendering` (secrets redacted, TOML out).
+(the file, environment and flag layers), :mod:`~edgepose.config.zones` (the ``[[zones]]`` list),
+:mod:`~edgepose.config.validation` (checks of the whole config) and :mod:`~edgepose.config.rendering`
+(secrets redacted, TOML out).
 """
 
 from __future__ import annotations
@@ -21,18 +22,22 @@ from edgepose.config.schema import (
     SECRET_KEYS,
     SECTIONS,
     AnalyticsConfig,
+    BodyConfig,
     Config,
     DisplayConfig,
     FallConfig,
     IdleConfig,
     ModelConfig,
     MqttConfig,
+    PostureConfig,
     PresenceConfig,
     PreviewConfig,
     RepConfig,
     SmoothingConfig,
     SnapshotConfig,
     SourceConfig,
+    TrackConfig,
+    ZoneConfig,
 )
 from edgepose.config.validation import validate
 
@@ -43,18 +48,22 @@ __all__ = [
     "SECRET_KEYS",
     "SECTIONS",
     "AnalyticsConfig",
+    "BodyConfig",
     "Config",
     "DisplayConfig",
     "FallConfig",
     "IdleConfig",
     "ModelConfig",
     "MqttConfig",
+    "PostureConfig",
     "PresenceConfig",
     "PreviewConfig",
     "RepConfig",
     "SmoothingConfig",
     "SnapshotConfig",
     "SourceConfig",
+    "TrackConfig",
+    "ZoneConfig",
     "build_config",
     "env_name",
     "redact_url",

@@ -11,8 +11,9 @@ from typing import Any
 
 from edgepose.config.coercion import coerce
 from edgepose.config.flags import FLAGS
-from edgepose.config.schema import SECTIONS, Config, section_types
+from edgepose.config.schema import LIST_SECTIONS, SECTIONS, Config, ZoneConfig, section_types
 from edgepose.config.validation import validate
+from edgepose.config.zones import check_zones
 from edgepose.errors import ConfigError
 from edgepose.system_install import INSTANCE_ENV
 
@@ -39,8 +40,10 @@ def _name(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def read_toml(path: Path) -> dict[str, dict[str, Any]]:
-    """Read a config file; unknown sections and keys are errors.
+def read_toml(path: Path) -> tuple[dict[str, dict[str, Any]], tuple[ZoneConfig, ...]]:
+    """Read a config file: its table sections (``{section: {key: value}}``) and its ``[[zones]]``.
+
+    Unknown sections and keys are errors.
 
     Raises:
         ConfigError: Missing, unreadable or invalid file.
@@ -55,9 +58,11 @@ def read_toml(path: Path) -> dict[str, dict[str, Any]]:
     except (ValueError, RecursionError) as exc:  # TOMLDecodeError, bad UTF-8, an integer too long, deep nesting
         raise ConfigError(f"config file {path} is not valid TOML: {str(exc).splitlines()[0][:200]}") from None
     layer: dict[str, dict[str, Any]] = {}
+    zones = check_zones(f"{path}: ", data.pop("zones")) if "zones" in data else ()
     for section, values in data.items():
         if section not in SECTIONS:
-            raise ConfigError(f"{path}: unknown section [{_name(section)}]; known: {', '.join(SECTIONS)}")
+            every = ", ".join([*SECTIONS, *(f"[[{name}]]" for name in LIST_SECTIONS)])
+            raise ConfigError(f"{path}: unknown section [{_name(section)}]; known: {every}")
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: {section} must be a [section] table")
         known = section_types(section)
@@ -65,7 +70,7 @@ def read_toml(path: Path) -> dict[str, dict[str, Any]]:
             if key not in known:
                 raise ConfigError(f"{path}: unknown key {section}.{_name(key)}; known: {', '.join(known)}")
             layer.setdefault(section, {})[key] = coerce(f"{path}: {section}.{key}", section, key, value)
-    return layer
+    return layer, zones
 
 
 def env_name(section: str, key: str) -> str:
@@ -130,7 +135,8 @@ def build_config(
         ConfigError: An unknown key or an invalid value, with where it came from.
     """
     merged: dict[str, dict[str, Any]] = {}
-    layers = [read_toml(file) if file else {}, read_env(os.environ if environ is None else environ)]
+    from_file, zones = read_toml(file) if file else ({}, ())
+    layers = [from_file, read_env(os.environ if environ is None else environ)]
     cli: dict[str, dict[str, Any]] = {}
     for section, values in (overrides or {}).items():
         known = section_types(section)
@@ -144,5 +150,5 @@ def build_config(
     for layer in layers:
         for section, values in layer.items():
             merged.setdefault(section, {}).update(values)
-    config = Config(**{name: SECTIONS[name](**merged.get(name, {})) for name in SECTIONS})
+    config = Config(**{name: SECTIONS[name](**merged.get(name, {})) for name in SECTIONS}, zones=zones)
     return validate(config, environ)

@@ -22,8 +22,13 @@ from edgepose.config.reading import OTHER_ENV_VARS, env_name
 from edgepose.config.schema import (
     INT64_MAX,
     LIMITS,
+    MAX_CORNERS,
+    MAX_ZONES,
     SECRET_KEYS,
     SECTIONS,
+    ZONE_NAME_CHARS,
+    ZONE_NAME_MAX,
+    ZoneConfig,
     default_meaning,
     section_types,
     show_value,
@@ -113,11 +118,35 @@ def section_table(section: str) -> list[str]:
     return [*lines, ""]
 
 
+#: ``[[zones]]``: each key's type and what it accepts (the descriptions are :class:`ZoneConfig`'s).
+_ZONE_KEYS = {
+    "name": ("string", f"1 to {ZONE_NAME_MAX} {ZONE_NAME_CHARS}; unique"),
+    "polygon": ("array of `[x, y]`", f"3 to {MAX_CORNERS} corners, x and y from 0 to 1, not all on a line"),
+    "falls": ("boolean", "`true`, `false`"),
+}
+
+
+def zones_table() -> list[str]:
+    """Return the Markdown of the ``[[zones]]`` list: what it is for and a row per key."""
+    summary = inspect.cleandoc(ZoneConfig.__doc__ or "").splitlines()[0].removeprefix("One ``[[zones]]`` table: ")
+    lines = ["## `[[zones]]`", "",
+             _markdown(f"A list of tables, up to {MAX_ZONES}, each {summary[:1].lower() + summary[1:]} Only in the "
+                       "config file (no environment variables or flags)."), "",
+             "| key | type | default | accepts | description |", "| --- " * 5 + "|"]  # fmt: skip
+    descriptions = key_descriptions(ZoneConfig)
+    for key, (kind, accepts) in _ZONE_KEYS.items():
+        default = getattr(ZoneConfig(), key)
+        shown = "required" if default in ("", ()) else f"`{show_value(default)}`"
+        lines.append(f"| `{key}` | {kind} | {shown} | {_markdown(accepts)} | {_markdown(descriptions[key])} |")
+    return [*lines, ""]
+
+
 def render() -> str:
     """Return the whole reference as Markdown."""
     lines = [INTRO]
     for section in SECTIONS:
         lines += section_table(section)
+    lines += zones_table()
     lines += ["## Other environment variables", "",
               "Every other `EDGEPOSE_*` variable must name a key above (a misspelt one is an error that lists the "
               "valid names), except these, read for other purposes:", "",

@@ -25,7 +25,7 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def redacted(config: Config) -> dict[str, dict[str, Any]]:
+def redacted(config: Config) -> dict[str, Any]:
     """Return the config as plain data with every secret replaced by ``***``."""
     data = dataclasses.asdict(config)
     for section, key in SECRET_KEYS:
@@ -38,20 +38,26 @@ def redacted(config: Config) -> dict[str, dict[str, Any]]:
 _TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
-def to_toml(data: Mapping[str, Mapping[str, Any]]) -> str:
-    """Render ``{section: {key: value}}`` as TOML (strings, numbers and booleans only)."""
+def _value(value: Any) -> str:
+    """Render one value: a string, number, boolean, or an array of them (arrays of arrays too)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(item) for item in value) + "]"
+    return toml_string(str(value))
+
+
+def to_toml(data: Mapping[str, Any]) -> str:
+    """Render ``{section: {key: value}}`` as TOML; a section holding a list of tables becomes ``[[section]]``s."""
     lines: list[str] = []
     for section, values in data.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, (int, float)):
-                text = repr(value)
-            else:
-                text = toml_string(str(value))
-            lines.append(f"{key} = {text}")
-        lines.append("")
+        tables = values if isinstance(values, (list, tuple)) else [values]
+        for table in tables:
+            lines.append(f"[[{section}]]" if tables is values else f"[{section}]")
+            lines += [f"{key} = {_value(value)}" for key, value in table.items()]
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -254,6 +254,60 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True)
+class BodyConfig:
+    """What makes a pose the evidence of a body, in :mod:`edgepose.analytics.body` (from ``[analytics]``).
+
+    Attributes:
+        keypoint_score: A keypoint scoring at least this is seen.
+        enter_score: Pose score a pose needs to count towards entering.
+        leave_score: Pose score below which a pose counts towards leaving (above ``enter_score``: taken as it).
+        enter_keypoints: Seen keypoints joined along the skeleton a pose needs to count towards entering
+            (with a torso, its size and its proportions).
+        leave_keypoints: Below this many seen keypoints joined along the skeleton a pose counts towards leaving.
+        min_size: Least size of the body (the longer side of its box) to enter, as a fraction of the frame's
+            shorter side.
+    """
+
+    keypoint_score: float = 0.3
+    enter_score: float = PresenceConfig.enter_score
+    leave_score: float = PresenceConfig.leave_score
+    enter_keypoints: int = 8
+    leave_keypoints: int = 5
+    min_size: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Settings of :class:`~edgepose.analytics.tracking.Tracker` (from ``[analytics]``).
+
+    Attributes:
+        keypoint_score: Keypoints scoring below this are not compared.
+        lost_s: A track whose person has not entered yet is forgotten after this long without a body; the
+            motion prediction runs at most this long, and a track unmatched this long is trusted ``1/e``.
+    """
+
+    keypoint_score: float = 0.3
+    lost_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class PostureConfig:
+    """Settings of :class:`~edgepose.analytics.posture.Posture` (from ``[analytics]``).
+
+    Attributes:
+        keypoint_score: Keypoints scoring below this are not used.
+        upright_below_deg: A torso tilted less than this is upright (standing or sitting).
+        lying_deg: A torso tilted at least this is lying.
+        hold_s: Seconds a new posture must hold before it is taken.
+    """
+
+    keypoint_score: float = 0.3
+    upright_below_deg: float = 45.0
+    lying_deg: float = 60.0
+    hold_s: float = 0.5
+
+
+@dataclass(frozen=True)
 class FallConfig:
     """Parameters of the fall rule of :mod:`edgepose.analytics.falls` (from ``[analytics]``).
 
@@ -295,9 +349,11 @@ class RepConfig:
     min_rep_s: float = 0.3
 
 
+_B = BodyConfig
 _F = FallConfig
 _P = PresenceConfig
 _R = RepConfig
+_T = TrackConfig
 
 
 @dataclass(frozen=True)
@@ -306,13 +362,23 @@ class AnalyticsConfig:
 
     Attributes:
         exercise: Count repetitions of this exercise.
-        keypoint_score: Keypoints scoring below this are not used by falls and reps.
-        enter_score: Presence: pose score to start entering.
-        enter_s: Presence: seconds at or above ``enter_score`` before ``person_entered``.
+        keypoint_score: A keypoint scoring at least this is seen (presence, tracking, posture, zones, falls, reps).
+        enter_score: Presence: pose score to start entering (with the evidence of a body).
+        enter_keypoints: Presence: seen keypoints joined along the skeleton, with a torso, to start entering.
+        body_min_size: Presence: least size of a body to start entering (the longer side of its box), as a
+            fraction of the frame's shorter side.
+        enter_s: Presence: seconds of entering evidence before ``person_entered``.
         leave_score: Presence: pose score below which a person starts leaving (above ``enter_score``: taken as
             ``enter_score``, no hysteresis).
-        leave_s: Presence: seconds below ``leave_score`` before ``person_left``.
+        leave_keypoints: Presence: fewer seen keypoints joined along the skeleton than this start leaving.
+        leave_s: Presence: seconds of leaving evidence before ``person_left``.
         dropout_s: Presence: frames back across the threshold adding up to less than this do not break a span.
+        track_lost_s: Tracking: a track whose person has not entered yet is forgotten after this long without a
+            body (a present person's track lasts until ``person_left``); the motion prediction runs this long.
+        posture_s: Posture: seconds a new posture must hold before it is taken.
+        zone_s: Zones: seconds a person's point must stay inside (outside) a zone before ``zone_entered``
+            (``zone_left``).
+        long_lie_s: Long lie: seconds lying outside every ``falls = false`` zone before ``long_lie``.
         fall_upright_deg: Falls: torso tilt counted as upright.
         fall_lying_deg: Falls: torso tilt a fast turn must reach.
         fall_down_deg: Falls: torso tilt the person must stay at or above.
@@ -327,10 +393,17 @@ class AnalyticsConfig:
     exercise: str = _R.exercise
     keypoint_score: float = _R.keypoint_score
     enter_score: float = _P.enter_score
+    enter_keypoints: int = _B.enter_keypoints
+    body_min_size: float = _B.min_size
     enter_s: float = _P.enter_s
     leave_score: float = _P.leave_score
+    leave_keypoints: int = _B.leave_keypoints
     leave_s: float = _P.leave_s
     dropout_s: float = _P.dropout_s
+    track_lost_s: float = _T.lost_s
+    posture_s: float = PostureConfig.hold_s
+    zone_s: float = 0.5
+    long_lie_s: float = 60.0
     fall_upright_deg: float = _F.upright_deg
     fall_lying_deg: float = _F.lying_deg
     fall_down_deg: float = _F.down_deg
@@ -345,6 +418,19 @@ class AnalyticsConfig:
         """Return the presence part."""
         return PresenceConfig(self.enter_score, self.enter_s, self.leave_score, self.leave_s, self.dropout_s)
 
+    def body(self) -> BodyConfig:
+        """Return the body-evidence part."""
+        return BodyConfig(self.keypoint_score, self.enter_score, self.leave_score, self.enter_keypoints,
+                          self.leave_keypoints, self.body_min_size)  # fmt: skip
+
+    def tracking(self) -> TrackConfig:
+        """Return the tracking part."""
+        return TrackConfig(self.keypoint_score, self.track_lost_s)
+
+    def posture(self) -> PostureConfig:
+        """Return the posture part: upright below ``fall_down_deg``, lying from ``fall_lying_deg``."""
+        return PostureConfig(self.keypoint_score, self.fall_down_deg, self.fall_lying_deg, self.posture_s)
+
     def falls(self) -> FallConfig:
         """Return the falls part."""
         return FallConfig(self.keypoint_score, self.fall_upright_deg, self.fall_lying_deg, self.fall_down_deg,
@@ -356,8 +442,23 @@ class AnalyticsConfig:
 
 
 @dataclass(frozen=True)
+class ZoneConfig:
+    """One ``[[zones]]`` table: a named area of the picture (the docs' analytics page has the rules).
+
+    Attributes:
+        name: The zone's name in ``state`` and events.
+        polygon: Its corners ``[x, y]`` in frame coordinates (``[0, 0]`` top left, ``[1, 1]`` bottom right).
+        falls: Whether a fall or a long lie inside is an alarm (``false`` for a bed, a sofa, an exercise mat).
+    """
+
+    name: str = ""
+    polygon: tuple[tuple[float, float], ...] = ()
+    falls: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
-    """The whole validated configuration."""
+    """The whole validated configuration (``zones``: the ``[[zones]]`` list; the rest: one table each)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -369,9 +470,20 @@ class Config:
     idle: IdleConfig = field(default_factory=IdleConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    zones: tuple[ZoneConfig, ...] = ()
 
 
-SECTIONS: dict[str, type[Any]] = typing.get_type_hints(Config)
+#: Sections written as a list of tables (``[[zones]]``), by name: the type of one entry.
+LIST_SECTIONS: dict[str, type[Any]] = {"zones": ZoneConfig}
+#: Sections written as one table (``[model]``…), by name: the section's dataclass.
+SECTIONS: dict[str, type[Any]] = {
+    name: kind for name, kind in typing.get_type_hints(Config).items() if name not in LIST_SECTIONS
+}
+#: Longest zone name; the characters a zone name may hold.
+ZONE_NAME_MAX = 64
+ZONE_NAME_CHARS = "letters, digits, _ or -"
+#: Most ``[[zones]]``, and most corners of one zone's polygon (a room's area, not a traced outline).
+MAX_ZONES, MAX_CORNERS = 64, 256
 SECRET_KEYS = {("preview", "token")}
 #: What the empty default of a string key means (a numeric key's 0 is explained by its :data:`LIMITS` note).
 EMPTY: dict[tuple[str, str], str] = {
@@ -463,10 +575,17 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("smoothing", "max_gap_s"): Limit(0.001, 3600),
     ("analytics", "keypoint_score"): Limit(0.0, 1.0),
     ("analytics", "enter_score"): Limit(0.0, 1.0),
+    ("analytics", "enter_keypoints"): Limit(1, 17, note="of the 17 keypoints"),
+    ("analytics", "body_min_size"): Limit(0.0, 1.0, note="of the frame's shorter side"),
     ("analytics", "enter_s"): Limit(0, 3600),
     ("analytics", "leave_score"): Limit(0.0, 1.0),
+    ("analytics", "leave_keypoints"): Limit(1, 17, note="of the 17 keypoints; above enter_keypoints: taken as it"),
     ("analytics", "leave_s"): Limit(0, 3600),
     ("analytics", "dropout_s"): Limit(0, 60),
+    ("analytics", "track_lost_s"): Limit(0.01, 60),
+    ("analytics", "posture_s"): Limit(0, 60),
+    ("analytics", "zone_s"): Limit(0, 60),
+    ("analytics", "long_lie_s"): Limit(1, 86400),
     ("analytics", "fall_upright_deg"): Limit(0, 40, note="upright: at most this tilt"),
     ("analytics", "fall_lying_deg"): Limit(60, 90, note="lying: at least this tilt"),
     ("analytics", "fall_down_deg"): Limit(41, 60, note="between upright and lying"),

@@ -12,6 +12,7 @@ from edgepose.config.coercion import coerce
 from edgepose.config.preview_access import check_access
 from edgepose.config.rendering import redact_url
 from edgepose.config.schema import SECTIONS, AnalyticsConfig, Config, ModelConfig, MqttConfig
+from edgepose.config.zones import check_zones
 from edgepose.errors import ConfigError
 from edgepose.manifest import model_choices
 
@@ -37,7 +38,7 @@ def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config
         )
         for section in SECTIONS
     }
-    config = Config(**checked)
+    config = Config(**checked, zones=check_zones("", config.zones))
     model = config.model
     runtime = RUNTIME_ALIASES.get(model.runtime, model.runtime)
     config = dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))

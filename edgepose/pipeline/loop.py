@@ -209,8 +209,8 @@ class Service:
             log.info("%s changed its frame size from %dx%d to %dx%d", self.source.name, *self._size, width, height)
         self._opening, self._size = frame.opening, (width, height)
         self.estimator.reset()
-        if self.analytics is not None and self.analytics.smoother is not None:
-            self.analytics.smoother.reset()
+        if self.analytics is not None:
+            self.analytics.restart()
         if gate is not None:
             gate.motion.reset()
 
