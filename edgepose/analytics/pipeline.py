@@ -12,6 +12,8 @@ from edgepose.analytics.presence import Presence
 from edgepose.analytics.reps import RepCounter
 from edgepose.analytics.smoothing import KeypointSmoother
 from edgepose.config import AnalyticsConfig, SmoothingConfig
+from edgepose.config.choices import EXERCISES
+from edgepose.errors import ConfigError
 from edgepose.events import EventType
 from edgepose.pose import Pose, PoseResult
 
@@ -31,6 +33,22 @@ class Analytics:
         self.falls = FallDetector(config.falls())
         self.reps = RepCounter(config.reps()) if config.exercise else None
         self._t: float | None = None
+
+    def set_exercise(self, exercise: str) -> None:
+        """Count repetitions of ``exercise`` from the next frame on (``""``: none); the count starts at 0.
+
+        Raises:
+            ConfigError: Not one of the exercises.
+        """
+        if exercise and exercise not in EXERCISES:
+            raise ConfigError(f"analytics exercise must be one of {', '.join(EXERCISES)}, not {exercise!r}")
+        self.config = dataclasses.replace(self.config, exercise=exercise)
+        self.reps = RepCounter(self.config.reps()) if exercise else None
+
+    def reset_reps(self) -> None:
+        """Set the repetition count to 0 (a repetition in progress is forgotten)."""
+        if self.reps is not None:
+            self.reps = RepCounter(self.config.reps())
 
     def state(self) -> dict[str, Any]:
         """Return the current state: ``present``, ``fallen``, ``exercise`` (or ``None``) and ``reps``."""

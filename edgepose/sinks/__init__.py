@@ -25,7 +25,8 @@ class Sink(Protocol):
     their writer instead: nothing is lost, and the stop event ends the wait). A sink that fails for good (a full
     disk under ``--output``) sets a ``failure`` attribute (an :class:`EdgePoseError`); the loop
     then ends the run with it. Failures a sink recovers from (a broker that went away) are retried
-    and counted by the sink itself.
+    and counted by the sink itself. While detection is off (a privacy pause) the loop publishes nothing
+    and calls a sink's ``heartbeat()`` instead, every quarter second, when it has one.
     """
 
     def start(self) -> None:

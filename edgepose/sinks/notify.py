@@ -130,6 +130,7 @@ class NotifySink:
         self._next_ping = 0.0
         self._next_status = 0.0
         self._status_info = info  # the backend the last STATUS= named
+        self._status_paused = False  # whether the last STATUS= said "paused"
 
     def start(self) -> None:
         """Say what is happening until the first frame arrives."""
@@ -139,8 +140,16 @@ class NotifySink:
     def publish(self, result: PoseResult) -> None:
         """Send ``READY=1`` once, then rate-limited ``WATCHDOG=1`` and ``STATUS=`` (one datagram).
 
-        ``STATUS=`` goes out at once, not at its next turn, when the backend changed (a fallback to the CPU).
+        ``STATUS=`` goes out at once, not at its next turn, when the backend changed (a fallback to the CPU) or
+        detection was turned off or on.
         """
+        self._beat()
+
+    def heartbeat(self) -> None:
+        """While detection is off (no frame to publish): ``READY=1`` once, the watchdog pings and ``STATUS=``."""
+        self._beat()
+
+    def _beat(self) -> None:
         now = self._clock()
         info = self._stats.backend_info(self._info)
         fields = []
@@ -150,9 +159,10 @@ class NotifySink:
         if self._ping_every and now >= self._next_ping:
             self._next_ping = now + self._ping_every
             fields.append("WATCHDOG=1")
-        if now >= self._next_status or info != self._status_info:
+        paused = self._stats.paused
+        if now >= self._next_status or info != self._status_info or paused != self._status_paused:
             self._next_status = now + STATUS_EVERY_S
-            self._status_info = info
+            self._status_info, self._status_paused = info, paused
             fields.append("STATUS=" + self.status())
         if fields:
             self._notifier.send(*fields)
@@ -161,6 +171,8 @@ class NotifySink:
         """Return the one-line status ``systemctl status`` shows (with the inference restarts and fallback)."""
         stats = self._stats
         info = stats.backend_info(self._info)
+        if stats.paused:
+            return f"paused: detection is off; delegate {info.delegate}, model {info.model}, {stats.frames} frames"
         text = (
             f"{stats.fps():.1f} fps, delegate {info.delegate}, model {info.model}, "
             f"{stats.frames} frames, {stats.dropped} dropped"

@@ -10,6 +10,10 @@ topic                                      payload                QoS   retain
 ``<base>/person``                          ``ON``/``OFF``         1     yes
 ``<base>/people``                          count, e.g. ``2``      1     yes
 ``<base>/stats``                           stats JSON             0     yes
+``<base>/analysis``                        ``online``/``offline`` 1     yes
+``<base>/camera``                          camera JSON            1     yes
+``<base>/<control>``                       a control's state      1     yes
+``<base>/set/<control>`` (read)            a command              -     -
 ``homeassistant/<component>/…/config``     discovery JSON         1     yes
 =========================================  =====================  ====  ======
 """
@@ -81,6 +85,35 @@ class Topics:
         """Pipeline health, retained."""
         return f"{self.base}/stats"
 
+    @property
+    def analysis(self) -> str:
+        """``online`` while frames are being analysed and the state topics are current, else ``offline``; retained."""
+        return f"{self.base}/analysis"
+
+    @property
+    def camera(self) -> str:
+        """The source's state (``ok``, ``stale``, ``opening``, ``reconnecting``, ``ended``) and why, retained."""
+        return f"{self.base}/camera"
+
+    @property
+    def commands(self) -> str:
+        """The subscription to the device's own command topics."""
+        return f"{self.base}/set/+"
+
+    def command(self, name: str) -> str:
+        """Where the command ``name`` is sent (read by edgepose)."""
+        return f"{self.base}/set/{name}"
+
+    def control(self, name: str) -> str:
+        """Return the retained state topic of the control ``name``."""
+        return f"{self.base}/{name}"
+
+    def command_name(self, topic: str) -> str | None:
+        """Return the control a topic of :attr:`commands` names, or ``None`` for any other topic."""
+        head = f"{self.base}/set/"
+        name = topic[len(head) :] if topic.startswith(head) else ""
+        return name if name and "/" not in name else None
+
 
 def pose_payload(result: PoseResult) -> bytes:
     """Build the pose message: the same JSON object ``edgepose run`` prints."""
@@ -100,6 +133,11 @@ def people_payload(count: int) -> bytes:
 def state_payload(state: dict[str, Any]) -> bytes:
     """Build the state message: ``{"present", "fallen", "exercise", "reps"}`` as JSON."""
     return json.dumps(state, separators=(",", ":")).encode()
+
+
+def camera_payload(state: str, reason: str, reopens: int) -> bytes:
+    """Build the camera message: ``{"state", "reason", "reopens"}`` as JSON."""
+    return json.dumps({"state": state, "reason": reason, "reopens": reopens}, separators=(",", ":")).encode()
 
 
 def event_payload(event: dict[str, Any]) -> bytes:

@@ -99,6 +99,10 @@ class PreviewSink:
             self._observe(result)
         self._hub.publish(result)
 
+    def heartbeat(self) -> None:
+        """Show "paused" on the stream and no pose on ``/pose``: detection is off (called by the loop, no I/O)."""
+        self._hub.pause()
+
     def close(self) -> None:
         """Let event clients receive what was published (briefly), end the streams and stop serving."""
         if self._server is None:
