@@ -114,11 +114,11 @@ class Liveness:
         self._blocked = blocked
         return not blocked and self._confirmed == self.generation
 
-    def camera(self) -> tuple[str, str, int]:
-        """Return the source's ``(state, reason, reopens)``; ``stale`` while it says ``ok`` but no frame came."""
+    def camera(self) -> tuple[str, str]:
+        """Return the source's ``(state, reason)``; ``stale`` while it says ``ok`` but no frame came."""
         source = self._stats.source
         state = source.state
         age = self._stats.frame_age()
         if state == "ok" and (age is None or age > self._stale_after_s):
             state = STALE
-        return state, source.reason, source.reopens
+        return state, source.reason

@@ -135,9 +135,9 @@ def state_payload(state: dict[str, Any]) -> bytes:
     return json.dumps(state, separators=(",", ":")).encode()
 
 
-def camera_payload(state: str, reason: str, reopens: int) -> bytes:
-    """Build the camera message: ``{"state", "reason", "reopens"}`` as JSON."""
-    return json.dumps({"state": state, "reason": reason, "reopens": reopens}, separators=(",", ":")).encode()
+def camera_payload(state: str, reason: str) -> bytes:
+    """Build the camera message: ``{"state", "reason"}`` as JSON (no counters: it changes only with the source)."""
+    return json.dumps({"state": state, "reason": reason}, separators=(",", ":")).encode()
 
 
 def event_payload(event: dict[str, Any]) -> bytes:
