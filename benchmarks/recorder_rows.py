@@ -123,29 +123,31 @@ def main() -> int:
         (folder / "m.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
         broker = subprocess.Popen([shutil.which("mosquitto") or "/usr/sbin/mosquitto", "-c", str(folder / "m.conf")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(0.5)
-        messages: list[tuple[str, bytes, float]] = []
-        lock = threading.Lock()
+        try:
+            time.sleep(0.5)
+            messages: list[tuple[str, bytes, float]] = []
+            lock = threading.Lock()
 
-        def keep(_c: Any, _u: Any, msg: Any) -> None:
-            with lock:
-                messages.append((msg.topic, bytes(msg.payload), time.monotonic()))
+            def keep(_c: Any, _u: Any, msg: Any) -> None:
+                with lock:
+                    messages.append((msg.topic, bytes(msg.payload), time.monotonic()))
 
-        sub = paho.Client(CallbackAPIVersion.VERSION2)
-        sub.on_message = keep
-        sub.connect("127.0.0.1", port)
-        sub.subscribe("#", qos=1)
-        sub.loop_start()
-        video = clip(folder / "person.avi", args.seconds, args.fps)
-        env = {**os.environ, "PYTHONPATH": args.edgepose_path} if args.edgepose_path else dict(os.environ)
-        run = subprocess.run([sys.executable, "-m", "edgepose", "run", "--source", str(video), "--realtime",
-                              "--mqtt", f"mqtt://127.0.0.1:{port}", "--device-id", "rows", "--ha-discovery",
-                              "--models-dir", args.models_dir], env=env, cwd=args.edgepose_path or None,
-                             capture_output=True, text=True)  # fmt: skip
-        time.sleep(1.0)
-        sub.loop_stop()
-        broker.terminate()
-        broker.wait()
+            sub = paho.Client(CallbackAPIVersion.VERSION2)
+            sub.on_message = keep
+            sub.connect("127.0.0.1", port)
+            sub.subscribe("#", qos=1)
+            sub.loop_start()
+            video = clip(folder / "person.avi", args.seconds, args.fps)
+            env = {**os.environ, "PYTHONPATH": args.edgepose_path} if args.edgepose_path else dict(os.environ)
+            run = subprocess.run([sys.executable, "-m", "edgepose", "run", "--source", str(video), "--realtime",
+                                  "--mqtt", f"mqtt://127.0.0.1:{port}", "--device-id", "rows", "--ha-discovery",
+                                  "--models-dir", args.models_dir], env=env, cwd=args.edgepose_path or None,
+                                 capture_output=True, text=True)  # fmt: skip
+            time.sleep(1.0)
+            sub.loop_stop()
+        finally:
+            broker.terminate()
+            broker.wait()
     if run.returncode != 0:
         print(run.stderr, file=sys.stderr)
         return 1
