@@ -204,6 +204,8 @@ class PipelineStats:
         #: The backend (for the EdgeTPU worker's restarts and CPU fallback); a stand-in until one is set.
         self.inference: InferenceHealth = _NoBackend()
         self.idle_skipped = 0
+        #: Detection is off (a privacy pause from the Detection switch): no frame is analysed or published.
+        self.paused = False
         #: The JSON-lines output (``--output``): lines dropped for a slow reader, bytes waiting.
         self.output = OutputCounters()
         self._times: collections.deque[float] = collections.deque(maxlen=WINDOW)
@@ -271,6 +273,8 @@ class PipelineStats:
             "dropped": self.dropped,
             "fps": round(self.fps(), 2),
             "people": self.people,
+            "score": round(self.last_score, 3),
+            "paused": self.paused,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "frame_age_s": None if age is None else round(age, 3),
             "latency_ms": self.percentiles((50, 95)),

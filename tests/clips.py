@@ -62,16 +62,23 @@ def write_clip(path: Path, person: np.ndarray, script: list[Placement | None], f
     return path
 
 
-def write_visit_clip(path: Path, person: np.ndarray, before: int, during: int, after: int) -> Path:
-    """A small 320×240 MJPG clip: an empty room, ``person`` (BGR, scaled to 224 px tall) standing, the room again."""
-    height = 224
-    width = round(person.shape[1] * height / person.shape[0])
-    small = cv2.resize(person, (width, height), interpolation=cv2.INTER_AREA)
+def in_room(person: np.ndarray | None) -> np.ndarray:
+    """A 320×240 room with ``person`` (BGR, scaled to 224 px tall) standing in the middle, or empty for ``None``."""
     room = np.empty((240, 320, 3), dtype=np.uint8)
     room[:] = BACKGROUND
-    visit = room.copy()
-    x0 = (320 - small.shape[1]) // 2
-    visit[8 : 8 + height, x0 : x0 + small.shape[1]] = small
+    if person is None:
+        return room
+    height = 224
+    width = min(320, round(person.shape[1] * height / person.shape[0]))
+    small = cv2.resize(person, (width, height), interpolation=cv2.INTER_AREA)
+    x0 = (320 - width) // 2
+    room[8 : 8 + height, x0 : x0 + width] = small
+    return room
+
+
+def write_visit_clip(path: Path, person: np.ndarray, before: int, during: int, after: int) -> Path:
+    """A small 320×240 MJPG clip: an empty room, ``person`` (BGR, scaled to 224 px tall) standing, the room again."""
+    room, visit = in_room(None), in_room(person)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (320, 240))
     assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
     for frame in [room] * before + [visit] * during + [room] * after:
@@ -101,6 +108,17 @@ def render_tilted(person_bgra: np.ndarray, tilt_deg: float | None) -> np.ndarray
     mask = cv2.warpAffine(person_bgra[:, :, 3], turn, FALL_SIZE, flags=cv2.INTER_NEAREST) >= 128
     room[mask] = pixels[mask]
     return room
+
+
+def write_squats_clip(path: Path, standing: np.ndarray, squatting: np.ndarray, squats: int, fps: float = 15.0) -> Path:
+    """A 320×240 MJPG clip of ``squats`` squats: 12 frames of the standing photo, 12 of the squatting one, each time."""
+    stand, squat = in_room(standing), in_room(squatting)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    assert writer.isOpened(), "OpenCV cannot write MJPG/AVI here"
+    for frame in ([stand] * 12 + [squat] * 12) * squats:
+        writer.write(frame)
+    writer.release()
+    return path
 
 
 def write_fall_clip(path: Path, person_bgra: np.ndarray, fps: float = 15.0) -> Path:

@@ -24,7 +24,7 @@ from edgepose.config import ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
 from edgepose.health import PipelineStats
 from edgepose.pose import KEYPOINT_NAMES, STAGES, BackendInfo, PoseResult
-from edgepose.sinks.mqtt.homeassistant import discovery_configs
+from edgepose.sinks.mqtt.homeassistant import Discovery, discovery_configs
 from edgepose.sinks.mqtt.settings import broker_settings, device_id, read_password, sanitize_device_id
 from edgepose.sinks.mqtt.topics import Topics
 
@@ -200,20 +200,36 @@ def test_missing_password_file_is_a_config_error(models_dir: Path, tmp_path: Pat
 
 def test_discovery_configs_have_home_assistant_keys() -> None:
     topics = Topics("edgepose", "cam1")
-    configs = dict(discovery_configs(topics, BackendInfo("ai_edge_litert", "xnnpack", 2, "m.tflite"), 30.0))
-    assert set(configs) == {
+    info = BackendInfo("ai_edge_litert", "xnnpack", 2, "m.tflite")
+    configs = dict(discovery_configs(topics, info, Discovery(30.0, "squat")))
+    announced = {topic for topic, payload in configs.items() if payload}
+    assert announced == {
         "homeassistant/binary_sensor/edgepose_cam1/person/config",
         "homeassistant/sensor/edgepose_cam1/people/config",
         "homeassistant/binary_sensor/edgepose_cam1/fallen/config",
         "homeassistant/sensor/edgepose_cam1/reps/config",
         "homeassistant/event/edgepose_cam1/fall/config",
         "homeassistant/sensor/edgepose_cam1/score/config",
+        "homeassistant/binary_sensor/edgepose_cam1/camera/config",
         "homeassistant/sensor/edgepose_cam1/fps/config",
+    }
+    # no controls without handlers: their configs are empty (removing any announced before)
+    assert {t for t, p in configs.items() if not p} == {
+        f"homeassistant/{c}/edgepose_cam1/{n}/config"
+        for c, n in (
+            ("switch", "detection"),
+            ("select", "exercise"),
+            ("button", "reset_reps"),
+            ("button", "snapshot"),
+            ("image", "snapshot_image"),
+        )
     }
     event = json.loads(configs.pop("homeassistant/event/edgepose_cam1/fall/config"))
     assert event["event_types"] == ["fall", "recovered"] and "expire_after" not in event
-    unique = {check_discovery(p, topics.base)["unique_id"] for p in configs.values()} | {event["unique_id"]}
-    assert len(unique) == 7
+    camera = json.loads(configs.pop("homeassistant/binary_sensor/edgepose_cam1/camera/config"))
+    assert camera["state_topic"] == "edgepose/cam1/camera" and "expire_after" not in camera
+    unique = {check_discovery(p, topics.base)["unique_id"] for p in configs.values() if p}
+    assert len(unique | {event["unique_id"], camera["unique_id"]}) == 8
 
 
 # --- against a real broker ----------------------------------------------------------------------------
@@ -244,7 +260,8 @@ def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Pat
     # (stats are QoS 0: one due before the broker's CONNACK may be dropped and counted, so no check on that)
     assert final["frames"] == 24 and final["device"] == "cam1"
     assert not [t for t in sub.topics() if t.startswith("homeassistant/")], "discovery is opt-in"
-    leaves = ("pose", "status", "stats", "person", "people", "state", "event")
+    leaves = ("pose", "status", "stats", "person", "people", "state", "event", "analysis", "camera", "detection",
+              "exercise")  # fmt: skip
     assert sub.topics() <= {f"{base}/{leaf}" for leaf in leaves}
     sub.close()
     # what a dashboard subscribing now sees: retained status/stats/person, never a stale pose

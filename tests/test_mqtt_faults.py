@@ -24,7 +24,7 @@ from test_mqtt import Running, check_discovery, check_stats, fake_result, mqtt_r
 from edgepose.config import MqttConfig
 from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo
-from edgepose.sinks.mqtt.homeassistant import discovery_configs
+from edgepose.sinks.mqtt.homeassistant import Discovery, discovery_configs
 from edgepose.sinks.mqtt.topics import Topics
 
 if TYPE_CHECKING:
@@ -156,22 +156,18 @@ def test_discovery_expires_only_entities_on_topics_refreshed_on_a_schedule() -> 
     topics = Topics("edgepose", "cam1")
     base = topics.base
 
-    def configs(**kwargs: Any) -> dict[str, dict[str, Any]]:
-        pairs = discovery_configs(topics, INFO, 30.0, **kwargs)
-        return {topic.split("/")[-2]: json.loads(payload) for topic, payload in pairs}
+    def configs(stats_interval_s: float = 30.0) -> dict[str, dict[str, Any]]:
+        pairs = discovery_configs(topics, INFO, Discovery(stats_interval_s, "squat"))
+        return {topic.split("/")[-2]: json.loads(payload) for topic, payload in pairs if payload}
 
-    every_frame = configs()
-    assert "expire_after" not in every_frame.pop("fall"), "the fall event entity is stateless"
+    every = configs()
+    assert "expire_after" not in every.pop("fall"), "the fall event entity is stateless"
+    assert "expire_after" not in every.pop("camera"), "sent on change only; its availability follows the process"
     expected = {"person": 90, "people": 90, "score": 90, "fps": 90, "fallen": 90, "reps": 90}
-    assert {k: c["expire_after"] for k, c in every_frame.items()} == expected
-    # --mqtt-only-person: the pose topic goes quiet while the room is empty; its sensor must not expire
-    only_person = configs(only_person=True)
-    assert "expire_after" not in only_person["score"]
-    assert only_person["person"]["expire_after"] == only_person["fps"]["expire_after"] == 90
-    assert only_person["score"]["availability"][0]["topic"] == f"{base}/status", "still follows the process"
-    # a pose message every 100 s expires after three missed messages, not after 90 s
-    assert configs(max_rate=0.01)["score"]["expire_after"] == 300
-    assert configs(max_rate=5.0)["score"]["expire_after"] == 90
+    assert {k: c["expire_after"] for k, c in every.items()} == expected
+    # the pose score comes from stats, so neither --mqtt-only-person nor --mqtt-max-rate changes its expiry
+    assert every["score"]["state_topic"] == f"{base}/stats"
+    assert configs(10.0)["score"]["expire_after"] == 60 and configs(100.0)["score"]["expire_after"] == 300
 
 
 @pytest.mark.slow
@@ -183,7 +179,8 @@ def test_only_person_discovery_sent_by_the_cli(models_dir: Path, tmp_path: Path)
         node = "edgepose_quiet"
         score = json.loads(retained(broker.port, f"homeassistant/sensor/{node}/score/config") or b"{}")
         person = json.loads(retained(broker.port, f"homeassistant/binary_sensor/{node}/person/config") or b"{}")
-        assert score and "expire_after" not in score, "score would turn unavailable a minute after the room empties"
+        assert score["state_topic"] == "edgepose/quiet/stats", "from stats: refreshed while the room is empty too"
+        assert score["expire_after"] == person["expire_after"]
         assert check_discovery(json.dumps(person).encode(), "edgepose/quiet")["expire_after"] >= 60
 
 

@@ -26,10 +26,11 @@ from clips import BACKGROUND, write_fall_clip
 from conftest import ROOT, eventually, model_args, run_cli
 
 from edgepose.config import Config, ModelConfig, MqttConfig, PreviewConfig, SnapshotConfig
+from edgepose.control import SNAPSHOT, Controls
 from edgepose.health import PipelineStats
 from edgepose.pose import KEYPOINT_INDEX, BackendInfo, PoseResult
 from edgepose.sinks.drawing import CANVAS_COLOR, EDGE_COLOR, render
-from edgepose.sinks.mqtt.homeassistant import discovery_configs
+from edgepose.sinks.mqtt.homeassistant import Discovery, discovery_configs
 from edgepose.sinks.mqtt.topics import Topics
 from edgepose.sinks.snapshot import sink as snapshot_module
 from edgepose.sinks.snapshot.folder import SnapshotFolder, file_name
@@ -204,7 +205,7 @@ def test_a_fall_gives_one_skeleton_snapshot_with_no_part_of_the_frame(
     assert [f.name for f in files] == [file_name(fall["ts"], fall["frame"], "fall")]
     assert files[0].read_bytes() == jpeg
     assert f"snapshot 1: frame {fall['frame']}, fall" in proc.stderr
-    image = json.loads(sub.on("homeassistant/image/edgepose_snap/snapshot/config")[-1])
+    image = json.loads(sub.on("homeassistant/image/edgepose_snap/snapshot_image/config")[-1])
     assert image["image_topic"] == f"{base}/snapshot"
     sub.close()
 
@@ -419,22 +420,26 @@ BUTTON_OPTIONS = {
 
 def test_discovery_announces_the_snapshot_image_and_button_as_home_assistant_documents() -> None:
     topics = Topics("edgepose", "cam1")
-    without = dict(discovery_configs(topics, INFO, 30.0))
-    configs = {t: json.loads(p) for t, p in discovery_configs(topics, INFO, 30.0, snapshots=True)}
-    assert set(configs) - set(without) == {"homeassistant/image/edgepose_cam1/snapshot/config",
-                                           "homeassistant/button/edgepose_cam1/snapshot_button/config"}  # fmt: skip
-    image = configs["homeassistant/image/edgepose_cam1/snapshot/config"]
+
+    def announced(settings: Discovery) -> dict[str, dict[str, Any]]:
+        return {t: json.loads(p) for t, p in discovery_configs(topics, INFO, settings) if p}
+
+    without = announced(Discovery(30.0))
+    configs = announced(Discovery(30.0, controls=(SNAPSHOT,), snapshots=True))
+    assert set(configs) - set(without) == {"homeassistant/image/edgepose_cam1/snapshot_image/config",
+                                           "homeassistant/button/edgepose_cam1/snapshot/config"}  # fmt: skip
+    image = configs["homeassistant/image/edgepose_cam1/snapshot_image/config"]
     assert set(image) <= IMAGE_OPTIONS, set(image) - IMAGE_OPTIONS
     assert image["image_topic"] == "edgepose/cam1/snapshot"  # raw image bytes arrive here
     assert "url_topic" not in image and "url_template" not in image, "url_topic excludes image_topic"
     assert image["content_type"] == "image/jpeg"  # what the payload is (the docs: set it to match image_topic)
     assert "image_encoding" not in image, "unset: the payload is raw binary data (b64 would need base64)"
     assert "encoding" not in image, "the image topic is read as bytes whatever encoding says"
-    button = configs["homeassistant/button/edgepose_cam1/snapshot_button/config"]
+    button = configs["homeassistant/button/edgepose_cam1/snapshot/config"]
     assert set(button) <= BUTTON_OPTIONS, set(button) - BUTTON_OPTIONS
     assert button["command_topic"] == "edgepose/cam1/set/snapshot"
-    assert button["payload_press"] == "PRESS" and button["qos"] == 1
-    assert button["retain"] is False, "a retained press would take a snapshot at every reconnect"
+    assert button["payload_press"] == "PRESS"
+    assert button.get("retain", False) is False, "a retained press would take a snapshot at every reconnect"
     assert "device_class" not in button, "none of identify, restart, update fits"
     for entity in (image, button):
         assert entity["name"] == "Snapshot" and entity["availability"] == [
@@ -442,12 +447,13 @@ def test_discovery_announces_the_snapshot_image_and_button_as_home_assistant_doc
         ]
         assert entity["device"]["identifiers"] == ["edgepose_cam1"] and entity["origin"]["name"] == "edgepose"
     unique = [c["unique_id"] for c in configs.values()]
-    assert len(unique) == len(set(unique)) == 9
-    assert {image["unique_id"], button["unique_id"]} == {"edgepose_cam1_snapshot", "edgepose_cam1_snapshot_button"}
+    assert len(unique) == len(set(unique))
+    assert {image["unique_id"], button["unique_id"]} == {"edgepose_cam1_snapshot_image", "edgepose_cam1_snapshot"}
 
 
 @pytest.mark.slow
 def test_a_requested_snapshot_is_published_retained_and_announced(broker: Broker, tmp_path: Path) -> None:
+    from edgepose.sinks.mqtt.announce import Device
     from edgepose.sinks.mqtt.client import MqttSink
 
     base = "edgepose/cam5"
@@ -455,17 +461,20 @@ def test_a_requested_snapshot_is_published_retained_and_announced(broker: Broker
     stats = PipelineStats(MIN_SCORE)
     cfg = MqttConfig(url=f"mqtt://127.0.0.1:{broker.port}", device_id="cam5", ha_discovery=True)
     snapshots = SnapshotSink(SnapshotConfig(), MIN_SCORE)
-    mqtt = MqttSink(cfg, stats, INFO, MIN_SCORE, environ={})
+    controls = Controls()
+    controls.handle(SNAPSHOT.name, lambda _press: snapshots.request())  # as `run` wires the button
+    mqtt = MqttSink(cfg, stats, INFO, MIN_SCORE, environ={}, device=Device(controls))
     built: list[Any] = []
     for sink in (snapshots, mqtt):  # as `run` builds and starts them
         attach_snapshots(built, sink)
         sink.start()
         built.append(sink)
     try:
-        assert mqtt.snapshots is snapshots, "the button's command reaches request() through the MQTT sink"
-        assert sub.wait_for(lambda s: bool(s.on("homeassistant/button/edgepose_cam5/snapshot_button/config")))
+        assert sub.wait_for(lambda s: any(s.on("homeassistant/button/edgepose_cam5/snapshot/config")))
+        assert sub.wait_for(lambda s: any(s.on("homeassistant/image/edgepose_cam5/snapshot_image/config")))
+        sub.client.publish(f"{base}/set/snapshot", "PRESS", qos=1).wait_for_publish(5)  # Home Assistant's press
+        assert eventually(lambda: controls.apply_pending() == 1, 10), "the press reaches the loop's mailbox"
         sink_result = plain(41)
-        mqtt.snapshots.request()  # what the dispatcher does for PRESS on <base>/set/snapshot
         for sink in built:
             sink.publish(sink_result)
         assert sub.wait_for(lambda s: len(s.on(f"{base}/snapshot")) == 1)
@@ -581,7 +590,7 @@ def test_snapshots_are_made_only_when_something_shows_or_keeps_them(tmp_path: Pa
 
     def built(**sections: Any) -> object:
         config = Config(**sections)
-        return SINKS["snapshot"](config, PipelineStats(MIN_SCORE), INFO, threading.Event())
+        return SINKS["snapshot"](config, PipelineStats(MIN_SCORE), INFO, threading.Event(), Controls())
 
     assert next(iter(SINKS)) == "snapshot", "built first: MQTT and the preview are attached to it before they start"
     assert built() is None, "no MQTT, no preview, no folder"

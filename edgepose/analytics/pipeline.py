@@ -19,6 +19,8 @@ from edgepose.analytics.person import Person
 from edgepose.analytics.reps import RepCounter
 from edgepose.analytics.tracking import match
 from edgepose.config import AnalyticsConfig, SmoothingConfig, ZoneConfig
+from edgepose.config.choices import EXERCISES
+from edgepose.errors import ConfigError
 from edgepose.events import EventType
 from edgepose.pose import Pose, PoseResult
 
@@ -54,6 +56,23 @@ class Analytics:
     def present(self) -> bool:
         """Whether anyone is present."""
         return any(person.presence.present for person in self.people)
+
+    def set_exercise(self, exercise: str) -> None:
+        """Count repetitions of ``exercise`` from the next frame on (``""``: none); the count starts at 0.
+
+        Raises:
+            ConfigError: Not one of the exercises.
+        """
+        if exercise and exercise not in EXERCISES:
+            raise ConfigError(f"analytics exercise must be one of {', '.join(EXERCISES)}, not {exercise!r}")
+        self.config = dataclasses.replace(self.config, exercise=exercise)
+        self.reps = RepCounter(self.config.reps()) if exercise else None
+        self._exerciser = None
+
+    def reset_reps(self) -> None:
+        """Set the repetition count to 0 (a repetition in progress is forgotten)."""
+        if self.reps is not None:
+            self.reps = RepCounter(self.config.reps())
 
     def state(self) -> dict[str, Any]:
         """Return the state: ``present``, ``fallen``, ``exercise``, ``reps``, ``people`` and ``zones``."""

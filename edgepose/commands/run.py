@@ -17,10 +17,13 @@ from typing import NoReturn
 from edgepose.analytics import Analytics
 from edgepose.config import Config
 from edgepose.config.flags import add_command_flags
+from edgepose.config.preview_access import preview_url
+from edgepose.control import SNAPSHOT, Controls
 from edgepose.errors import EdgePoseError
 from edgepose.health import PipelineStats
 from edgepose.inference.factory import open_estimator
 from edgepose.logs import error_line
+from edgepose.pipeline.controls import ControlStore, state_dir, wire_controls
 from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pose import BackendInfo
 from edgepose.sinks import Sink, close_all, sink_failure
@@ -38,20 +41,25 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
     add_command_flags(parser, "run")
 
 
-#: ``(config, stats, info, stop)`` → a sink, or ``None`` when it is off; ``stop`` is the run's stop event.
-SinkFactory = Callable[[Config, PipelineStats, BackendInfo, threading.Event], "Sink | None"]
+#: ``(config, stats, info, stop, controls)`` → a sink, or ``None`` when it is off; ``stop`` is the run's stop
+#: event, ``controls`` the commands the run takes (a sink may take them in, or register one).
+SinkFactory = Callable[[Config, PipelineStats, BackendInfo, threading.Event, Controls], "Sink | None"]
 
 
-def _snapshot(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
+def _snapshot(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event,
+              controls: Controls) -> Sink | None:  # fmt: skip
     cfg = config.snapshot
     if not cfg.enabled or not (config.mqtt.url or config.preview.listen or cfg.folder):
         return None  # nobody to show them to
     from edgepose.sinks.snapshot.sink import SnapshotSink
 
-    return SnapshotSink(cfg, config.model.min_score)
+    sink = SnapshotSink(cfg, config.model.min_score)
+    controls.handle(SNAPSHOT.name, lambda _press: sink.request())  # the Home Assistant button
+    return sink
 
 
-def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
+def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event,
+           _controls: Controls) -> Sink | None:  # fmt: skip
     other = bool(config.mqtt.url or config.preview.listen or config.display.enabled)
     target = config.output.path or ("" if other else "-")
     # A file read as fast as possible loses nothing (the loop waits for the disk); a camera never waits.
@@ -59,15 +67,20 @@ def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, stop: thread
     return JsonlSink(target, lossless=lossless, stop=stop, counters=stats.output) if target else None
 
 
-def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
+def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event,
+          controls: Controls) -> Sink | None:  # fmt: skip
     if not config.mqtt.url:
         return None
+    from edgepose.sinks.mqtt.announce import Device
     from edgepose.sinks.mqtt.client import MqttSink
 
-    return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop)
+    device = Device(controls, config.source.stale_after_s, config.analytics.presence().decided_after_s(),
+                    preview_url(config.preview))  # fmt: skip
+    return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop, device=device)
 
 
-def _preview(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
+def _preview(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event,
+             _controls: Controls) -> Sink | None:  # fmt: skip
     if not config.preview.listen:
         return None
     from edgepose.sinks.preview.sink import PreviewSink
@@ -80,7 +93,8 @@ def _quit_foreground_run() -> None:
     _thread.interrupt_main(signal.SIGINT)
 
 
-def _display(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
+def _display(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event,
+             _controls: Controls) -> Sink | None:  # fmt: skip
     if not config.display.enabled:
         return None
     from edgepose.sinks.screen import ScreenSink
@@ -88,7 +102,8 @@ def _display(config: Config, stats: PipelineStats, info: BackendInfo, _stop: thr
     return ScreenSink(config.display, config.model.min_score, on_quit=_quit_foreground_run)
 
 
-def _systemd(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
+def _systemd(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event,
+             _controls: Controls) -> Sink | None:  # fmt: skip
     from edgepose.sinks.notify import make_sink
 
     return make_sink(stats, info)  # None outside systemd (no $NOTIFY_SOCKET)
@@ -111,6 +126,22 @@ def _analytics(config: Config, still: bool) -> Analytics:
     if still:
         settings = dataclasses.replace(settings, enter_s=0.0, leave_s=0.0, dropout_s=0.0, posture_s=0.0, zone_s=0.0)
     return Analytics(settings, smoothing, config.zones)
+
+
+def _controls(config: Config, analytics: Analytics, stats: PipelineStats) -> Controls:
+    """Build the commands the run takes: from MQTT (``<base>/set/<name>``) unless ``control.commands`` is off.
+
+    With commands, the Detection switch's state comes back from the state directory (a pause survives a
+    restart); without MQTT or commands, detection is on and no command is taken.
+    """
+    controls = Controls()
+    store = None
+    if config.mqtt.url and config.control.commands:
+        from edgepose.sinks.mqtt.settings import device_id
+
+        store = ControlStore(state_dir(config.control.state_dir), device_id(config.mqtt))
+    wire_controls(controls, analytics, stats, store)
+    return controls
 
 
 def install_signal_handlers(stop: threading.Event) -> None:
@@ -154,17 +185,18 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     stats.source_live = source.live
     stats.inference = estimator.backend  # its info changes when the EdgeTPU worker falls back to the CPU
     install_signal_handlers(stop)
+    controls = _controls(config, analytics, stats)
     sinks: list[Sink] = []
     try:
         for factory in SINKS.values():
-            sink = factory(config, stats, estimator.info, stop)
+            sink = factory(config, stats, estimator.info, stop, controls)
             if sink is not None:
                 attach_snapshots(sinks, sink)
                 sink.start()
                 sinks.append(sink)
         options = service_options(config)
         log.info("reading %s", source.name)
-        service = Service(source, estimator, sinks, options, stats, analytics=analytics,
+        service = Service(source, estimator, sinks, options, stats, analytics=analytics, controls=controls,
                           reopen=lambda: open_source(config.source.source, config.source))  # fmt: skip
         service.run(stop)
     finally:

@@ -143,6 +143,8 @@ FLAGS: tuple[Flag, ...] = (
          "its certificate (the chain is still verified)", commands=_RUN, kind=None),
     Flag(("--stats-interval",), "mqtt", "stats_interval_s", "seconds between MQTT stats messages", commands=_RUN,
          kind=float, metavar="S"),
+    Flag(("--state-dir",), "control", "state_dir", "where the Detection switch's state is kept across restarts",
+         commands=_RUN, metavar="DIR"),
     Flag(("--preview",), "preview", "listen", "serve the live preview page, MJPEG, /pose, /events, /healthz and "
          "/metrics on [HOST:]PORT (host 127.0.0.1 unless given)", commands=_RUN, metavar="[HOST:]PORT"),
     Flag(("--preview-fps",), "preview", "fps", "at most this many preview pictures per second", commands=_RUN,

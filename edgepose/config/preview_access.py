@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,26 @@ def _valid_host(host: str, bracketed: bool) -> bool:
         last = host.rstrip(".").rpartition(".")[2]  # all digits: a mistyped IPv4 address, not a name
         return not bracketed and len(host) <= 253 and _HOST_NAME.fullmatch(host) is not None and not last.isdigit()
     return address.version == 6 or not bracketed
+
+
+def preview_url(cfg: PreviewConfig) -> str:
+    """Return the preview's address for other machines (Home Assistant's link to the device), or ``""``.
+
+    ``""`` when the preview is off, listens on loopback (no other machine can open it) or on port 0 (any
+    free port: not known before it binds). All interfaces are named by this machine's host name. The token
+    is never part of it.
+
+    Raises:
+        ConfigError: A bad ``listen`` address.
+    """
+    if not cfg.listen:
+        return ""
+    host, port = parse_listen(cfg.listen)
+    if port == 0 or is_loopback(host):
+        return ""
+    if host in ("0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def resolve_token(cfg: PreviewConfig, environ: Mapping[str, str] | None = None) -> str:

@@ -127,6 +127,34 @@ class MqttConfig:
     queue_size: int = 1000
     reconnect_max_s: float = 30.0
 
+    def pose_rate(self) -> float:
+        """Return the most pose messages a second (0: every frame).
+
+        ``max_rate`` when set; else every frame, or :data:`HA_POSE_RATE` with ``ha_discovery``: a Home
+        Assistant box needs no pose stream at the camera's rate (nothing it shows reads it).
+        """
+        if self.max_rate > 0:
+            return self.max_rate
+        return HA_POSE_RATE if self.ha_discovery else 0.0
+
+
+#: Pose messages a second when ``mqtt.max_rate`` is 0 and Home Assistant discovery is on.
+HA_POSE_RATE = 1.0
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The ``[control]`` section: commands from Home Assistant over MQTT (see docs/mqtt.md).
+
+    Attributes:
+        commands: Take commands on ``<base>/set/<name>``: the Detection switch (a privacy pause), the Exercise
+            select and the Reset repetitions button (announced with ``mqtt.ha_discovery``).
+        state_dir: Where the Detection switch's state is kept, so a pause survives a restart.
+    """
+
+    commands: bool = True
+    state_dir: str = ""
+
 
 @dataclass(frozen=True)
 class PreviewConfig:
@@ -251,6 +279,15 @@ class PresenceConfig:
     leave_score: float = 0.2
     leave_s: float = 2.0
     dropout_s: float = 0.25
+
+    def decided_after_s(self) -> float:
+        """Return the seconds of frames after which the state reflects them, whatever it was before.
+
+        An entry or a departure takes ``enter_s`` or ``leave_s`` of frames, and glitches adding up to less
+        than ``dropout_s`` may stretch either: so after this long, a state carried over from before (a
+        default at start, the last state before a pause or a lost camera) has been confirmed or changed.
+        """
+        return max(self.enter_s, self.leave_s) + self.dropout_s
 
 
 @dataclass(frozen=True)
@@ -464,6 +501,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
@@ -494,6 +532,8 @@ EMPTY: dict[tuple[str, str], str] = {
     ("mqtt", "device_id"): "the instance name under edgepose@NAME.service, else the host name",
     ("mqtt", "password_file"): "$CREDENTIALS_DIRECTORY/mqtt_password if present",
     ("mqtt", "ca_file"): "the system's CA certificates",
+    ("control", "state_dir"): "$STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/edgepose, else "
+    "~/.local/state/edgepose",
     ("preview", "listen"): "off",
     ("preview", "token_file"): "$CREDENTIALS_DIRECTORY/preview_token if present",
     ("snapshot", "folder"): "not kept",
@@ -554,7 +594,9 @@ LIMITS: dict[tuple[str, str], Limit] = {
         note="0: never; from 120 s on, the restarts stay within the unit's start limit of 5 in 10 minutes",
     ),
     ("source", "max_fps"): Limit(0.1, 1000, zero=True, note="0: no cap"),
-    ("mqtt", "max_rate"): Limit(0.001, 1000, zero=True, note="0: every frame"),
+    ("mqtt", "max_rate"): Limit(
+        0.001, 1000, zero=True, note=f"0: every frame, or {HA_POSE_RATE:g} a second with ha_discovery"
+    ),
     ("mqtt", "stats_interval_s"): Limit(0.1, 86400),
     ("mqtt", "keepalive_s"): Limit(5, 65535, note="65535 is MQTT's largest keepalive"),
     ("mqtt", "queue_size"): Limit(1, 1_000_000),

@@ -13,6 +13,7 @@ import cv2
 
 from edgepose.analytics import Analytics
 from edgepose.config import IdleConfig, ModelConfig, SourceConfig
+from edgepose.control import Controls
 from edgepose.errors import EdgePoseError
 from edgepose.health import PipelineStats
 from edgepose.inference.estimator import Estimator
@@ -38,6 +39,8 @@ SWITCH_INTERVAL_S = 0.0005
 OPENCV_THREADS = 1
 #: How long shutdown waits for the capture thread: SIGTERM must end the process within 2 s.
 STOP_WAIT_S = 0.5
+#: Seconds between frames decoded while detection is off (each is dropped unseen: it only shows the camera lives).
+PAUSED_DECODE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ class Service:
         stats: Shared health counters (also read by sinks).
         reopen: Builds a fresh source object when a lost live source is reopened (default: reuse ``source``).
         analytics: Adds state and events to each result before the sinks see it (``None``: off).
+        controls: Commands from outside, applied between frames (``None``: none). While detection is off
+            (``stats.paused``) no frame is analysed and no sink gets a result; :class:`~edgepose.sinks.Heartbeat`
+            sinks (the systemd watchdog, the preview's "paused" picture) get ``alive()`` instead, every ``POLL_S``.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class Service:
         stats: PipelineStats,
         reopen: Callable[[], Source] | None = None,
         analytics: Analytics | None = None,
+        controls: Controls | None = None,
     ) -> None:
         self.source = source
         self.analytics = analytics
@@ -98,6 +105,8 @@ class Service:
         self.options = options
         self.stats = stats
         self._reopen = reopen
+        self.controls = controls
+        self._paused = False
         #: After :meth:`run`: the capture thread was still inside a read when the loop ended.
         self.capture_stuck = False
         self._opening = -1
@@ -128,6 +137,15 @@ class Service:
         next_run = 0.0
         try:
             while not stop.is_set():
+                if self.controls is not None:
+                    self.controls.apply_pending()
+                if self.stats.paused:
+                    if not self._pause(buffer, capture, live, stop):
+                        break  # the source ended while paused
+                    continue
+                if self._paused:  # detection is on again: start the trackers afresh, as on a new opening
+                    self._paused, self._opening = False, -1
+                    capture.decode_interval_s = cap_s
                 if cap_s and (wait := next_run - time.monotonic()) > 0 and stop.wait(wait):
                     break  # --max-fps: sleep until the next frame is due (newest-wins sources drop the rest)
                 try:
@@ -192,9 +210,37 @@ class Service:
         stuck in the estimator or a sink stops these calls, and the systemd watchdog's pings, too.
         """
         if capture.is_alive():
-            for sink in self.sinks:
-                if isinstance(sink, Heartbeat):
-                    sink.alive()
+            self._beat()
+
+    def _beat(self) -> None:
+        """Tell the heartbeat sinks the loop is alive though no frame is published (a pause, a source retried)."""
+        for sink in self.sinks:
+            if isinstance(sink, Heartbeat):
+                sink.alive()
+
+    def _pause(self, buffer: FrameBuffer, capture: CaptureThread, live: bool, stop: threading.Event) -> bool:
+        """One turn with detection off: a live source's frame is taken and dropped unseen, sinks get a heartbeat.
+
+        Health sees the frames (a camera that dies during a pause still shows as stale), systemd's watchdog
+        keeps being pinged; a file waits where it is. Return ``False`` when the source ended.
+        """
+        if not self._paused:
+            self._paused = True
+            capture.decode_interval_s = PAUSED_DECODE_S  # sources that can grab() skip decoding the rest
+        if live:
+            try:
+                frame = buffer.get(timeout=POLL_S)
+            except TimeoutError:
+                pass
+            else:
+                if frame is None:
+                    return False
+                self.stats.saw_frame()
+        else:
+            stop.wait(POLL_S)
+            self.stats.saw_frame()
+        self._beat()
+        return True
 
     def _follow_source(self, frame: Frame, gate: IdleGate | None) -> None:
         """Start what follows the scene afresh on a new opening of the source (a reopen, a ``--loop``) or size.

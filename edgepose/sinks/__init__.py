@@ -25,7 +25,8 @@ class Sink(Protocol):
     their writer instead: nothing is lost, and the stop event ends the wait). A sink that fails for good (a full
     disk under ``--output``) sets a ``failure`` attribute (an :class:`EdgePoseError`); the loop
     then ends the run with it. Failures a sink recovers from (a broker that went away) are retried
-    and counted by the sink itself.
+    and counted by the sink itself. While detection is off (a privacy pause) the loop publishes nothing
+    and calls a :class:`Heartbeat` sink's ``alive()`` instead, every quarter second.
     """
 
     def start(self) -> None:
@@ -40,10 +41,14 @@ class Sink(Protocol):
 
 @runtime_checkable
 class Heartbeat(Protocol):
-    """A sink that also follows the loop's liveness while no frame comes (the systemd heartbeat)."""
+    """A sink that also follows the loop's liveness while no frame is published (the systemd heartbeat, the preview).
+
+    The loop calls ``alive()`` each turn of a privacy pause (``stats.paused``) and when it waited for a frame in
+    vain, its capture thread running.
+    """
 
     def alive(self) -> None:
-        """Take note that the loop waited for a frame in vain, its capture thread running; must not block."""
+        """Take note that the loop is alive though it published no frame; must not block."""
 
 
 def sink_failure(sinks: Sequence[Sink]) -> EdgePoseError | None:

@@ -137,7 +137,7 @@ class NotifySink:
         self._ready = False
         self._next_ping = 0.0
         self._next_status = 0.0
-        self._status_topic: tuple[object, ...] = ()  # what the last STATUS= told of: backend, source, kind
+        self._status_topic: tuple[object, ...] = ()  # what the last STATUS= told of: backend, pause, source, kind
 
     def start(self) -> None:
         """Say what is happening until the first frame arrives."""
@@ -149,26 +149,29 @@ class NotifySink:
         self._beat(self.status)
 
     def alive(self) -> None:
-        """Beat while the source is down and retried; otherwise send nothing.
+        """Beat while detection is off or the source is down and retried; otherwise send nothing.
 
-        The loop calls it when it waited for a frame in vain, its capture thread running. While the source is
-        ``waiting`` or ``reconnecting`` this beats as a frame does (``READY=1`` once, ``WATCHDOG=1``), with a
-        ``STATUS=`` on the source. While it is ``opening`` or ``ok`` (a frame is late; a read may be stuck) the
-        pings stop, until the capture thread's watchdog declares the source lost.
+        The loop calls it each turn of a pause (no frame is published then), and when it waited for a frame
+        in vain, its capture thread running. While paused, and while the source is ``waiting`` or
+        ``reconnecting``, this beats as a frame does (``READY=1`` once, ``WATCHDOG=1``), with a ``STATUS=``
+        saying "paused" or where the source stands. While it is ``opening`` or ``ok`` (a frame is late; a read
+        may be stuck) the pings stop, until the capture thread's watchdog declares the source lost.
         """
-        if self._stats.source.retrying:
+        if self._stats.paused:
+            self._beat(self.status)
+        elif self._stats.source.retrying:
             self._beat(self.source_status)
 
     def _beat(self, status: Callable[[], str]) -> None:
         """Send ``READY=1`` once, then rate-limited ``WATCHDOG=1`` and ``STATUS=`` (one datagram).
 
         ``STATUS=`` goes out at once, not at its next turn, when what it tells changed: the backend (a fallback
-        to the CPU), or the source's state or reason (waiting, lost, back).
+        to the CPU), detection turned off or on, or the source's state or reason (waiting, lost, back).
         """
         now = self._clock()
         info = self._stats.backend_info(self._info)
         source = self._stats.source
-        topic = (info, source.state, source.reason, status)
+        topic = (info, self._stats.paused, source.state, source.reason, status)
         fields = []
         if not self._ready:
             self._ready = True
@@ -187,6 +190,8 @@ class NotifySink:
         """Return the one-line status ``systemctl status`` shows (with the inference restarts and fallback)."""
         stats = self._stats
         info = stats.backend_info(self._info)
+        if stats.paused:
+            return f"paused: detection is off; delegate {info.delegate}, model {info.model}, {stats.frames} frames"
         text = (
             f"{stats.fps():.1f} fps, delegate {info.delegate}, model {info.model}, "
             f"{stats.frames} frames, {stats.dropped} dropped"

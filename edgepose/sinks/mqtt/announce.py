@@ -1,7 +1,8 @@
 """What the MQTT worker sends again after every connection and every stats interval (no paho here).
 
-The retained person, people-count and analytics state (re-sent to keep Home Assistant's ``expire_after``
-fresh), the discovery configs, and the stats message.
+The retained person, people-count and analytics state (re-sent while they are current, to keep Home
+Assistant's ``expire_after`` fresh), the discovery configs, and the stats message; and what the sink knows
+about the device beyond the ``[mqtt]`` section (:class:`Device`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,31 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from edgepose.config import MqttConfig
+from edgepose.config import MqttConfig, PresenceConfig, SourceConfig
+from edgepose.control import EXERCISE, NO_EXERCISE, Controls
 from edgepose.health import cpu_temperature
 from edgepose.pose import BackendInfo
 from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.outbox import Message
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """What the sink knows about the device beyond the ``[mqtt]`` section.
+
+    Attributes:
+        controls: The commands it takes on ``<base>/set/<name>`` and their states (``None``: none).
+        stale_after_s: No frame for this long and the state topics are no longer current (``source.stale_after_s``).
+        settle_s: Seconds of frames before presence is published after a (re)start of analysis
+            (:meth:`~edgepose.config.PresenceConfig.decided_after_s`).
+        configuration_url: The device's link in Home Assistant (the preview's address), or ``""``.
+    """
+
+    controls: Controls | None = None
+    stale_after_s: float = SourceConfig.stale_after_s
+    settle_s: float = dataclasses.field(default_factory=lambda: PresenceConfig().decided_after_s())
+    configuration_url: str = ""
 
 
 @dataclasses.dataclass
@@ -47,12 +67,16 @@ class Retained:
         return msgs
 
 
-def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, snapshots: bool = False) -> list[Message]:
+def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, device: Device,
+                       snapshots: bool = False) -> list[Message]:  # fmt: skip
     """Return the Home Assistant discovery configs as retained QoS 1 messages (none unless enabled)."""
     if not cfg.ha_discovery:
         return []
-    configs = ha.discovery_configs(topics, info, cfg.stats_interval_s, cfg.only_person, cfg.max_rate, snapshots)
-    return [Message(topic, payload, 1, True) for topic, payload in configs]
+    controls = device.controls
+    exercise = (controls.state(EXERCISE.name) if controls is not None else None) or NO_EXERCISE
+    settings = ha.Discovery(cfg.stats_interval_s, exercise, controls.enabled() if controls is not None else (),
+                            device.configuration_url, snapshots)  # fmt: skip
+    return [Message(topic, payload, 1, True) for topic, payload in ha.discovery_configs(topics, info, settings)]
 
 
 def stats_message(topics: mt.Topics, snapshot: dict[str, Any], info: BackendInfo,

@@ -13,6 +13,11 @@ retained state cannot stay wrong.
 People-count changes are not queued while offline (they can flicker): the current count is sent after
 every connection and with every stats message, like the person state.
 
+After each start of analysis (the first frame, a pause, a lost camera) presence, people and state wait
+until the presence has decided on the new frames (:mod:`.liveness`); ``<base>/analysis`` tells Home
+Assistant when they are current. Commands on ``<base>/set/<name>`` go to the device's
+:class:`~edgepose.control.Controls`; a malformed, unknown or retained one is one warning and ignored.
+
 Neither end of the sink can hold up a stop: ``start()`` waits at most ``STARTUP_WAIT_S`` for the broker
 and returns as soon as the run's stop event is set; ``close(timeout_s)`` finishes within one deadline,
 however the broker behaves.
@@ -30,9 +35,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from edgepose.config import MqttConfig
+from edgepose.control import CommandError
 from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks.mqtt import topics as mt
+from edgepose.sinks.mqtt.announce import Device
 from edgepose.sinks.mqtt.connection import (
     INFLIGHT_HEADROOM,
     RECONNECT_MIN_S,
@@ -40,6 +47,7 @@ from edgepose.sinks.mqtt.connection import (
     STOP_POLL_S,
     Connection,
 )
+from edgepose.sinks.mqtt.liveness import Live, Settling
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters
 from edgepose.sinks.mqtt.settings import BrokerSettings, broker_settings, device_id
 from edgepose.sinks.mqtt.worker import INBOX_SIZE, POLL_S, People, Worker
@@ -79,25 +87,35 @@ class MqttSink:
             (with it, ``state["present"]`` decides: the presence hysteresis).
         environ: Where ``CREDENTIALS_DIRECTORY`` is looked up (default: ``os.environ``).
         stop: The run's stop event: ``start()`` stops waiting for the broker as soon as it is set.
+        device: The controls, the stale and settle times and the configuration URL (default: no controls).
 
     Raises:
         ConfigError: Unreadable password file or a password without a user.
     """
 
     def __init__(self, cfg: MqttConfig, stats: PipelineStats, info: BackendInfo, min_score: float,
-                 environ: Mapping[str, str] | None = None, stop: threading.Event | None = None) -> None:  # fmt: skip
+                 environ: Mapping[str, str] | None = None, stop: threading.Event | None = None,
+                 device: Device | None = None) -> None:  # fmt: skip
         self._cfg = cfg
         self._stop = stop
         self._min_score = min_score
+        device = device or Device()
+        self._controls = device.controls
         self.settings: BrokerSettings = broker_settings(cfg, os.environ if environ is None else environ)
         self.topics = mt.Topics(cfg.prefix, device_id(cfg))
         self.counters = MqttCounters()
-        self._link = Connection(cfg, self.settings, self.topics, stats, self.counters, self._request_announce)
-        self._worker = Worker(cfg, self.topics, info, stats, self.counters, self._link)
+        commands = self._command if self._controls is not None and self._controls.enabled() else None
+        self._link = Connection(cfg, self.settings, self.topics, stats, self.counters, self._request_announce,
+                                commands)  # fmt: skip
+        self._worker = Worker(cfg, self.topics, info, stats, self.counters, self._link, device)
+        self._settling = Settling(device.settle_s)
+        self._live: int | None = None  # the generation whose Live marker was queued
+        self._held: tuple[bool | None, int | None, dict[str, Any] | None] = (None, None, None)  # the last frame's
         self._present: bool | None = None  # as last queued by publish()
         self._people: int | None = None  # as last seen by publish()
         self._analytics: dict[str, Any] | None = None  # the analytics state, as last seen by publish()
-        self._min_interval = 1.0 / cfg.max_rate if cfg.max_rate > 0 else 0.0
+        rate = cfg.pose_rate()
+        self._min_interval = 1.0 / rate if rate > 0 else 0.0
         self._last_pose_at = -math.inf
         #: The run's snapshots, once attached: the Snapshot button's command calls ``snapshots.request()``.
         self.snapshots: SnapshotSink | None = None
@@ -122,20 +140,17 @@ class MqttSink:
 
     def publish(self, result: PoseResult) -> None:
         """Queue a result for the worker; never blocks (drops and counts when the inbox is full)."""
-        put = self._worker.put
         state = result.state
         present = bool(state["present"]) if state is not None else result.score >= self._min_score
-        if present != self._present and put(present):
-            self._present = present  # only once queued: a change lost to a full inbox is retried next frame
         people = result.people(self._min_score)
-        if people != self._people and put(People(people)):
-            self._people = people  # only once queued, like the person state
-        if (
-            state is not None
-            and state != self._analytics
-            and put(Message(self.topics.state, mt.state_payload(state), 1, True))
-        ):
-            self._analytics = dict(state)  # likewise retried when the inbox was full
+        generation = self._worker.liveness.generation
+        t = result.ts if result.media_s is None else result.media_s
+        self._held = (present, people, state)
+        if state is None or self._settling.observe(generation, t, result.events):
+            self._offer_state()
+            if generation != self._live and self._worker.put(Live(generation)):
+                self._live = generation  # after what it vouches for: the inbox is in order
+        put = self._worker.put
         for event in result.events:
             put(Message(self.topics.event, mt.event_payload(event), 1, False))
         if self._cfg.only_person and not present:
@@ -151,8 +166,8 @@ class MqttSink:
     def attach_snapshots(self, snapshots: SnapshotSink) -> None:
         """Publish every snapshot retained on ``<base>/snapshot``; discovery announces its image and button.
 
-        Call before :meth:`start`. The button's command (``PRESS`` on ``<base>/set/snapshot``) is for
-        ``snapshots.request()``.
+        Call before :meth:`start`. The Snapshot button is a control (:data:`edgepose.control.SNAPSHOT`) whose
+        handler the run registers.
         """
         self.snapshots = snapshots
         self._worker.snapshots = True
@@ -161,6 +176,24 @@ class MqttSink:
     def _send_snapshot(self, snapshot: Snapshot) -> None:
         """Queue a snapshot for the worker (the snapshot thread; never blocks)."""
         self._worker.put(Message(self.topics.snapshot, snapshot.jpeg, 1, True))
+
+    def _offer_state(self) -> None:
+        """Queue the person state, people count and analytics state of the last frame where they changed.
+
+        Each is remembered only once queued: a change lost to a full inbox is offered again with the next frame.
+        """
+        present, people, state = self._held
+        put = self._worker.put
+        if present is not None and present != self._present and put(present):
+            self._present = present
+        if people is not None and people != self._people and put(People(people)):
+            self._people = people
+        if (
+            state is not None
+            and state != self._analytics
+            and put(Message(self.topics.state, mt.state_payload(state), 1, True))
+        ):
+            self._analytics = dict(state)
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Send what was accepted, publish ``offline``, disconnect cleanly and stop the threads.
@@ -173,6 +206,7 @@ class MqttSink:
         """
         if not self._link.opened:
             return
+        self._offer_state()  # what the analytics concluded last, even when the run ended before it settled
         deadline = time.monotonic() + max(0.0, timeout_s)
         stop_reserve = CLOSE_STOP_SHARE * max(0.0, timeout_s)
         self._worker.stop(deadline, stop_reserve)
@@ -188,6 +222,21 @@ class MqttSink:
         ``unsent``: bytes of pose and stats messages waiting to be written to the socket.
         """
         return self._worker.depths()
+
+    def _command(self, name: str, payload: bytes, retained: bool) -> None:
+        """Take a command from ``<base>/set/<name>`` (paho's network thread): queue it for the loop, or warn once."""
+        topic = self.topics.command(name)
+        if retained:
+            log.warning("MQTT: ignored a retained command on %s (a command counts once: publish it without retain)",
+                        topic)  # fmt: skip
+            return
+        assert self._controls is not None, "subscribed only with controls"
+        try:
+            control, value = self._controls.submit(name, payload)
+        except CommandError as exc:
+            log.warning("MQTT: ignored a command on %s: %s", topic, exc)
+            return
+        log.info("MQTT: command %s %s", control.name, value)
 
     def _request_announce(self) -> None:
         """Ask the worker to announce (paho's network thread, after every connection)."""

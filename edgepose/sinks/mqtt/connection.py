@@ -88,16 +88,20 @@ class Connection:
         counters: Where sent and dropped messages and reconnects are counted.
         on_connect: Called on paho's network thread after every connection and when Home Assistant
             comes online: the worker then sends discovery, the queued messages, the state and stats.
+        on_command: Called on paho's network thread with ``(name, payload, retained)`` for each message on
+            the device's own command topics ``<base>/set/<name>`` (``None``: no commands, no subscription).
     """
 
     def __init__(self, cfg: MqttConfig, settings: BrokerSettings, topics: mt.Topics, stats: PipelineStats,
-                 counters: MqttCounters, on_connect: Callable[[], None]) -> None:  # fmt: skip
+                 counters: MqttCounters, on_connect: Callable[[], None],
+                 on_command: Callable[[str, bytes, bool], None] | None = None) -> None:  # fmt: skip
         self._cfg = cfg
         self._settings = settings
         self._topics = topics
         self._stats = stats
         self._counters = counters
         self._on_connected = on_connect
+        self._on_command = on_command
         self._outbox = Outbox(cfg.queue_size, counters)
         self._connected = threading.Event()
         self._attempted = threading.Event()
@@ -254,9 +258,14 @@ class Connection:
         self._last_failure = ""
         self._connected.set()
         self._stats.mqtt_connected = True
+        # Not current until the worker says so: Home Assistant keeps the answers unavailable meanwhile,
+        # whatever the last process left retained (no "off" a restart only assumed).
+        client.publish(self._topics.analysis, mt.OFFLINE, qos=1, retain=True)
         client.publish(self._topics.status, mt.ONLINE, qos=1, retain=True)
         if self._cfg.ha_discovery:
             client.subscribe(ha.HA_STATUS_TOPIC, qos=1)
+        if self._on_command is not None:
+            client.subscribe(self._topics.commands, qos=1)
         self._on_connected()
 
     def _on_socket_open(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
@@ -286,6 +295,10 @@ class Connection:
                         self._settings.url, reason, self._cfg.reconnect_max_s)  # fmt: skip
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        name = self._topics.command_name(message.topic)
+        if name is not None and self._on_command is not None:
+            self._on_command(name, bytes(message.payload), bool(message.retain))
+            return
         ha_online = message.topic == ha.HA_STATUS_TOPIC and bytes(message.payload) == mt.ONLINE.encode()
         if ha_online and not message.retain:
             log.info("MQTT: Home Assistant came online; re-publishing discovery")

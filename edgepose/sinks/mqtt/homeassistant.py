@@ -1,15 +1,26 @@
-"""Home Assistant MQTT discovery: the entities edgepose announces, and Home Assistant's own status topic."""
+"""Home Assistant MQTT discovery: the table of entities edgepose announces, and Home Assistant's status topic.
+
+Every entity is one row of :func:`entities`: its component, object id, its own fields and which
+availability it follows (:class:`Gate`). The controls (switch, select, buttons) come from
+:data:`edgepose.control.CONTROLS`, one entity each. :func:`discovery_configs` adds what every entity
+carries (``unique_id``, ``device``, ``origin``, ``availability``) and turns the rows into retained
+messages; an entity that is not wanted now (Repetitions without an exercise, a control without a
+handler) gets an empty payload, which removes one announced before.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from edgepose import __version__
+from edgepose.control import CONTROLS, NO_EXERCISE, OFF, ON, PRESS, Control, Kind
 from edgepose.events import EventType
 from edgepose.pose import BackendInfo
-from edgepose.sinks.mqtt.topics import OFFLINE, ONLINE, PERSON_OFF, PERSON_ON, PRESS, SNAPSHOT_COMMAND, Topics
+from edgepose.sinks.mqtt.topics import OFFLINE, ONLINE, PERSON_OFF, PERSON_ON, Topics
 from edgepose.sinks.snapshot.sink import CONTENT_TYPE
 
 HA_PREFIX = "homeassistant"
@@ -19,11 +30,65 @@ HA_STATUS_TOPIC = f"{HA_PREFIX}/status"
 
 #: The events of ``<base>/event`` the Home Assistant event entity shows; the others render empty and are ignored.
 FALL_EVENTS = (EventType.FALL, EventType.RECOVERED)
+#: ``fall`` carries its confidence as an attribute; ``recovered`` has none, and gets no ``confidence: null``.
 FALL_EVENT_TEMPLATE = (
     f"{{% if value_json.type in {[e.value for e in FALL_EVENTS]!r} %}}"
-    "{{ {'event_type': value_json.type, 'confidence': value_json.confidence | default(none)} | tojson }}"
+    "{% if value_json.confidence is defined %}"
+    "{{ {'event_type': value_json.type, 'confidence': value_json.confidence} | tojson }}"
+    "{% else %}{{ {'event_type': value_json.type} | tojson }}{% endif %}"
     "{% endif %}"
 )
+
+
+class Gate(str, Enum):
+    """What an entity's availability follows besides the process's ``<base>/status``.
+
+    ``ANALYSIS``: also ``<base>/analysis`` (the answers drawn from frames: unavailable while not current);
+    ``DETECTION``: also the Detection switch's state (the camera and frame rate: unavailable while paused).
+    """
+
+    STATUS = "status"
+    ANALYSIS = "analysis"
+    DETECTION = "detection"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One row of the table: a Home Assistant entity edgepose announces.
+
+    Attributes:
+        component: The discovery component (``sensor``, ``binary_sensor``, ``event``, ``switch``, …).
+        object_id: The last part of its ``unique_id`` and of its config topic.
+        fields: Its own discovery fields (the shared ones are added by :func:`discovery_configs`).
+        gate: What its availability follows besides ``<base>/status``.
+        wanted: Announced now; ``False`` removes an earlier announcement (an empty retained config).
+    """
+
+    component: str
+    object_id: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    gate: Gate = Gate.STATUS
+    wanted: bool = True
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What discovery depends on besides the topics and the backend.
+
+    Attributes:
+        stats_interval_s: Seconds between stats (and re-sent state) messages.
+        exercise: The exercise being counted (:data:`~edgepose.control.NO_EXERCISE`: none, no Repetitions).
+        controls: The controls that take commands (announced as switch, select, buttons).
+        configuration_url: The device's link in Home Assistant (the preview), or ``""``.
+        snapshots: Snapshots are made: an ``image`` "Snapshot" on ``<base>/snapshot`` (the JPEG's raw bytes, so
+            no ``image_encoding``); its button is the :data:`~edgepose.control.SNAPSHOT` control.
+    """
+
+    stats_interval_s: float
+    exercise: str = NO_EXERCISE
+    controls: tuple[Control, ...] = ()
+    configuration_url: str = ""
+    snapshots: bool = False
 
 
 def expire_after(stats_interval_s: float) -> int:
@@ -31,86 +96,111 @@ def expire_after(stats_interval_s: float) -> int:
     return max(60, math.ceil(3 * stats_interval_s))
 
 
-def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float, only_person: bool = False,
-                      max_rate: float = 0.0, snapshots: bool = False) -> list[tuple[str, bytes]]:  # fmt: skip
-    """Home Assistant MQTT discovery: presence, people count, falls, repetitions, pose score, frame rate, snapshots.
+def entities(topics: Topics, settings: Discovery) -> list[Entity]:
+    """Return the table of entities, in the order Home Assistant lists them.
 
-    Presence is an occupancy ``binary_sensor`` on ``<base>/person``; falls are an ``event`` entity
-    (``fall``, ``recovered``) on ``<base>/event`` plus a safety ``binary_sensor`` "Fallen" on
-    ``<base>/state``; repetitions are a ``total_increasing`` sensor on ``<base>/state``.
+    Presence is an occupancy ``binary_sensor`` on ``<base>/person``; falls are an ``event`` entity (``fall``,
+    ``recovered``) on ``<base>/event`` plus a safety ``binary_sensor`` "Fallen" on ``<base>/state``;
+    repetitions a ``total_increasing`` sensor on ``<base>/state`` with the exercise as an attribute; the pose
+    score and the frame rate come from ``<base>/stats`` (a few rows an hour in the recorder, not one per
+    frame); "Camera" is a ``connectivity`` binary sensor on ``<base>/camera``. ``expire_after`` only where a
+    topic is re-sent on a schedule (every stats interval).
+    """
+    expire = expire_after(settings.stats_interval_s)
+    table = [
+        Entity("binary_sensor", "person", {
+            "name": "Person", "state_topic": topics.person, "payload_on": PERSON_ON, "payload_off": PERSON_OFF,
+            "device_class": "occupancy", "expire_after": expire}, Gate.ANALYSIS),
+        Entity("sensor", "people", {
+            "name": "People", "state_topic": topics.people, "state_class": "measurement",
+            "icon": "mdi:account-group", "expire_after": expire}, Gate.ANALYSIS),
+        Entity("binary_sensor", "fallen", {
+            "name": "Fallen", "state_topic": topics.state, "device_class": "safety",
+            "value_template": "{{ 'ON' if value_json.fallen else 'OFF' }}", "payload_on": PERSON_ON,
+            "payload_off": PERSON_OFF, "expire_after": expire}, Gate.ANALYSIS),
+        Entity("event", "fall", {
+            "name": "Fall", "state_topic": topics.event, "event_types": [e.value for e in FALL_EVENTS],
+            "value_template": FALL_EVENT_TEMPLATE}, Gate.ANALYSIS),
+        Entity("sensor", "reps", {
+            "name": "Repetitions", "state_topic": topics.state, "value_template": "{{ value_json.reps }}",
+            "state_class": "total_increasing", "icon": "mdi:counter", "json_attributes_topic": topics.state,
+            "json_attributes_template": "{{ {'exercise': value_json.exercise} | tojson }}", "expire_after": expire},
+            Gate.ANALYSIS, wanted=settings.exercise != NO_EXERCISE),
+        Entity("sensor", "score", {
+            "name": "Pose score", "state_topic": topics.stats, "value_template": "{{ value_json.score }}",
+            "state_class": "measurement", "suggested_display_precision": 2, "icon": "mdi:human",
+            "expire_after": expire}, Gate.ANALYSIS),
+        Entity("binary_sensor", "camera", {
+            "name": "Camera", "state_topic": topics.camera, "device_class": "connectivity",
+            "value_template": "{{ 'ON' if value_json.state == 'ok' else 'OFF' }}", "payload_on": PERSON_ON,
+            "payload_off": PERSON_OFF, "json_attributes_topic": topics.camera, "entity_category": "diagnostic"},
+            Gate.DETECTION),
+        Entity("sensor", "fps", {
+            "name": "Frame rate", "state_topic": topics.stats, "value_template": "{{ value_json.fps }}",
+            "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic",
+            "expire_after": expire}, Gate.DETECTION),
+        Entity("image", "snapshot_image", {
+            "name": "Snapshot", "image_topic": topics.snapshot, "content_type": CONTENT_TYPE,
+            "icon": "mdi:image-filter-center-focus"}, wanted=settings.snapshots),
+    ]  # fmt: skip
+    enabled = {control.name for control in settings.controls}
+    table += [_control_entity(topics, control, control.name in enabled) for control in CONTROLS]
+    return table
 
-    Every entity has ``expire_after`` only where its topic is refreshed on a schedule: ``person``, ``people``,
-    ``state`` and ``stats`` every stats interval, ``pose`` every frame (at most ``max_rate`` per second). With
-    ``only_person`` the pose topic legitimately goes quiet while nobody is in view, so the score sensor
-    has no ``expire_after`` (it keeps its last value; ``availability`` still follows the process). The
-    fall event entity is stateless: nothing to expire.
+
+def _control_entity(topics: Topics, control: Control, wanted: bool) -> Entity:
+    """Return a control's row: a switch, a select or a button on ``<base>/set/<name>``."""
+    fields: dict[str, Any] = {"name": control.label, "command_topic": topics.command(control.name),
+                              "icon": control.icon}  # fmt: skip
+    if control.category:
+        fields["entity_category"] = control.category
+    if control.kind is Kind.SWITCH:
+        fields |= {"state_topic": topics.control(control.name), "payload_on": ON, "payload_off": OFF}
+    elif control.kind is Kind.SELECT:
+        fields |= {"state_topic": topics.control(control.name), "options": list(control.options)}
+    else:
+        fields["payload_press"] = PRESS
+    return Entity(control.kind.value, control.name, fields, Gate.STATUS, wanted)
+
+
+def _availability(topics: Topics, gate: Gate) -> dict[str, Any]:
+    """Return the ``availability`` fields of an entity behind ``gate``."""
+    status = {"topic": topics.status, "payload_available": ONLINE, "payload_not_available": OFFLINE}
+    if gate is Gate.ANALYSIS:
+        extra = {"topic": topics.analysis, "payload_available": ONLINE, "payload_not_available": OFFLINE}
+    elif gate is Gate.DETECTION:
+        extra = {"topic": topics.control("detection"), "payload_available": ON, "payload_not_available": OFF}
+    else:
+        return {"availability": [status]}
+    return {"availability": [status, extra], "availability_mode": "all"}
+
+
+def discovery_configs(topics: Topics, info: BackendInfo, settings: Discovery) -> list[tuple[str, bytes]]:
+    """Return every entity's config topic and payload (empty for one not wanted now), to publish retained at QoS 1.
 
     Args:
         topics: The device's topics.
-        info: What runs the model.
-        stats_interval_s: Seconds between stats (and person) messages.
-        only_person: Pose messages are sent only while a person is in view.
-        max_rate: Most pose messages per second (0: every frame).
-        snapshots: Snapshots are made: an ``image`` "Snapshot" on ``<base>/snapshot`` (the JPEG's raw bytes,
-            so no ``image_encoding``) and a ``button`` "Snapshot" that asks for one on ``<base>/set/snapshot``.
-
-    Returns:
-        ``(topic, payload)`` pairs to publish retained at QoS 1.
+        info: What runs the model (the device's ``model``).
+        settings: What else discovery depends on.
     """
     node = f"edgepose_{topics.device}"
-    expire = expire_after(stats_interval_s)
-    score_expire: dict[str, Any] = {}
-    if not only_person:
-        score_expire["expire_after"] = max(expire, math.ceil(3 / max_rate) if max_rate > 0 else 0)
-    common: dict[str, Any] = {
-        "availability": [
-            {"topic": topics.status, "payload_available": ONLINE, "payload_not_available": OFFLINE},
-        ],
-        "device": {
-            "identifiers": [node],
-            "name": f"edgepose {topics.device}",
-            "manufacturer": "edgepose",
-            "model": f"pose estimation ({info.model} on {info.delegate})",
-            "sw_version": __version__,
-        },
-        "origin": {"name": "edgepose", "sw_version": __version__},
+    device: dict[str, Any] = {
+        "identifiers": [node],
+        "name": f"edgepose {topics.device}",
+        "manufacturer": "edgepose",
+        "model": f"pose estimation ({info.model} on {info.delegate})",
+        "sw_version": __version__,
     }
-    entities: list[tuple[str, str, dict[str, Any]]] = [
-        ("binary_sensor", "person", {
-            "name": "Person", "state_topic": topics.person, "payload_on": PERSON_ON,
-            "payload_off": PERSON_OFF, "device_class": "occupancy", "expire_after": expire}),
-        ("sensor", "people", {
-            "name": "People", "state_topic": topics.people, "state_class": "measurement",
-            "icon": "mdi:account-group", "expire_after": expire}),
-        ("sensor", "score", {
-            "name": "Pose score", "state_topic": topics.pose, "value_template": "{{ value_json.score }}",
-            "state_class": "measurement", "suggested_display_precision": 2, **score_expire}),
-        ("binary_sensor", "fallen", {
-            "name": "Fallen", "state_topic": topics.state, "device_class": "safety",
-            "value_template": "{{ 'ON' if value_json.fallen else 'OFF' }}", "payload_on": PERSON_ON,
-            "payload_off": PERSON_OFF, "expire_after": expire}),
-        ("sensor", "reps", {
-            "name": "Repetitions", "state_topic": topics.state, "value_template": "{{ value_json.reps }}",
-            "state_class": "total_increasing", "icon": "mdi:counter", "expire_after": expire}),
-        ("event", "fall", {
-            "name": "Fall", "state_topic": topics.event, "event_types": [e.value for e in FALL_EVENTS],
-            "value_template": FALL_EVENT_TEMPLATE}),
-        ("sensor", "fps", {
-            "name": "Frame rate", "state_topic": topics.stats, "value_template": "{{ value_json.fps }}",
-            "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic",
-            "expire_after": expire}),
-    ]  # fmt: skip
-    if snapshots:
-        entities += [
-            ("image", "snapshot", {"name": "Snapshot", "image_topic": topics.snapshot, "content_type": CONTENT_TYPE,
-                                   "icon": "mdi:image-filter-center-focus"}),
-            ("button", "snapshot_button", {
-                "name": "Snapshot", "command_topic": topics.command(SNAPSHOT_COMMAND), "payload_press": PRESS,
-                "qos": 1, "retain": False, "icon": "mdi:camera"}),
-        ]  # fmt: skip
+    if settings.configuration_url:
+        device["configuration_url"] = settings.configuration_url
+    common = {"device": device, "origin": {"name": "edgepose", "sw_version": __version__}}
     configs = []
-    for component, object_id, specific in entities:
-        payload = {**specific, "unique_id": f"{node}_{object_id}", **common}
-        topic = f"{HA_PREFIX}/{component}/{node}/{object_id}/config"
+    for entity in entities(topics, settings):
+        topic = f"{HA_PREFIX}/{entity.component}/{node}/{entity.object_id}/config"
+        if not entity.wanted:
+            configs.append((topic, b""))
+            continue
+        payload = {**entity.fields, "unique_id": f"{node}_{entity.object_id}", **_availability(topics, entity.gate),
+                   **common}  # fmt: skip
         configs.append((topic, json.dumps(payload, separators=(",", ":")).encode()))
     return configs

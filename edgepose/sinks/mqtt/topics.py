@@ -11,6 +11,10 @@ topic                                      payload                QoS   retain
 ``<base>/people``                          count, e.g. ``2``      1     yes
 ``<base>/stats``                           stats JSON             0     yes
 ``<base>/snapshot``                        a JPEG                 1     yes
+``<base>/analysis``                        ``online``/``offline`` 1     yes
+``<base>/camera``                          camera JSON            1     yes
+``<base>/<control>``                       a control's state      1     yes
+``<base>/set/<control>`` (read)            a command              -     -
 ``homeassistant/<component>/…/config``     discovery JSON         1     yes
 =========================================  =====================  ====  ======
 """
@@ -28,10 +32,6 @@ ONLINE = "online"
 OFFLINE = "offline"
 PERSON_ON = "ON"
 PERSON_OFF = "OFF"
-#: What a Home Assistant button sends on its command topic.
-PRESS = "PRESS"
-#: The command (``<base>/set/snapshot``) of the Snapshot button.
-SNAPSHOT_COMMAND = "snapshot"
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,34 @@ class Topics:
         """The last snapshot (a fall, a long lie, a request) as the JPEG's bytes, retained."""
         return f"{self.base}/snapshot"
 
+    @property
+    def analysis(self) -> str:
+        """``online`` while frames are being analysed and the state topics are current, else ``offline``; retained."""
+        return f"{self.base}/analysis"
+
+    @property
+    def camera(self) -> str:
+        """The source's state (``ok``, ``stale``, ``opening``, ``reconnecting``, ``ended``) and why, retained."""
+        return f"{self.base}/camera"
+
+    @property
+    def commands(self) -> str:
+        """The subscription to the device's own command topics."""
+        return f"{self.base}/set/+"
+
     def command(self, name: str) -> str:
-        """Return the command topic ``<base>/set/<name>``."""
+        """Where the command ``name`` is sent (read by edgepose)."""
         return f"{self.base}/set/{name}"
+
+    def control(self, name: str) -> str:
+        """Return the retained state topic of the control ``name``."""
+        return f"{self.base}/{name}"
+
+    def command_name(self, topic: str) -> str | None:
+        """Return the control a topic of :attr:`commands` names, or ``None`` for any other topic."""
+        head = f"{self.base}/set/"
+        name = topic[len(head) :] if topic.startswith(head) else ""
+        return name if name and "/" not in name else None
 
 
 def pose_payload(result: PoseResult) -> bytes:
@@ -114,6 +139,11 @@ def people_payload(count: int) -> bytes:
 def state_payload(state: dict[str, Any]) -> bytes:
     """Build the state message: ``{"present", "fallen", "exercise", "reps"}`` as JSON."""
     return json.dumps(state, separators=(",", ":")).encode()
+
+
+def camera_payload(state: str, reason: str) -> bytes:
+    """Build the camera message: ``{"state", "reason"}`` as JSON (no counters: it changes only with the source)."""
+    return json.dumps({"state": state, "reason": reason}, separators=(",", ":")).encode()
 
 
 def event_payload(event: dict[str, Any]) -> bytes:

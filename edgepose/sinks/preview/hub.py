@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 import cv2
+import numpy as np
 
 from edgepose.pose import PoseResult
 from edgepose.sinks.drawing import render
@@ -34,6 +35,8 @@ RECENT_EVENTS = 10
 JPEG_QUALITY = 80
 #: Pictures failing in a row before the waiting stream clients are released.
 FAIL_LIMIT = 3
+#: What the stream shows while detection is off.
+PAUSED_TEXT = "paused: detection is off"
 
 
 class Overflow(Exception):
@@ -56,6 +59,19 @@ class _Event:
 def event_message(seq: int, result: PoseResult) -> bytes:
     """Return the Server-Sent Event of one result: ``id:`` its number, ``data:`` the ``run`` JSON."""
     return f"id: {seq}\ndata: {json.dumps(result.to_dict())}\n\n".encode()
+
+
+def paused_picture(width: int = 640, height: int = 360) -> bytes:
+    """Return the JPEG streamed while detection is off: :data:`PAUSED_TEXT` on grey, nothing from the camera."""
+    picture = np.full((height, width, 3), 48, np.uint8)
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2
+    (text_w, text_h), _ = cv2.getTextSize(PAUSED_TEXT, font, scale, thickness)
+    origin = ((width - text_w) // 2, (height + text_h) // 2)
+    cv2.putText(picture, PAUSED_TEXT, origin, font, scale, (230, 230, 230), thickness, cv2.LINE_AA)
+    ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:  # pragma: no cover - a plain grey picture always encodes
+        raise ValueError("cv2.imencode returned no picture")
+    return bytes(buf.tobytes())
 
 
 class PreviewHub:
@@ -88,6 +104,7 @@ class PreviewHub:
         self._failures = 0  # pictures failed in a row
         self._failed_runs = 0  # times the failures reached FAIL_LIMIT: releases the waiting stream clients
         self._failure = ""
+        self._paused = False
         self._thread = threading.Thread(target=self._encode_loop, name="edgepose-preview-jpeg", daemon=True)
         #: Connected clients per endpoint, and clients dropped for being too slow.
         self.clients = {"stream": 0, "events": 0}
@@ -114,11 +131,26 @@ class PreviewHub:
         """Store the newest result and wake the waiting threads (O(1), no I/O)."""
         light = dataclasses.replace(result, image=None)
         with self._lock:
+            self._paused = False
             self._seq += 1
             self._latest = result
             self._ring.append(_Event(self._seq, light))
             self._events.extend(result.events)
             self._frame_cond.notify_all()
+
+    def pause(self) -> None:
+        """Forget the newest result and show :data:`PAUSED_TEXT` to stream clients (once): detection is off."""
+        with self._lock:
+            if self._paused:
+                return
+            self._paused = True
+        jpeg = paused_picture()
+        with self._lock:
+            self._latest = None
+            self._encoded_seq = self._seq
+            self._jpeg = jpeg
+            self._jpeg_id += 1
+            self._jpeg_cond.notify_all()
 
     def latest(self) -> tuple[int, PoseResult | None]:
         """Return the newest result and its sequence number (0 before the first)."""

@@ -212,7 +212,8 @@ function showStats(s) {
   $("runtime").textContent = s.backend.runtime + " ×" + s.backend.threads;
   $("model").textContent = s.backend.model.split("/").pop();
   $("mode").textContent = s.mode;
-  $("activity").textContent = st.mode + (st.source && st.source.state !== "ok" ? ", source " + st.source.state : "");
+  $("activity").textContent = st.paused ? "paused (detection off)"
+    : st.mode + (st.source && st.source.state !== "ok" ? ", source " + st.source.state : "");
   minScore = s.min_score;
   addEvents(s.recent_events);
 }

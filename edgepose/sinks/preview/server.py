@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks.preview.guard import host_is_loopback, origin_is_loopback
-from edgepose.sinks.preview.hub import EncoderFailed, Overflow, PreviewHub
+from edgepose.sinks.preview.hub import PAUSED_TEXT, EncoderFailed, Overflow, PreviewHub
 from edgepose.sinks.preview.listener import Limits, Listener, one_line
 from edgepose.sinks.preview.page import PAGE
 from edgepose.sinks.snapshot.sink import CONTENT_TYPE
@@ -214,16 +214,17 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, PAGE, "text/html; charset=utf-8")
 
     def pose(self) -> None:
-        """``/pose``: the newest result as JSON (503 before the first frame)."""
+        """``/pose``: the newest result as JSON (503 before the first frame and while detection is off)."""
         context = self.server.context
         _, result = context.hub.latest()
         if result is None:
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "no frame yet"})
+            error = PAUSED_TEXT if context.stats.paused else "no frame yet"
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": error})
             return
         self._json(HTTPStatus.OK, {**result.to_dict(), **self._status()})
 
     def healthz(self) -> None:
-        """``/healthz``: 200 while the last frame is fresh, else 503 with the reason and where the source stands.
+        """``/healthz``: 200 while the last frame is fresh (also while detection is off), else 503 with the reason.
 
         It answers anyone, so it tells the source's state and times (``waiting for the camera for 45 s, next try
         in 8 s``), never its reason, which may name a stream's address.
@@ -236,6 +237,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         elif age > context.stale_after_s:
             status = HTTPStatus.SERVICE_UNAVAILABLE
             text = f"stale: last frame {age:.1f} s ago (limit {context.stale_after_s:g} s)"
+        elif context.stats.paused:
+            status, text = HTTPStatus.OK, f"ok: {PAUSED_TEXT}, the camera's last frame {age:.2f} s ago"
         else:
             status, text = HTTPStatus.OK, f"ok: last frame {age:.2f} s ago"
         if status != HTTPStatus.OK and source.state != "ok":

@@ -118,6 +118,11 @@ class PreviewSink:
             self._observe(result)
         self._hub.publish(result)
 
+    def alive(self) -> None:
+        """Show "paused" and no pose while detection is off (the loop is alive without a frame; no I/O)."""
+        if self._context.stats.paused:
+            self._hub.pause()
+
     def close(self) -> None:
         """Let event clients receive what was published (briefly), end the streams and stop serving."""
         if self._server is None:
