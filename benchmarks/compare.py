@@ -33,8 +33,11 @@ from edgepose.bench.measure import (
     time_invokes,
 )
 from edgepose.config import SourceConfig
-from edgepose.inference.backends import BackendRequest, ModelFiles, find_runtime, open_backend
-from edgepose.inference.estimator import PoseEstimator
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.inference.runtime.runtimes import find_runtime
+from edgepose.manifest import ModelFiles
 from edgepose.sources import open_source
 
 
@@ -83,10 +86,10 @@ def main() -> int:
     files = ModelFiles(args.model.stem, args.model, None)
     cfg = SourceConfig()
     contenders: list[tuple[str, int, Any]] = []
-    estimators: dict[int, PoseEstimator] = {}
+    estimators: dict[int, MoveNetEstimator] = {}
     for count in threads:
         backend = open_backend(files, BackendRequest(runtime=runtime.name, delegate="xnnpack", threads=count))
-        estimators[count] = PoseEstimator(backend)
+        estimators[count] = MoveNetEstimator(backend)
         plain = runtime.module.Interpreter(model_path=str(args.model), num_threads=count)
         plain.allocate_tensors()
         contenders += [("bare", count, backend), ("pipeline", count, estimators[count]), ("straight", count, plain)]

@@ -26,11 +26,13 @@ from evalset import default_views, random_views, write_eval_set  # noqa: E402
 
 from edgepose.eval import coco  # noqa: E402
 from edgepose.eval.predict import Evaluation, evaluate, predict  # noqa: E402
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend  # noqa: E402
-from edgepose.inference.estimator import PoseEstimator  # noqa: E402
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator  # noqa: E402
+from edgepose.inference.runtime.backend import BackendRequest  # noqa: E402
+from edgepose.inference.runtime.delegates import open_backend  # noqa: E402
+from edgepose.manifest import ModelFiles  # noqa: E402
 
 GRID_SCALES = (0.22, 0.3, 0.37, 0.45, 0.55, 0.63, 0.7, 0.85, 1.0, 1.15, 1.4, 1.7)
-PATHS = {"edgepose (pre-shrink + warp)": PoseEstimator, "letterbox + INTER_AREA": BaselineEstimator}
+PATHS = {"edgepose (pre-shrink + warp)": MoveNetEstimator, "letterbox + INTER_AREA": BaselineEstimator}
 MODES = {"person crop, margin 0.25": 0.25, "whole image": None}
 
 

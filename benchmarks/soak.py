@@ -132,7 +132,7 @@ def run(minutes: float, restart_every_s: float, outage_s: float, models_dir: str
     slope = float(np.polyfit(times, rss, 1)[0]) if len(steady) >= 3 else 0.0
     mqtt = final_stats.get("mqtt", {})
     frames = int(final_stats.get("frames", 0))
-    counted = sum(int(mqtt.get(k, 0)) for k in ("dropped", "overflow", "rate_limited"))
+    counted = sum(int(mqtt.get(k, 0)) for k in ("dropped", "overflow", "rate_limited", "backlog_skipped"))
     return {
         "minutes": round((time.monotonic() - started) / 60, 2),
         "broker_restarts": restarts,

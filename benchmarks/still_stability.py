@@ -40,13 +40,15 @@ from reference import coral_reference, coral_worst_error, linf_px, woman_truth  
 
 from edgepose.eval import coco  # noqa: E402
 from edgepose.eval.predict import evaluate, predict  # noqa: E402
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend  # noqa: E402
-from edgepose.inference.estimator import PoseEstimator  # noqa: E402
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator  # noqa: E402
+from edgepose.inference.runtime.backend import BackendRequest  # noqa: E402
+from edgepose.inference.runtime.delegates import open_backend  # noqa: E402
+from edgepose.manifest import ModelFiles  # noqa: E402
 from edgepose.sources.images import load_image  # noqa: E402
 
 RULES = {
-    "combined (edgepose), flip": (PoseEstimator, "flip"),
-    "combined (edgepose), none": (PoseEstimator, "none"),
+    "combined (edgepose), flip": (MoveNetEstimator, "flip"),
+    "combined (edgepose), none": (MoveNetEstimator, "none"),
     "pick one (before), flip": (PickOneEstimator, "flip"),
     "pick one (before), none": (PickOneEstimator, "none"),
 }

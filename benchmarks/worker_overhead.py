@@ -8,7 +8,7 @@ context switches), which an EdgeTPU invoke pays the same way. Run:
 
 Contenders run interleaved (the order reversed every round) and each round's median per-frame time is
 paired with the other contender's from the same round; the overhead is the median of those paired
-differences. Three measurements: ``frame`` (``PoseEstimator.track`` on a photo: preprocess, invoke,
+differences. Three measurements: ``frame`` (``MoveNetEstimator.track`` on a photo: preprocess, invoke,
 decode), ``invoke`` (``invoke()`` + ``output()`` on a ready input), and ``floor`` (``invoke()`` +
 ``output()`` of a one-op model with the same tensors, so the model costs almost nothing and what is left is
 the round trip itself). Prints a Markdown table and one JSON object.
@@ -27,9 +27,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgepose.inference.backends import Backend, BackendRequest, ModelFiles, find_runtime, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.worker import WorkerBackend, WorkerPolicy, WorkerSpec
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.runtime.backend import Backend, BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.inference.runtime.runtimes import find_runtime
+from edgepose.inference.worker.facade import WorkerBackend
+from edgepose.inference.worker.policy import WorkerPolicy
+from edgepose.inference.worker.process import WorkerSpec
+from edgepose.manifest import ModelFiles
 from edgepose.pose import BackendInfo
 from edgepose.sources.images import load_image
 
@@ -47,7 +52,7 @@ NOTES = [
     "- `floor` is the worker's own cost per invoke: a one-op model (CAST) with MoveNet's input, whose invoke "
     "costs almost nothing, so what remains is the request, the reply and the shared-memory copies (its "
     "442 KB float output is far larger than MoveNet's 204 bytes, so this is an upper bound for the copies).",
-    "- `invoke` (`invoke()` + `output()`) and `frame` (`PoseEstimator.track`) run Lightning itself. There the "
+    "- `invoke` (`invoke()` + `output()`) and `frame` (`MoveNetEstimator.track`) run Lightning itself. There the "
     "difference also holds scheduling: the parent sleeps while the child runs, and on a shared 2-core machine "
     "each wake-up may wait for a core or land on a cold one, which is what spreads the rounds. Where the "
     "rounds spread far wider than the median difference, that median is noise, not the worker's cost.",
@@ -165,7 +170,7 @@ def main() -> int:
         for delegate in args.delegates.split(","):
             local, worker = open_pair(args.model, runtime.name, delegate, args.threads)
             try:
-                estimators = {"in-process": PoseEstimator(local), "worker": PoseEstimator(worker)}
+                estimators = {"in-process": MoveNetEstimator(local), "worker": MoveNetEstimator(worker)}
                 frame = interleaved(
                     {k: (lambda e=e: e.track(image)) for k, e in estimators.items()}, args.frames, args.rounds
                 )

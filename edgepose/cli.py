@@ -13,15 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from edgepose import __version__
+from edgepose import DESCRIPTION, __version__
 from edgepose.commands import COMMANDS
-from edgepose.commands.flags import FLAGS
 from edgepose.config import Config, build_config, redacted, to_toml
+from edgepose.config.flags import FLAGS
 from edgepose.errors import ConfigError, EdgePoseError
 from edgepose.logs import error_line, setup_logging
 from edgepose.system_install import config_file
 
-log = logging.getLogger("edgepose")
+log = logging.getLogger(__name__)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -54,7 +54,7 @@ def build_parser() -> ArgumentParser:
     common = _common_flags()
     parser = ArgumentParser(
         prog="edgepose",
-        description="MoveNet INT8 pose estimation on Raspberry Pi / Coral EdgeTPU, published over MQTT.",
+        description=DESCRIPTION,
         parents=[common],
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)

@@ -8,7 +8,7 @@
 #
 # Layout (DIR is empty for a real install):
 #   DIR/opt/edgepose/                         virtual environment (system site packages: apt's picamera2)
-#   DIR/opt/edgepose/share/doc/edgepose/README.md
+#   DIR/opt/edgepose/share/doc/edgepose/      README.md and docs/ (the manual)
 #   DIR/opt/edgepose/share/edgepose/install.toml   where this install's config and models are (read by the CLI)
 #   DIR/usr/local/bin/edgepose                symlink to DIR/opt/edgepose/bin/edgepose
 #   DIR/usr/local/lib/systemd/system/edgepose.service
@@ -346,6 +346,8 @@ step "checking the new environment: two frames through the model"
     --delegate cpu --output /dev/null >>"$log" 2>&1 || fail "the new environment cannot run the model: $(last_line)"
 
 install -D -m 0644 "$here/README.md" "$new/share/doc/edgepose/README.md"
+install -d -m 0755 "$new/share/doc/edgepose/docs"
+install -m 0644 "$here"/docs/*.md "$new/share/doc/edgepose/docs/"
 install -d -m 0755 "$new/share/edgepose"
 cat > "$new/share/edgepose/install.toml" <<RECORD
 # Written by install.sh: this environment's system install. Run from here without --config, edgepose

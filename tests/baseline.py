@@ -2,7 +2,7 @@
 
 The simplest preprocessing: letterbox the square, one ``cv2.resize(INTER_AREA)``.
 
-:class:`BaselineEstimator` is edgepose's :class:`PoseEstimator` (same passes, same interpreter) with only
+:class:`BaselineEstimator` is edgepose's :class:`MoveNetEstimator` (same passes, same interpreter) with only
 the preprocessing swapped: the crop box is rounded to whole pixels, cut out with black outside the
 frame and resized in one go with area averaging.
 """
@@ -15,10 +15,11 @@ import cv2
 import numpy as np
 
 from edgepose.eval.crop import cut
-from edgepose.inference.cropping import crop_region_for
-from edgepose.inference.estimator import Estimate, PoseEstimator
-from edgepose.inference.movenet import CropBox, decode, full_frame_box
-from edgepose.inference.tta import mirror_input, unflip
+from edgepose.inference.estimator import Estimate
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.flip import mirror_input, unflip
+from edgepose.inference.families.movenet.model import CropBox, decode, full_frame_box
+from edgepose.inference.families.movenet.tracker import crop_region_for
 from edgepose.pose import Pose
 
 
@@ -35,8 +36,8 @@ def letterbox_area_into(frame_bgr: np.ndarray, box: CropBox, dst: np.ndarray) ->
     return CropBox(float(x0), float(y0), float(side), float(side))
 
 
-class BaselineEstimator(PoseEstimator):
-    """:class:`PoseEstimator` with :func:`letterbox_area_into` as its preprocessing, video frames included."""
+class BaselineEstimator(MoveNetEstimator):
+    """:class:`MoveNetEstimator` with :func:`letterbox_area_into` as its preprocessing, video frames included."""
 
     def _run(self, image: np.ndarray, box: CropBox, mirror: bool = False) -> tuple[np.ndarray, float, float, float]:
         dst = self.backend.input_tensor()
@@ -59,8 +60,8 @@ def _average_by_score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-class PickOneEstimator(PoseEstimator):
-    """:class:`PoseEstimator` with the still-image rule it had before issue 22, as a yardstick.
+class PickOneEstimator(MoveNetEstimator):
+    """:class:`MoveNetEstimator` with the still-image rule it had before issue 22, as a yardstick.
 
     The whole frame, then the video tracker's crop of it; the better-scoring of the two passes is kept
     and, with flip, averaged with its mirror image's. One grey level of difference could swap which

@@ -17,20 +17,22 @@ from reference import (
     woman_truth,
 )
 
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.movenet import full_frame_box, preprocess_into
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.model import full_frame_box, preprocess_into
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import ModelFiles
 from edgepose.pose import KEYPOINT_NAMES
 from edgepose.sources.images import load_image
 
 
 @pytest.fixture(scope="module")
-def estimator(lightning_path: Path) -> PoseEstimator:
+def estimator(lightning_path: Path) -> MoveNetEstimator:
     request = BackendRequest(runtime="ai_edge_litert", delegate="xnnpack", threads=2)
-    return PoseEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
+    return MoveNetEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
 
 
-def test_squat_matches_coral_reference(estimator: PoseEstimator, testdata: Path) -> None:
+def test_squat_matches_coral_reference(estimator: MoveNetEstimator, testdata: Path) -> None:
     image = load_image(testdata / "squat.bmp")
     keypoints = estimator.still(image).keypoints
     worst = coral_worst_error(keypoints, image.shape[1], image.shape[0], coral_reference(testdata))
@@ -38,7 +40,7 @@ def test_squat_matches_coral_reference(estimator: PoseEstimator, testdata: Path)
     assert worst <= CORAL_TOLERANCE
 
 
-def test_woman_standing_within_21px(estimator: PoseEstimator, testdata: Path) -> None:
+def test_woman_standing_within_21px(estimator: MoveNetEstimator, testdata: Path) -> None:
     image = load_image(testdata / "woman_standing.png")
     keypoints = estimator.still(image).keypoints
     error = linf_px(keypoints, woman_truth(testdata))
@@ -63,7 +65,7 @@ def test_model_input_is_rgb() -> None:
     assert dst[0, 16].tolist() == [0, 0, 0], "the letterbox pad above the frame is black"
 
 
-def test_bgr_fed_frames_fail_the_reference(estimator: PoseEstimator, testdata: Path) -> None:
+def test_bgr_fed_frames_fail_the_reference(estimator: MoveNetEstimator, testdata: Path) -> None:
     """The squat check is sensitive to channel order: the same photo with channels swapped fails it."""
     image = load_image(testdata / "squat.bmp")
     swapped = np.ascontiguousarray(image[:, :, ::-1])

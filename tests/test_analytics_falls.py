@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from stickfigure import Noise, frames, segments, sitting, topple, total
 
-from edgepose.analytics import Analytics, AnalyticsConfig, SmoothingConfig
-from edgepose.analytics.falls import FallConfig, FallDetector
+from edgepose.analytics import Analytics
+from edgepose.analytics.falls import FallDetector
+from edgepose.config import AnalyticsConfig, Config, FallConfig, SmoothingConfig, validate
+from edgepose.config.validation import _validate_analytics
 from edgepose.errors import ConfigError
 
 NOISE = Noise(position_px=3.0, score_sd=0.1, drop_keypoint=0.06, drop_frame=0.02)
@@ -129,4 +131,10 @@ def test_lying_out_of_sight_after_the_fall_still_fires() -> None:
 )  # fmt: skip
 def test_bad_settings_are_config_errors(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="analytics"):
-        AnalyticsConfig(**bad)  # type: ignore[arg-type]
+        validate(Config(analytics=AnalyticsConfig(**bad)))
+
+
+def test_the_tilt_thresholds_must_nest() -> None:
+    """Their ranges in LIMITS nest already; the rule across them holds even if those ever overlap."""
+    with pytest.raises(ConfigError, match=r"fall_upright_deg < analytics\.fall_down_deg <= analytics\.fall_lying_deg"):
+        _validate_analytics(AnalyticsConfig(fall_upright_deg=50.0))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from stickfigure import FPS, HEIGHT, T0, WIDTH, Noise, empty_keypoints, noisy, squat
 
-from edgepose.analytics import Analytics, AnalyticsConfig, SmoothingConfig
-from edgepose.analytics.presence import Presence, PresenceConfig
+from edgepose.analytics import Analytics
+from edgepose.analytics.presence import Presence
+from edgepose.config import AnalyticsConfig, Config, PresenceConfig, SmoothingConfig, validate
 from edgepose.errors import ConfigError
 from edgepose.pose import PoseResult
 
@@ -124,4 +125,4 @@ def test_leave_score_above_enter_score_means_no_hysteresis() -> None:
 )  # fmt: skip
 def test_bad_settings_are_config_errors(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="analytics"):
-        AnalyticsConfig(**bad)
+        validate(Config(analytics=AnalyticsConfig(**bad)))

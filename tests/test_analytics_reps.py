@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from stickfigure import Noise, frames, jumping_jack, pushup, rep_cycle, segments, squat, total
 
-from edgepose.analytics import Analytics, AnalyticsConfig, SmoothingConfig
-from edgepose.analytics.reps import RepConfig, RepCounter
+from edgepose.analytics import Analytics
+from edgepose.analytics.reps import ZONES, RepCounter
+from edgepose.config import AnalyticsConfig, Config, RepConfig, SmoothingConfig, validate
+from edgepose.config.choices import EXERCISES
 from edgepose.errors import ConfigError
 
 #: Each exercise's figure as a function of its phase p: 0 = rest, 1 = the full work position.
@@ -117,7 +119,11 @@ def test_through_the_analytics_stage(exercise: str, smoothing: SmoothingConfig |
 
 
 def test_unknown_exercise_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="squat, pushup, jumping_jack"):
-        RepConfig(exercise="burpee")
+    with pytest.raises(ConfigError, match=r"analytics\.exercise must be one of squat, pushup, jumping_jack"):
+        validate(Config(analytics=AnalyticsConfig(exercise="burpee")))
     with pytest.raises(ConfigError, match="rep_confirm_frames"):
-        AnalyticsConfig(rep_confirm_frames=0)
+        validate(Config(analytics=AnalyticsConfig(rep_confirm_frames=0)))
+
+
+def test_every_exercise_of_the_schema_has_zones() -> None:
+    assert tuple(ZONES) == EXERCISES

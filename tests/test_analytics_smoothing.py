@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from stickfigure import FPS, HEIGHT, T0, WIDTH, squat
 
-from edgepose.analytics.smoothing import STEADY, KeypointSmoother, LowPass, OneEuroFilter, SmoothingConfig
+from edgepose.analytics.smoothing import STEADY, KeypointSmoother, OneEuroFilter
+from edgepose.config import Config, SmoothingConfig, validate
 from edgepose.errors import ConfigError
-from edgepose.inference.cropping import CropTracker, crop_region_for
-from edgepose.inference.movenet import full_frame_box
+from edgepose.inference.families.movenet.model import full_frame_box
+from edgepose.inference.families.movenet.tracker import MoveNetCropTracker, crop_region_for
 
 #: Jitter of MoveNet Lightning on a still person in a 640×480 camera picture with sensor noise,
 #: measured with the real model (median keypoint std was 2.5 px in x and y).
@@ -130,15 +131,6 @@ def test_scores_pass_unchanged() -> None:
     assert np.array_equal(out[:, 2], kps[:, 2])
 
 
-def test_low_pass_of_crop_region() -> None:
-    lp = LowPass(0.9)
-    assert np.allclose(lp(np.array([0.0, 0.0, 100.0, 100.0])), [0, 0, 100, 100])
-    out = lp(np.array([10.0, 0.0, 110.0, 100.0]))
-    assert np.allclose(out, [9.0, 0.0, 109.0, 100.0])
-    lp.reset()
-    assert np.allclose(lp(np.array([50.0, 50.0, 60.0, 60.0])), [50, 50, 60, 60])
-
-
 @pytest.mark.parametrize(
     "bad",
     [{"mode": "sometimes"}, {"min_cutoff": 0.0}, {"beta": math.nan}, {"d_cutoff": math.inf}, {"crop_alpha": 1.5},
@@ -146,7 +138,7 @@ def test_low_pass_of_crop_region() -> None:
 )  # fmt: skip
 def test_bad_settings_are_config_errors(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match="smoothing"):
-        SmoothingConfig(**bad)  # type: ignore[arg-type]
+        validate(Config(smoothing=SmoothingConfig(**bad)))  # type: ignore[arg-type]
 
 
 def test_auto_mode_smooths_video_only() -> None:
@@ -165,7 +157,7 @@ def _torso(cx: float, cy: float) -> np.ndarray:
 
 
 def test_crop_tracker_low_pass_smooths_the_region_but_not_a_reset() -> None:
-    plain, smooth = CropTracker(), CropTracker(alpha=0.5)
+    plain, smooth = MoveNetCropTracker(), MoveNetCropTracker(alpha=0.5)
     for tracker in (plain, smooth):
         tracker.update(_torso(300.0, 280.0), WIDTH, HEIGHT)
         tracker.update(_torso(340.0, 280.0), WIDTH, HEIGHT)

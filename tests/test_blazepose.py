@@ -18,11 +18,14 @@ from reference import (
 )
 
 from edgepose.errors import ModelError
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
-from edgepose.inference.blazepose import BlazePoseEstimator, BlazePoseOptions, open_blazepose
-from edgepose.inference.blazepose_detector import check_detector
-from edgepose.inference.blazepose_landmarks import check_landmark_model
-from edgepose.models import resolve_stages
+from edgepose.inference.factory import open_stages, stage_files
+from edgepose.inference.families.blazepose.detector import check_detector
+from edgepose.inference.families.blazepose.estimator import BlazePoseEstimator, BlazePoseOptions
+from edgepose.inference.families.blazepose.family import BLAZEPOSE
+from edgepose.inference.families.blazepose.landmarks import check_landmark_model
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import ModelFiles
 from edgepose.pose import KEYPOINT_NAMES, LANDMARK_NAMES, Pose, PoseResult
 from edgepose.sinks.drawing import CANVAS_COLOR, EDGE_COLOR, render
 from edgepose.sources.images import load_image
@@ -36,9 +39,9 @@ VISIBILITY_TOLERANCE = 0.02
 def open_estimator(
     models: Path, delegate: str = "xnnpack", options: BlazePoseOptions | None = None
 ) -> BlazePoseEstimator:
-    stages = resolve_stages("blazepose", models)
     request = BackendRequest(runtime="ai_edge_litert", delegate=delegate, threads=2)
-    return open_blazepose(stages["detector"], stages["landmark"], request, options)
+    detector, landmarks = open_stages(BLAZEPOSE, stage_files(BLAZEPOSE, "blazepose", models), request, "blazepose")
+    return BlazePoseEstimator(detector, landmarks, options)
 
 
 @pytest.fixture(scope="module")
@@ -160,16 +163,16 @@ def test_model_checks_reject_other_models(lightning_path: Path, blazepose_models
         open_backend(movenet, request, check=check_detector)
     with pytest.raises(ModelError, match="BlazePose's landmark model"):
         open_backend(movenet, request, check=check_landmark_model)
-    stages = resolve_stages("blazepose", blazepose_models)
+    detector, _ = stage_files(BLAZEPOSE, "blazepose", blazepose_models)
     with pytest.raises(ModelError, match="BlazePose's landmark model"):
-        open_backend(stages["detector"], request, check=check_landmark_model)
+        open_backend(detector, request, check=check_landmark_model)
 
 
 def test_edgetpu_is_refused_for_float_models(blazepose_models: Path) -> None:
-    stages = resolve_stages("blazepose", blazepose_models)
+    files = stage_files(BLAZEPOSE, "blazepose", blazepose_models)
     request = BackendRequest(runtime="ai_edge_litert", delegate="edgetpu")
     with pytest.raises(ModelError, match="float32 and cannot run on the Coral EdgeTPU"):
-        open_blazepose(stages["detector"], stages["landmark"], request)
+        open_stages(BLAZEPOSE, files, request, "blazepose")
 
 
 def test_preview_draws_the_33_point_skeleton(estimator: BlazePoseEstimator, photos: dict[str, np.ndarray]) -> None:

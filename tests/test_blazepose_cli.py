@@ -21,7 +21,7 @@ from reference import (
     woman_truth,
 )
 
-from edgepose.models import load_manifest
+from edgepose.manifest import load_manifest
 from edgepose.pose import KEYPOINT_NAMES, LANDMARK_NAMES
 from edgepose.sources.images import load_image
 
@@ -134,7 +134,7 @@ def test_doctor_checks_both_stages(blazepose_models: Path, tmp_path: Path) -> No
 #: Runs the CLI with every Backend's opening and closing recorded, then prints what was never closed.
 BACKEND_SPY = """
 import sys
-from edgepose.inference.backends import Backend
+from edgepose.inference.runtime.backend import Backend
 opened, closed = [], []
 init, close = Backend.__init__, Backend.close
 def spy_init(self, interpreter, info):

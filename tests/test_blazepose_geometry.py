@@ -7,15 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from edgepose.inference.blazepose_detector import (
+from edgepose.inference.families.blazepose.detector import (
     POSE_DETECTOR_ANCHORS,
     decode_detections,
     letterbox_to_frame,
     ssd_anchors,
     weighted_nms,
 )
-from edgepose.inference.blazepose_landmarks import COCO_FROM_BLAZEPOSE, coco_keypoints, refine_from_heatmap
-from edgepose.inference.blazepose_roi import (
+from edgepose.inference.families.blazepose.landmarks import COCO_FROM_BLAZEPOSE, coco_keypoints, refine_from_heatmap
+from edgepose.inference.families.blazepose.roi import (
     RotatedRoi,
     input_to_frame_matrix,
     letterbox_roi,

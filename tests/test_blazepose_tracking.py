@@ -12,17 +12,19 @@ from clips import HEIGHT, WIDTH, Placement, default_script, expected, render, wr
 from conftest import model_args, run_cli
 from reference import BLAZEPOSE_MIN_VISIBILITY, BLAZEPOSE_TOLERANCE, WOMAN_TOLERANCE_PX, woman_truth
 
-from edgepose.inference.backends import BackendRequest
-from edgepose.inference.blazepose import BlazePoseEstimator, open_blazepose
-from edgepose.models import resolve_stages
+from edgepose.inference.factory import open_stages, stage_files
+from edgepose.inference.families.blazepose.estimator import BlazePoseEstimator
+from edgepose.inference.families.blazepose.family import BLAZEPOSE
+from edgepose.inference.runtime.backend import BackendRequest
 from edgepose.pose import LANDMARK_NAMES
 from edgepose.sources.images import load_image
 
 
 def _open(models: Path) -> BlazePoseEstimator:
-    stages = resolve_stages("blazepose", models)
     request = BackendRequest(runtime="ai_edge_litert", delegate="xnnpack", threads=2)
-    return open_blazepose(stages["detector"], stages["landmark"], request)
+    return BlazePoseEstimator(
+        *open_stages(BLAZEPOSE, stage_files(BLAZEPOSE, "blazepose", models), request, "blazepose")
+    )
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from conftest import ROOT, model_args, need, run_cli
 from edgepose.config import Config, ModelConfig, SourceConfig
 from edgepose.doctor import hardware
 from edgepose.doctor.checks import FAIL, OK, WARN, Context, check_cameras, check_coral, check_pi_health, exit_code
+from edgepose.health import temperatures
 
 LINE = re.compile(r"^(OK|WARN|FAIL) [a-z][\w ]*: \S.*$")
 
@@ -213,7 +214,7 @@ def test_temperature_and_throttle_bits(tmp_path: Path) -> None:
     zone.mkdir(parents=True)
     (zone / "type").write_text("cpu-thermal\n")
     (zone / "temp").write_text("83500\n")
-    assert hardware.temperatures(tmp_path) == {"cpu-thermal": 83.5}
+    assert temperatures(tmp_path) == {"cpu-thermal": 83.5}
     hot = [c for c in check_pi_health(context(tmp_path)) if c.name == "temperature"]
     assert hot[0].level == WARN and "83.5 °C" in hot[0].detail
     assert hardware.throttle_reasons(0x50005) == [

@@ -21,11 +21,15 @@ from broker import Broker, Subscriber, free_port
 from conftest import LIGHTNING, LIGHTNING_EDGETPU, eventually
 
 from edgepose.config import MqttConfig, PreviewConfig, SourceConfig
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
-from edgepose.inference.estimator import PoseEstimator, still_invokes
-from edgepose.inference.worker import WorkerBackend, WorkerPolicy, WorkerSpec
+from edgepose.health import PipelineStats
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator, still_invokes
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.inference.worker.facade import WorkerBackend
+from edgepose.inference.worker.policy import WorkerPolicy
+from edgepose.inference.worker.process import WorkerSpec
+from edgepose.manifest import ModelFiles
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks import close_all
 from edgepose.sinks.notify import Notifier, NotifySink
@@ -107,7 +111,7 @@ def test_every_output_reports_the_cpu_after_a_fallback(
             sink.start()
         # Before the fallback everything names the EdgeTPU.
         assert eventually(lambda: any("on edgetpu" in _device_model(p) for p in subscriber.on(FPS_CONFIG)))
-        service = Service(open_source(str(photos), SourceConfig()), PoseEstimator(worker), sinks,
+        service = Service(open_source(str(photos), SourceConfig()), MoveNetEstimator(worker), sinks,
                           ServiceOptions(), stats)  # fmt: skip
         assert service.run(threading.Event()) == 4
         assert worker.in_process and worker.restarts == 1 and worker.fallback_reason is not None

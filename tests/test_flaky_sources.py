@@ -22,10 +22,10 @@ from mjpeg_server import jpeg, serving
 
 from edgepose.config import ModelConfig, SourceConfig
 from edgepose.errors import SourceError
+from edgepose.health import PipelineStats
 from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sources import open_source
 from edgepose.sources.images import load_image
@@ -255,11 +255,11 @@ class _Recorder:
 
 @pytest.fixture(scope="module")
 def estimator(models_dir: Path) -> Iterator[Estimator]:
-    from edgepose.commands.setup import open_estimator
+    from edgepose.inference.factory import open_estimator
 
     estimator = open_estimator(ModelConfig(models_dir=str(models_dir)))
     yield estimator
-    estimator.backend.close()
+    estimator.close()
 
 
 def _fresh(estimator: Estimator, image: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ def test_every_module_imports_without_hardware_packages() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), check=False)
     assert proc.returncode == 0, proc.stderr
     refused = set(proc.stdout.split())
-    core = {"edgepose.cli", "edgepose.pipeline.loop", "edgepose.inference.backends", "edgepose.commands.run",
+    core = {"edgepose.cli", "edgepose.pipeline.loop", "edgepose.inference.runtime.delegates", "edgepose.commands.run",
             "edgepose.sources", "edgepose.sources.picamera", "edgepose.config"}  # fmt: skip
     assert not refused & core, refused
 

@@ -112,6 +112,18 @@ def test_layout(staged: Staged) -> None:
     assert verify.returncode == 0 and verify.stdout.count("OK ") == 2, verify.stdout + verify.stderr
 
 
+def test_the_manual_is_installed_where_the_unit_points(staged: Staged) -> None:
+    docs = staged.prefix / "opt/edgepose/share/doc/edgepose"
+    assert (docs / "README.md").read_text() == (ROOT / "README.md").read_text()
+    pages = sorted(page.name for page in (ROOT / "docs").glob("*.md"))
+    assert len(pages) > 5 and sorted(page.name for page in (docs / "docs").glob("*.md")) == pages
+    lines = [line for line in staged.unit.read_text().splitlines() if line.startswith("Documentation=")]
+    assert len(lines) == 1
+    uris = lines[0].removeprefix("Documentation=").split()
+    assert f"file://{docs}/docs/service.md" in uris
+    assert [uri for uri in uris if not Path(uri.removeprefix("file://")).is_file()] == []
+
+
 def test_second_run_changes_nothing_and_keeps_the_config(staged: Staged) -> None:
     config = str(staged.config.relative_to(staged.prefix))
     before = {k: v for k, v in staged.before.items() if k != config}

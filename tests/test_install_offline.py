@@ -1,6 +1,6 @@
 """The offline service install (a wheelhouse, no package index), failed upgrades, and the installed CLI's config.
 
-One wheelhouse per session, made by scripts/make-wheelhouse.sh the way the README says (it needs the
+One wheelhouse per session, made by scripts/make-wheelhouse.sh the way docs/service.md says (it needs the
 package index or pip's cache), and one ``--prefix`` install from it with every index and proxy pointed
 at a local server that counts what reaches it. The install's root is a world-readable folder so that an
 unprivileged user can run the installed command.
@@ -116,7 +116,7 @@ def named_log(line: str, logs: Path) -> str:
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheelhouse of the README's offline install, plus a newer OpenCV that the pin must pass over."""
+    """The wheelhouse of the offline install in docs/service.md, plus a newer OpenCV that the pin must pass over."""
     folder = tmp_path_factory.mktemp("wheelhouse")
     env = cli_env({"EDGEPOSE_MODEL_MIRROR": str(MIRROR)})
     env.pop("PYTHON", None)

@@ -33,7 +33,7 @@ from clips import Placement, render
 from conftest import ROOT, cli_env, eventually, model_args
 
 from edgepose.errors import OutputClosed, SinkError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sinks import jsonl
 from edgepose.sinks.jsonl import JsonlSink

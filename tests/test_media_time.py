@@ -18,11 +18,11 @@ from conftest import model_args, run_cli
 from stickfigure import FPS, HEIGHT, T0, WIDTH, Noise, empty_keypoints, noisy, squat, total
 from test_capture import Scripted
 
-from edgepose.analytics import Analytics, AnalyticsConfig, SmoothingConfig
-from edgepose.config import ModelConfig, SourceConfig
+from edgepose.analytics import Analytics
+from edgepose.config import AnalyticsConfig, ModelConfig, SmoothingConfig, SourceConfig
+from edgepose.health import PipelineStats
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sources.opencv import OpenCVSource
 
@@ -225,7 +225,7 @@ class Collector:
 def test_a_camera_keeps_its_timing_when_ntp_steps_the_wall_clock(
     step_s: float, models_dir: Path, testdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgepose.commands.setup import open_estimator
+    from edgepose.inference.factory import open_estimator
 
     person = np.ascontiguousarray(cv2.imread(str(testdata / "woman_standing.png"))[:, :, :3])
     real_time = time.time
@@ -241,7 +241,7 @@ def test_a_camera_keeps_its_timing_when_ntp_steps_the_wall_clock(
                           analytics=Analytics(AnalyticsConfig(), smoothing))  # fmt: skip
         service.run(stop)
     finally:
-        estimator.backend.close()
+        estimator.close()
     results = collector.results
     jumps = [b.ts - a.ts for a, b in itertools.pairwise(results)]
     assert any(abs(jump - step_s) < 60 for jump in jumps), "the wall clock stepped during the visit"

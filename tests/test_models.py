@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import LIGHTNING, LIGHTNING_EDGETPU, MIRROR, assert_one_line_error, run_cli
 
-from edgepose.models import fetch_one, git_blob_id, load_manifest, resolve_model, verify_file
+from edgepose.manifest import git_blob_id, load_manifest, resolve_model, verify_file
+from edgepose.models import fetch_one
 
 
 def test_manifest_lists_lightning_and_thunder_in_both_variants() -> None:

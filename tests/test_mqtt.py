@@ -22,7 +22,7 @@ from conftest import assert_one_line_error, cli_env, eventually, model_args, run
 
 from edgepose.config import ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import KEYPOINT_NAMES, STAGES, BackendInfo, PoseResult
 from edgepose.sinks.mqtt.homeassistant import discovery_configs
 from edgepose.sinks.mqtt.settings import broker_settings, device_id, read_password, sanitize_device_id
@@ -114,7 +114,8 @@ def check_stats(payload: bytes) -> dict[str, Any]:
     stats = json.loads(payload)
     assert set(stats) >= STATS_KEYS, set(stats)
     assert stats["delegate"] in ("xnnpack", "cpu", "edgetpu") and stats["model"].endswith(".tflite")
-    counters = {"sent", "dropped", "queue_dropped", "rate_limited", "overflow", "reconnects", "queued", "inbox"}
+    counters = {"sent", "dropped", "queue_dropped", "rate_limited", "backlog_skipped", "overflow", "reconnects",
+                "queued", "inbox", "unsent"}  # fmt: skip
     assert counters <= set(stats["mqtt"]) and all(isinstance(stats["mqtt"][k], int) for k in counters)
     return dict(stats)
 

@@ -22,7 +22,7 @@ from conftest import eventually, model_args
 from test_mqtt import Running, check_discovery, check_stats, fake_result, mqtt_run, wait_retained
 
 from edgepose.config import MqttConfig
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks.mqtt.homeassistant import discovery_configs
 from edgepose.sinks.mqtt.topics import Topics

@@ -26,7 +26,7 @@ from reference import CORAL_TOLERANCE, WOMAN_TOLERANCE_PX, coral_reference, cora
 PI_AGREE_NORMALISED = 0.02
 AGREE_MIN_SCORE = 0.3
 #: The reference and runtime-agreement tests, run again inside .venv-pi.
-PI_SUITE = ("tests/test_accuracy.py", "tests/test_backends.py", "tests/test_still_stability.py")
+PI_SUITE = ("tests/test_accuracy.py", "tests/test_delegates.py", "tests/test_still_stability.py")
 PI_OPENCV = re.search(r"^opencv-python-headless==(\S+)$", (ROOT / "constraints-pi.txt").read_text(), re.M)
 VERSIONS = """import importlib.metadata as m, json, sys, numpy, cv2, edgepose
 print(json.dumps({"numpy": numpy.__version__, "numpy_file": numpy.__file__,

@@ -13,13 +13,15 @@ from conftest import LIGHTNING, MIRROR, POSENET, POSENET_EDGETPU, assert_one_lin
 from reference import CORAL_MIN_SCORE, CORAL_TOLERANCE, WOMAN_TOLERANCE_PX, coral_reference, woman_truth
 
 from edgepose.errors import ModelError
-from edgepose.inference.backends import Backend, BackendRequest, find_runtime, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.interpreters import make_interpreter
-from edgepose.inference.posenet import output_order
-from edgepose.inference.posenet_estimator import PoseNetEstimator
-from edgepose.inference.posenet_prepare import DECODER_INPUTS, DECODER_OP, strip_posenet_decoder
-from edgepose.models import ModelFiles, load_manifest
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.posenet.estimator import PoseNetEstimator
+from edgepose.inference.families.posenet.model import output_order
+from edgepose.inference.families.posenet.prepare import DECODER_INPUTS, DECODER_OP, strip_posenet_decoder
+from edgepose.inference.runtime.backend import Backend, BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.inference.runtime.interpreters import make_interpreter
+from edgepose.inference.runtime.runtimes import find_runtime
+from edgepose.manifest import ModelFiles, load_manifest
 from edgepose.pose import Pose
 from edgepose.sources.pixels import to_bgr
 
@@ -283,4 +285,4 @@ def test_each_family_refuses_the_others_model(posenet_dir: Path, lightning_path:
     with pytest.raises(ModelError, match="--model posenet"):
         PoseNetEstimator(_open(lightning_path))
     with pytest.raises(ModelError, match="--model lightning"):
-        PoseEstimator(_open(posenet_dir / POSENET))
+        MoveNetEstimator(_open(posenet_dir / POSENET))

@@ -5,19 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgepose.inference.posenet import (
+from edgepose.inference.families.posenet.decoder import (
     NUM_EDGES,
     TREE_EDGES,
     DecoderParams,
     decode_poses,
-    dequantize,
-    letterbox_for,
     logit,
-    preprocess_into,
     rescore,
     root_candidates,
-    to_source,
 )
+from edgepose.inference.families.posenet.model import dequantize, letterbox_for, preprocess_into, to_source
 from edgepose.pose import KEYPOINT_INDEX
 
 STRIDE = 16

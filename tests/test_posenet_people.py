@@ -14,7 +14,7 @@ from broker import Broker, Subscriber, retained
 from conftest import MIRROR, model_args, run_cli
 from test_posenet_cli import assert_multi_person_schema
 
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import Pose, PoseResult
 
 

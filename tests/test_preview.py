@@ -22,12 +22,11 @@ from conftest import assert_one_line_error, cli_env, model_args, run_cli
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgepose.config import PreviewConfig
+from edgepose.config.preview_access import is_loopback, parse_listen
 from edgepose.errors import ConfigError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import SKELETON_EDGES, BackendInfo, PoseResult
 from edgepose.sinks.drawing import EDGE_COLOR, score_color
-from edgepose.sinks.preview.access import parse_listen
-from edgepose.sinks.preview.guard import is_loopback
 from edgepose.sinks.preview.page import IMAGE_OFFSET
 from edgepose.sinks.preview.sink import PreviewSink
 

@@ -18,7 +18,8 @@ import pytest
 from conftest import assert_one_line_error, model_args, run_cli
 from test_preview import Run, free_port, get, metrics, open_stream, read_parts, start, wait_until
 
-from edgepose.sinks.preview.guard import host_is_loopback, is_loopback, origin_is_loopback
+from edgepose.config.preview_access import is_loopback
+from edgepose.sinks.preview.guard import host_is_loopback, origin_is_loopback
 from edgepose.sinks.preview.listener import Limits
 
 FOREIGN = "rebind.attacker.test"

@@ -47,7 +47,7 @@ def person(testdata: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def result(person: np.ndarray, models_dir: Path) -> PoseResult:
     """The real model's pose of the photo."""
-    from edgepose.commands.setup import open_estimator
+    from edgepose.inference.factory import open_estimator
 
     estimator = open_estimator(ModelConfig(models_dir=str(models_dir)))
     estimate = estimator.still(person)

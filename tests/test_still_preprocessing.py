@@ -11,9 +11,11 @@ from evalset import write_eval_set
 
 from edgepose.eval import coco
 from edgepose.eval.predict import Evaluation, evaluate, predict
-from edgepose.inference.backends import Backend, BackendRequest, ModelFiles, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.movenet import full_frame_box, preprocess_into
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.model import full_frame_box, preprocess_into
+from edgepose.inference.runtime.backend import Backend, BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import ModelFiles
 from edgepose.sources.images import load_image
 
 
@@ -29,7 +31,7 @@ def test_the_baseline_is_another_preprocessing(testdata: Path) -> None:
     assert difference.max() > 20 and difference.mean() > 0.3  # measured: 30 and 0.6 grey levels
 
 
-def _run(kind: type[PoseEstimator], backend: Backend, tta: str, dataset: coco.Dataset, folder: Path,
+def _run(kind: type[MoveNetEstimator], backend: Backend, tta: str, dataset: coco.Dataset, folder: Path,
          margin: float | None) -> Evaluation:  # fmt: skip
     estimator = kind(backend, tta=tta)
     return evaluate(dataset, predict(dataset, folder, lambda image: estimator.still(image).keypoints, margin))
@@ -46,8 +48,8 @@ def test_still_path_not_worse_than_plain_letterbox(
     folder = tmp_path / "set"
     dataset = coco.load(write_eval_set(testdata, folder))
     runs = {
-        "edgepose still path (flip, the default)": _run(PoseEstimator, backend, "flip", dataset, folder, margin),
-        "edgepose still path, one pass": _run(PoseEstimator, backend, "none", dataset, folder, margin),
+        "edgepose still path (flip, the default)": _run(MoveNetEstimator, backend, "flip", dataset, folder, margin),
+        "edgepose still path, one pass": _run(MoveNetEstimator, backend, "none", dataset, folder, margin),
         "plain letterbox + INTER_AREA, one pass": _run(BaselineEstimator, backend, "none", dataset, folder, margin),
     }
     for name, ev in runs.items():

@@ -2,8 +2,8 @@
 
 It used to keep whichever of two passes scored better, so one grey level of resampling difference
 (another OpenCV) could swap one pass's answer for the other's and move a hip by 0.06 of the image. It
-now combines every pass by score (edgepose/inference/tta.py) on a region that follows the keypoints
-without jumps (edgepose/inference/cropping.py: still_region_for).
+now combines every pass by score (edgepose/inference/families/movenet/flip.py) on a region that follows
+the keypoints without jumps (edgepose/inference/families/movenet/tracker.py: still_region_for).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import pytest
 from perturb import VIEWS, largest_move, perturbed, view
 from reference import woman_truth
 
-from edgepose.inference.backends import BackendRequest, ModelFiles, open_backend
-from edgepose.inference.cropping import MIN_CROP_KEYPOINT_SCORE, crop_region_for, still_region_for
-from edgepose.inference.estimator import PoseEstimator, still_invokes
-from edgepose.inference.movenet import CropBox
-from edgepose.inference.tta import combine
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator, still_invokes
+from edgepose.inference.families.movenet.flip import combine
+from edgepose.inference.families.movenet.model import CropBox
+from edgepose.inference.families.movenet.tracker import MIN_CROP_KEYPOINT_SCORE, crop_region_for, still_region_for
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import ModelFiles
 from edgepose.pose import KEYPOINT_INDEX
 from edgepose.sources.images import load_image
 
@@ -33,9 +35,9 @@ MAX_MOVE_PX = 12.0
 
 
 @pytest.fixture(scope="module")
-def estimator(lightning_path: Path) -> PoseEstimator:
+def estimator(lightning_path: Path) -> MoveNetEstimator:
     request = BackendRequest(runtime="ai_edge_litert", delegate="xnnpack", threads=2)
-    return PoseEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
+    return MoveNetEstimator(open_backend(ModelFiles("lightning", lightning_path, None), request))
 
 
 def test_perturbation_moves_every_value_by_one_grey_level(testdata: Path) -> None:
@@ -48,7 +50,7 @@ def test_perturbation_moves_every_value_by_one_grey_level(testdata: Path) -> Non
 
 @pytest.mark.slow
 @pytest.mark.parametrize("photo", ["squat.bmp", "woman_standing.png"])
-def test_one_grey_level_moves_no_keypoint_far(estimator: PoseEstimator, testdata: Path, photo: str) -> None:
+def test_one_grey_level_moves_no_keypoint_far(estimator: MoveNetEstimator, testdata: Path, photo: str) -> None:
     image = load_image(testdata / photo)
     moves = {}
     for name, fractions in VIEWS.items():
@@ -130,10 +132,10 @@ class _Counting:
 
 
 @pytest.mark.parametrize("tta", ["flip", "none"])
-def test_a_still_always_costs_the_same_passes(estimator: PoseEstimator, testdata: Path, tta: str) -> None:
+def test_a_still_always_costs_the_same_passes(estimator: MoveNetEstimator, testdata: Path, tta: str) -> None:
     """Person or not, every still runs still_invokes passes: no pass is skipped or chosen."""
     counting = _Counting(estimator.backend)
-    counted = PoseEstimator(counting, tta=tta)  # type: ignore[arg-type]
+    counted = MoveNetEstimator(counting, tta=tta)  # type: ignore[arg-type]
     for image in (load_image(testdata / "squat.bmp"), np.zeros((480, 640, 3), dtype=np.uint8)):
         before = counting.invokes
         counted.still(image)

@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, SYSTEM_PYTHON, cli_env, model_args, need_seccomp, run_cli
 
+from edgepose.health import PipelineStats
 from edgepose.logs import JournalFormatter
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks import notify as systemd
 

@@ -15,10 +15,11 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from tflite_builder import probe_pose_model
 
-from edgepose.inference.backends import BackendRequest, open_backend
-from edgepose.inference.estimator import PoseEstimator
-from edgepose.inference.tta import OUTPUT_STRIDE
-from edgepose.models import resolve_model
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.flip import OUTPUT_STRIDE
+from edgepose.inference.runtime.backend import BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.manifest import resolve_model
 
 THUNDER_FILE = "movenet_single_pose_thunder_ptq.tflite"
 BGR = (255, 64, 128)  # R=128 → y, G=64 → x, B=255 → score
@@ -42,7 +43,7 @@ def test_thunder_resolves_and_runs_at_256(thunder_dir: Path) -> None:
     # One pass on the full frame (a video frame's first): the still path's passes are shifted by up to a
     # third of an output cell, and its flip averaging would mix the probe's x with its mirror image's (the
     # probe is no pose model).
-    estimator = PoseEstimator(backend, tta="none")
+    estimator = MoveNetEstimator(backend, tta="none")
     keypoints = estimator.track(frame).keypoints
     # y = R/255 of the crop, x = G/255, score = B/255: proves RGB order and the decode to source pixels.
     assert keypoints[0, 1] == pytest.approx(128 / 255 * 300, abs=0.5)

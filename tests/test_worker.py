@@ -27,13 +27,16 @@ from conftest import LIGHTNING_EDGETPU, MIRROR, POSENET, ROOT, SYSTEM_PYTHON, cl
 
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
-from edgepose.inference.backends import Backend, BackendRequest, DelegateAbsentError, ModelFiles, open_backend
-from edgepose.inference.estimator import PoseEstimator, still_invokes
-from edgepose.inference.worker import STOP_POLL_S, FailureWindow, WorkerBackend, WorkerPolicy, WorkerSpec
-from edgepose.inference.worker_policy import tensor_signature
-from edgepose.inference.worker_process import STOP_GRACE_S
+from edgepose.health import PipelineStats
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator, still_invokes
+from edgepose.inference.runtime.backend import Backend, BackendRequest
+from edgepose.inference.runtime.delegates import open_backend
+from edgepose.inference.runtime.interpreters import DelegateAbsentError
+from edgepose.inference.worker.facade import WorkerBackend
+from edgepose.inference.worker.policy import FailureWindow, WorkerPolicy, tensor_signature
+from edgepose.inference.worker.process import STOP_GRACE_S, STOP_POLL_S, WorkerSpec
+from edgepose.manifest import ModelFiles
 from edgepose.pipeline.loop import STOP_WAIT_S, Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks import SHUTDOWN_BUDGET_S
 from edgepose.sinks.notify import PING_FRACTION
@@ -93,7 +96,7 @@ def squat(testdata: Path) -> np.ndarray:
 @pytest.fixture()
 def reference(lightning_path: Path, squat: np.ndarray) -> np.ndarray:
     """Keypoints of squat.bmp from the same CPU kernels, in-process."""
-    return PoseEstimator(_in_process(lightning_path)).still(squat).keypoints
+    return MoveNetEstimator(_in_process(lightning_path)).still(squat).keypoints
 
 
 @pytest.fixture()
@@ -110,12 +113,12 @@ def clean_process() -> Iterator[None]:
 @pytest.mark.parametrize("image", ["squat.bmp", "woman_standing.png"])
 def test_worker_gives_the_in_process_keypoints(lightning_path: Path, testdata: Path, image: str) -> None:
     frame = load_image(testdata / image)
-    expected = PoseEstimator(_in_process(lightning_path))
+    expected = MoveNetEstimator(_in_process(lightning_path))
     worker = _worker(lightning_path)
     try:
         assert worker.supervised and worker.pid not in (None, os.getpid())
         assert worker.inputs[0]["shape"].tolist() == [1, 192, 192, 3]
-        actual = PoseEstimator(worker)
+        actual = MoveNetEstimator(worker)
         np.testing.assert_array_equal(actual.still(frame).keypoints, expected.still(frame).keypoints)
         for _ in range(3):  # video frames follow the tracker's crop: every step must agree too
             np.testing.assert_array_equal(actual.track(frame).keypoints, expected.track(frame).keypoints)
@@ -129,7 +132,7 @@ def test_sigkill_between_frames_restarts_the_child(
     lightning_path: Path, squat: np.ndarray, reference: np.ndarray, clean_process: None
 ) -> None:
     worker = _worker(lightning_path)
-    estimator = PoseEstimator(worker)
+    estimator = MoveNetEstimator(worker)
     results = []
     pids = []
     try:
@@ -169,7 +172,7 @@ def test_sigkill_mid_invoke_restarts_and_reruns_the_frame(
 
     killer = threading.Thread(target=kill_when_waiting)
     killer.start()
-    estimator = PoseEstimator(worker)
+    estimator = MoveNetEstimator(worker)
     try:
         results = [estimator.still(squat).keypoints for _ in range(5)]
         killer.join()
@@ -193,9 +196,9 @@ def test_os_abort_in_the_child_restarts_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     worker = _worker(lightning_path, test_abort_at=frozenset({3, 8}))
-    estimator = PoseEstimator(worker)
+    estimator = MoveNetEstimator(worker)
     try:
-        with caplog.at_level(logging.WARNING, logger="edgepose.inference.worker"):
+        with caplog.at_level(logging.WARNING, logger="edgepose.inference"):
             results = [estimator.still(squat).keypoints for _ in range(6)]
         assert len(results) == 6
         for keypoints in results:
@@ -216,7 +219,7 @@ def test_a_hung_child_is_killed_and_restarted(
     policy = WorkerPolicy(invoke_timeout_s=1.0, start_timeout_s=60.0, backoff_s=0.01)
     worker = _worker(lightning_path, policy, test_hang_at=frozenset({2}))
     try:
-        keypoints = PoseEstimator(worker).still(squat).keypoints
+        keypoints = MoveNetEstimator(worker).still(squat).keypoints
         np.testing.assert_array_equal(keypoints, reference)
         assert worker.restarts == 1 and worker.failures == 1
         assert worker.last_failure is not None and "hung" in worker.last_failure
@@ -233,10 +236,11 @@ def test_repeated_failures_fall_back_to_the_cpu_in_process(
     policy = WorkerPolicy(invoke_timeout_s=60.0, start_timeout_s=60.0, max_failures=3, backoff_s=0.01)
     children_before = _children()
     worker = _worker(lightning_path, policy, test_abort_at=frozenset(range(3, 100)))  # every child from request 3 on
-    estimator = PoseEstimator(worker)
-    xnnpack = PoseEstimator(_in_process(lightning_path, "xnnpack")).still(squat).keypoints
+    estimator = MoveNetEstimator(worker)
+    xnnpack = MoveNetEstimator(_in_process(lightning_path, "xnnpack")).still(squat).keypoints
     try:
-        with caplog.at_level(logging.WARNING, logger="edgepose.inference.worker"):
+        assert estimator.info.delegate == "cpu" and estimator.backends == (worker,)
+        with caplog.at_level(logging.WARNING, logger="edgepose.inference"):
             results = [estimator.still(squat).keypoints for _ in range(5)]
         assert len(results) == 5
         assert worker.in_process and worker.pid is None
@@ -244,6 +248,7 @@ def test_repeated_failures_fall_back_to_the_cpu_in_process(
         assert worker.fallback_reason is not None
         assert "failed 3 times" in worker.fallback_reason and "SIGABRT" in worker.fallback_reason
         assert worker.info.delegate == "xnnpack"
+        assert estimator.info == worker.info  # the estimator's info is live: what runs the model now
         fallback = [r.getMessage() for r in caplog.records if "falling back to in-process xnnpack" in r.getMessage()]
         assert len(fallback) == 1 and worker.fallback_reason in fallback[0]
         assert all(r.levelno == logging.WARNING for r in caplog.records)
@@ -292,7 +297,7 @@ def test_close_releases_everything_even_after_restarts(lightning_path: Path, squ
     children_before = _children()
     worker = _worker(lightning_path, test_abort_at=frozenset({2}))
     assert _memfds() and len(_children() - children_before) == 1  # (mmap holds a dup of the memfd)
-    PoseEstimator(worker).still(squat)
+    MoveNetEstimator(worker).still(squat)
     assert worker.restarts == 1
     worker.close()
     worker.close()  # idempotent
@@ -324,7 +329,7 @@ def test_open_backend_runs_the_edgetpu_in_the_worker_and_falls_back(
     with pytest.raises(DelegateAbsentError, match="cannot load"):  # said by the worker child, not a crash
         open_backend(files, request)
     auto = BackendRequest(runtime=RUNTIME, delegate="auto", edgetpu_probe=False, edgetpu_library="libc.so.6")
-    with caplog.at_level(logging.INFO, logger="edgepose.inference.backends"):
+    with caplog.at_level(logging.INFO, logger="edgepose.inference.runtime.delegates"):
         backend = open_backend(files, auto)
     assert backend.info.delegate == "xnnpack" and not backend.supervised
     # libc is no delegate: the child reports what load_delegate raised, and auto walks on.
@@ -339,7 +344,8 @@ def test_the_child_exits_when_its_parent_is_killed(lightning_path: Path) -> None
         f"""
         import os, signal
         from pathlib import Path
-        from edgepose.inference.worker import WorkerBackend, WorkerSpec
+        from edgepose.inference.worker.facade import WorkerBackend
+        from edgepose.inference.worker.process import WorkerSpec
         from edgepose.pose import BackendInfo
         path = Path({str(lightning_path)!r})
         w = WorkerBackend(WorkerSpec({RUNTIME!r}, path, "cpu"), BackendInfo("r", "cpu", 1, path.name))
@@ -384,7 +390,7 @@ def test_stop_signals_to_the_child_are_not_crashes(
         assert pid is not None
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             os.kill(pid, signum)
-        np.testing.assert_array_equal(PoseEstimator(worker).still(squat).keypoints, reference)
+        np.testing.assert_array_equal(MoveNetEstimator(worker).still(squat).keypoints, reference)
         assert worker.pid == pid and worker.restarts == 0 and worker.failures == 0
     finally:
         worker.close()
@@ -399,7 +405,9 @@ def test_worker_restarts_under_the_units_seccomp_filters(lightning_path: Path) -
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from edgepose.inference.worker import WorkerBackend, WorkerPolicy, WorkerSpec
+        from edgepose.inference.worker.facade import WorkerBackend
+        from edgepose.inference.worker.policy import WorkerPolicy
+        from edgepose.inference.worker.process import WorkerSpec
         from edgepose.pose import BackendInfo
         path = Path({str(lightning_path)!r})
         spec = WorkerSpec({RUNTIME!r}, path, "cpu", test_abort_at=frozenset({{2}}))
@@ -436,7 +444,7 @@ class _Recorder:
         """Nothing to release."""
 
 
-def _run_service(folder: Path, estimator: PoseEstimator) -> _Recorder:
+def _run_service(folder: Path, estimator: MoveNetEstimator) -> _Recorder:
     recorder = _Recorder()
     source = open_source(str(folder), SourceConfig())
     Service(source, estimator, [recorder], ServiceOptions(), PipelineStats()).run(threading.Event())
@@ -451,7 +459,7 @@ def test_the_pipeline_keeps_every_frame_through_crashes(
     for index in range(12):
         name = "squat.bmp" if index % 3 else "woman_standing.png"
         (tmp_path / f"{index:03d}{Path(name).suffix}").write_bytes((testdata / name).read_bytes())
-    expected = _run_service(tmp_path, PoseEstimator(_in_process(lightning_path)))
+    expected = _run_service(tmp_path, MoveNetEstimator(_in_process(lightning_path)))
     worker = _worker(lightning_path, test_abort_at=frozenset({4, 15}))
     original = worker.invoke
     calls = []
@@ -464,7 +472,7 @@ def test_the_pipeline_keeps_every_frame_through_crashes(
 
     worker.invoke = invoke_and_kill_once  # type: ignore[method-assign]
     try:
-        actual = _run_service(tmp_path, PoseEstimator(worker))
+        actual = _run_service(tmp_path, MoveNetEstimator(worker))
         assert len(expected.frames) == 12
         assert actual.frames == expected.frames  # every frame, in order: none skipped
         for got, want in zip(actual.keypoints, expected.keypoints, strict=True):
@@ -517,10 +525,10 @@ def test_without_a_fallback_repeated_failures_end_with_the_reason(
     try:
         reason = r"failed 2 times.*SIGABRT.*no CPU fallback"
         with (
-            caplog.at_level(logging.WARNING, "edgepose.inference.worker"),
+            caplog.at_level(logging.WARNING, "edgepose.inference"),
             pytest.raises(BackendUnavailableError, match=reason),
         ):
-            PoseEstimator(worker).still(squat)
+            MoveNetEstimator(worker).still(squat)
         assert worker.failures == 2 and worker.restarts == 1 and worker.pid is None
         assert [r.levelname for r in caplog.records] == ["WARNING", "ERROR"]
     finally:
@@ -615,7 +623,7 @@ def test_a_wedged_child_falls_back_within_the_recovery_budget(
     worker = _worker(lightning_path, policy, test_hang_at=frozenset(range(1, 1000)))
     try:
         started = time.monotonic()
-        keypoints = PoseEstimator(worker).still(squat).keypoints
+        keypoints = MoveNetEstimator(worker).still(squat).keypoints
         took = time.monotonic() - started
         assert worker.in_process and worker.info.delegate == "xnnpack"
         assert worker.fallback_reason is not None and "did not recover within 2.5 s" in worker.fallback_reason
@@ -650,7 +658,7 @@ def test_a_stop_during_recovery_ends_the_loop_promptly(
     worker = WorkerBackend(spec, BackendInfo(RUNTIME, "edgetpu", 1, lightning_path.name), policy=policy,
                            fallback=lambda: _in_process(lightning_path, "xnnpack"), stop=stop)  # fmt: skip
     recorder = _Recorder()
-    service = Service(open_source(str(tmp_path), SourceConfig()), PoseEstimator(worker), [recorder],
+    service = Service(open_source(str(tmp_path), SourceConfig()), MoveNetEstimator(worker), [recorder],
                       ServiceOptions(), PipelineStats())  # fmt: skip
 
     def stop_when_recovering() -> None:

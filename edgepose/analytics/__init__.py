@@ -6,9 +6,6 @@ own timestamps, so a recording replays identically at any speed.
 
 from __future__ import annotations
 
-from edgepose.analytics.pipeline import Analytics, AnalyticsConfig
-from edgepose.analytics.smoothing import SmoothingConfig
+from edgepose.analytics.pipeline import Analytics
 
-EVENT_TYPES = ("person_entered", "person_left", "fall", "recovered", "rep")
-
-__all__ = ["EVENT_TYPES", "Analytics", "AnalyticsConfig", "SmoothingConfig"]
+__all__ = ["Analytics"]

@@ -33,53 +33,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from edgepose.analytics.checks import check_number
 from edgepose.analytics.geometry import centre, tilt_from_down
-from edgepose.errors import ConfigError
+from edgepose.config import FallConfig
+from edgepose.events import EventType
 from edgepose.pose import KEYPOINT_INDEX
 
 #: Shoulder-to-hip length as a fraction of standing body height (adult proportions).
 TORSO_PER_HEIGHT = 0.3
 _TORSO = [KEYPOINT_INDEX[f"{side}_{part}"] for side in ("left", "right") for part in ("shoulder", "hip")]
-
-
-@dataclass(frozen=True)
-class FallConfig:
-    """Parameters of the fall rule (see the module docstring).
-
-    Attributes:
-        keypoint_score: Keypoints scoring below this are not used.
-        upright_deg: Torso tilt at or below which the person is upright.
-        lying_deg: Torso tilt at or above which a fast turn counts as a fall.
-        down_deg: Torso tilt the person must stay at or above for ``down_s``.
-        window_s: Longest time from upright to ``lying_deg`` for a fall.
-        drop: Least fall of both hips and shoulders during the turn, in body heights.
-        down_s: Seconds the person must stay down before ``fall``.
-        recover_s: Seconds upright after a fall before ``recovered``.
-    """
-
-    keypoint_score: float = 0.3
-    upright_deg: float = 30.0
-    lying_deg: float = 60.0
-    down_deg: float = 45.0
-    window_s: float = 1.0
-    drop: float = 0.25
-    down_s: float = 2.0
-    recover_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_number("analytics.keypoint_score", self.keypoint_score, 0.0, 1.0)
-        for name in ("upright_deg", "lying_deg", "down_deg"):
-            check_number(f"analytics.fall_{name}", getattr(self, name), 0.0, 180.0)
-        if not self.upright_deg < self.down_deg <= self.lying_deg:
-            raise ConfigError(
-                "analytics.fall_upright_deg < analytics.fall_down_deg <= analytics.fall_lying_deg must hold, not "
-                f"{self.upright_deg:g}, {self.down_deg:g}, {self.lying_deg:g}"
-            )
-        check_number("analytics.fall_window_s", self.window_s, 0.0, open_low=True)
-        check_number("analytics.fall_drop", self.drop, 0.0)
-        check_number("analytics.fall_down_s", self.down_s, 0.0)
-        check_number("analytics.fall_recover_s", self.recover_s, 0.0)
 
 
 class TorsoSample(NamedTuple):
@@ -161,7 +122,7 @@ class FallDetector:
                     self._candidate, self.fallen, self._upright_since = None, True, None
                     self.falls += 1
                     self._history.clear()
-                    return [{"type": "fall", "ts": ts, "confidence": round(self._confidence(candidate), 3)}]
+                    return [{"type": EventType.FALL, "ts": ts, "confidence": round(self._confidence(candidate), 3)}]
         if sample is None:
             return []
         self._history.append(sample)
@@ -203,4 +164,4 @@ class FallDetector:
         if ts - self._upright_since < self.config.recover_s:
             return []
         self.fallen, self._upright_since = False, None
-        return [{"type": "recovered", "ts": ts}]
+        return [{"type": EventType.RECOVERED, "ts": ts}]

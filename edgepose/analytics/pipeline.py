@@ -3,79 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edgepose.analytics.falls import FallConfig, FallDetector
-from edgepose.analytics.presence import Presence, PresenceConfig
-from edgepose.analytics.reps import RepConfig, RepCounter
-from edgepose.analytics.smoothing import KeypointSmoother, SmoothingConfig
+from edgepose.analytics.falls import FallDetector
+from edgepose.analytics.presence import Presence
+from edgepose.analytics.reps import RepCounter
+from edgepose.analytics.smoothing import KeypointSmoother
+from edgepose.config import AnalyticsConfig, SmoothingConfig
+from edgepose.events import EventType
 from edgepose.pose import Pose, PoseResult
-
-_F = FallConfig
-_P = PresenceConfig
-_R = RepConfig
-
-
-@dataclass(frozen=True)
-class AnalyticsConfig:
-    """The ``[analytics]`` config section (see the README, "Analytics", for each rule).
-
-    Attributes:
-        exercise: Count repetitions of ``squat``, ``pushup`` or ``jumping_jack``; ``""`` for none.
-        keypoint_score: Keypoints scoring below this are not used by falls and reps.
-        enter_score: Presence: pose score to start entering.
-        enter_s: Presence: seconds at or above ``enter_score`` before ``person_entered``.
-        leave_score: Presence: pose score below which a person starts leaving.
-        leave_s: Presence: seconds below ``leave_score`` before ``person_left``.
-        dropout_s: Presence: frames back across the threshold adding up to less than this do not break a span.
-        fall_upright_deg: Falls: torso tilt counted as upright.
-        fall_lying_deg: Falls: torso tilt a fast turn must reach.
-        fall_down_deg: Falls: torso tilt the person must stay at or above.
-        fall_window_s: Falls: longest time from upright to ``fall_lying_deg``.
-        fall_drop: Falls: least drop of hips and shoulders, in body heights.
-        fall_down_s: Falls: seconds down before ``fall``.
-        fall_recover_s: Falls: seconds upright before ``recovered``.
-        rep_confirm_frames: Reps: consecutive frames a zone must hold.
-        rep_min_s: Reps: shortest repetition that counts.
-    """
-
-    exercise: str = _R.exercise
-    keypoint_score: float = _R.keypoint_score
-    enter_score: float = _P.enter_score
-    enter_s: float = _P.enter_s
-    leave_score: float = _P.leave_score
-    leave_s: float = _P.leave_s
-    dropout_s: float = _P.dropout_s
-    fall_upright_deg: float = _F.upright_deg
-    fall_lying_deg: float = _F.lying_deg
-    fall_down_deg: float = _F.down_deg
-    fall_window_s: float = _F.window_s
-    fall_drop: float = _F.drop
-    fall_down_s: float = _F.down_s
-    fall_recover_s: float = _F.recover_s
-    rep_confirm_frames: int = _R.confirm_frames
-    rep_min_s: float = _R.min_rep_s
-
-    def __post_init__(self) -> None:
-        self.presence()  # each part validates its own values
-        self.falls()
-        self.reps()
-
-    def presence(self) -> PresenceConfig:
-        """Return the presence part."""
-        return PresenceConfig(self.enter_score, self.enter_s, self.leave_score, self.leave_s, self.dropout_s)
-
-    def falls(self) -> FallConfig:
-        """Return the falls part."""
-        return FallConfig(self.keypoint_score, self.fall_upright_deg, self.fall_lying_deg, self.fall_down_deg,
-                          self.fall_window_s, self.fall_drop, self.fall_down_s, self.fall_recover_s)  # fmt: skip
-
-    def reps(self) -> RepConfig:
-        """Return the reps part."""
-        return RepConfig(self.exercise, self.keypoint_score, self.rep_confirm_frames, self.rep_min_s)
 
 
 class Analytics:
@@ -120,7 +58,7 @@ class Analytics:
             result = _with_keypoints(result, self.smoother(result.keypoints, score, result.width, result.height, t))
         keypoints = _as_printed(result.keypoints)
         events = self.presence.update(t, score)
-        if self.reps is not None and any(e["type"] == "person_left" for e in events):
+        if self.reps is not None and any(e["type"] == EventType.PERSON_LEFT for e in events):
             self.reps.interrupt()
         events += self.falls.update(t, keypoints)
         if self.reps is not None:

@@ -10,37 +10,10 @@ up) for a frame now and then neither flaps the state nor holds up an entry or a 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-from edgepose.analytics.checks import check_number
-
-
-@dataclass(frozen=True)
-class PresenceConfig:
-    """Thresholds and delays of :class:`Presence`.
-
-    Attributes:
-        enter_score: Pose score a person must reach to start entering.
-        enter_s: Seconds the score must stay at or above ``enter_score`` before ``person_entered``.
-        leave_score: Pose score below which a present person starts leaving; above ``enter_score`` it is taken
-            as ``enter_score`` (no hysteresis).
-        leave_s: Seconds the score must stay below ``leave_score`` before ``person_left``.
-        dropout_s: Frames on the other side adding up to less than this do not break a span.
-    """
-
-    enter_score: float = 0.3
-    enter_s: float = 0.5
-    leave_score: float = 0.2
-    leave_s: float = 2.0
-    dropout_s: float = 0.25
-
-    def __post_init__(self) -> None:
-        check_number("analytics.enter_score", self.enter_score, 0.0, 1.0)
-        check_number("analytics.leave_score", self.leave_score, 0.0, 1.0)
-        check_number("analytics.enter_s", self.enter_s, 0.0)
-        check_number("analytics.leave_s", self.leave_s, 0.0)
-        check_number("analytics.dropout_s", self.dropout_s, 0.0)
+from edgepose.config import PresenceConfig
+from edgepose.events import EventType
 
 
 class Presence:
@@ -98,9 +71,9 @@ class Presence:
         if self.present:
             self.present = False
             visit = ts - self._entered_at
-            return [{"type": "person_left", "ts": ts, "visit_s": round(visit, 3),
+            return [{"type": EventType.PERSON_LEFT, "ts": ts, "visit_s": round(visit, 3),
                      "time_in_view_s": round(self.time_in_view_s, 3)}]  # fmt: skip
         self.present = True
         self.entries += 1
         self._entered_at = ts
-        return [{"type": "person_entered", "ts": ts, "entries": self.entries}]
+        return [{"type": EventType.PERSON_ENTERED, "ts": ts, "entries": self.entries}]

@@ -22,14 +22,14 @@ For jumping jacks the legs decide too when both are seen; the arms alone when th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edgepose.analytics.checks import check_number
 from edgepose.analytics.geometry import SIDES, joint, side_angles, tilt_from_down
+from edgepose.config import RepConfig
 from edgepose.errors import ConfigError
+from edgepose.events import EventType
 
 REST, WORK = "rest", "work"
 
@@ -74,37 +74,13 @@ def _jumping_jack_zone(keypoints: np.ndarray, min_score: float) -> str:
     return "between"
 
 
-#: Exercise name → zone function ``(keypoints, min_score) -> "rest" | "work" | "between" | ""`` (not seen).
-EXERCISES: dict[str, Callable[[np.ndarray, float], str]] = {
+#: Exercise (one of :data:`~edgepose.config.choices.EXERCISES`) → zone function ``(keypoints, min_score) ->
+#: "rest" | "work" | "between" | ""`` (not seen).
+ZONES: dict[str, Callable[[np.ndarray, float], str]] = {
     "squat": _angle_zone(("hip", "knee", "ankle"), rest_at=160.0, work_at=110.0),
     "pushup": _angle_zone(("shoulder", "elbow", "wrist"), rest_at=150.0, work_at=100.0),
     "jumping_jack": _jumping_jack_zone,
 }
-
-
-@dataclass(frozen=True)
-class RepConfig:
-    """Settings of :class:`RepCounter`.
-
-    Attributes:
-        exercise: One of :data:`EXERCISES`, or ``""`` for none.
-        keypoint_score: Keypoints scoring below this are not used.
-        confirm_frames: Consecutive frames a zone must hold before it counts.
-        min_rep_s: A repetition faster than this is a glitch and does not count.
-    """
-
-    exercise: str = ""
-    keypoint_score: float = 0.3
-    confirm_frames: int = 2
-    min_rep_s: float = 0.3
-
-    def __post_init__(self) -> None:
-        if self.exercise and self.exercise not in EXERCISES:
-            raise ConfigError(f"analytics.exercise must be one of {', '.join(EXERCISES)}, not {self.exercise!r}")
-        check_number("analytics.keypoint_score", self.keypoint_score, 0.0, 1.0)
-        if isinstance(self.confirm_frames, bool) or not isinstance(self.confirm_frames, int) or self.confirm_frames < 1:
-            raise ConfigError(f"analytics.rep_confirm_frames must be a whole number >= 1, not {self.confirm_frames!r}")
-        check_number("analytics.rep_min_s", self.min_rep_s, 0.0)
 
 
 class RepCounter:
@@ -119,7 +95,7 @@ class RepCounter:
         if not config.exercise:
             raise ConfigError("a RepCounter needs an exercise")
         self.config = config
-        self._zone = EXERCISES[config.exercise]
+        self._zone = ZONES[config.exercise]
         self.count = 0
         self.phase: str | None = None
         self._candidate = ""
@@ -166,5 +142,5 @@ class RepCounter:
         if duration < self.config.min_rep_s:
             return []
         self.count += 1
-        return [{"type": "rep", "ts": ts, "exercise": self.config.exercise, "count": self.count,
+        return [{"type": EventType.REP, "ts": ts, "exercise": self.config.exercise, "count": self.count,
                  "duration_s": round(duration, 3)}]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Temporal smoothing: a One-Euro filter for keypoints and a low-pass for the tracker's crop region.
+"""Temporal smoothing of the keypoints: a One-Euro filter (the crop region's low-pass is in :mod:`edgepose.filters`).
 
 The One-Euro filter (Casiez, Roussel and Vogel, CHI 2012) is a first-order low-pass whose cutoff
 rises with the speed of the signal: slow movements are smoothed hard (little jitter), fast ones
@@ -6,65 +6,24 @@ pass with little lag. The algorithm follows MediaPipe's and TensorFlow.js's impl
 the sampling rate taken from the frames' timestamps, not a fixed rate, and with coordinates
 normalised to the frame (x / width, y / height) so the parameters do not depend on resolution.
 
-Defaults are MoveNet's JavaScript settings: ``min_cutoff`` 2.5 Hz, ``beta`` 300, ``d_cutoff`` 2.5 Hz.
-They follow movement closely (a walking person is not dragged behind), but at 30 fps they take little
-off the jitter of a still person: the minimum cutoff alone caps the reduction of white jitter at
+The defaults (:class:`~edgepose.config.SmoothingConfig`) are MoveNet's JavaScript settings. They follow
+movement closely (a walking person is not dragged behind), but at 30 fps they take little off the jitter
+of a still person: the minimum cutoff alone caps the reduction of white jitter at
 2.2× there, and beta opens the filter further for jitter of a pixel or two. :data:`STEADY` (0.2 Hz,
 22, 0.5 Hz) cuts such jitter 3–4× for scenes that are mostly still, at the price of lagging the first
-half second of a movement; see the README, "Smoothing".
+half second of a movement; see docs/analytics.md, "Smoothing".
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from edgepose.analytics.checks import check_number
-from edgepose.errors import ConfigError
+from edgepose.config import SmoothingConfig
 
-SMOOTHING_MODES = ("auto", "on", "off")
 #: ``(min_cutoff, beta, d_cutoff)`` for mostly still scenes: 3–4× less jitter, more lag when movement starts.
 STEADY = (0.2, 22.0, 0.5)
-
-
-@dataclass(frozen=True)
-class SmoothingConfig:
-    """The ``[smoothing]`` config section.
-
-    Attributes:
-        mode: ``auto`` (on for video and cameras, off for still images and ``analyze``), ``on`` or ``off``.
-        min_cutoff: Cutoff frequency (Hz) of a keypoint at rest: lower is steadier, but lags slow moves.
-        beta: How fast the cutoff rises with speed (per unit of frame-normalised speed): higher follows
-            fast moves more closely.
-        d_cutoff: Cutoff frequency (Hz) of the speed estimate.
-        crop_alpha: Weight of the new crop region in the tracker's low-pass (1 = no smoothing).
-        lost_score: A pose scoring below this is "lost": the filter forgets its past.
-        max_gap_s: A gap between frames longer than this also resets the filter.
-    """
-
-    mode: str = "auto"
-    min_cutoff: float = 2.5
-    beta: float = 300.0
-    d_cutoff: float = 2.5
-    crop_alpha: float = 0.9
-    lost_score: float = 0.2
-    max_gap_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in SMOOTHING_MODES:
-            raise ConfigError(f"smoothing.mode must be one of {', '.join(SMOOTHING_MODES)}, not {self.mode!r}")
-        check_number("smoothing.min_cutoff", self.min_cutoff, 0.0, open_low=True)
-        check_number("smoothing.beta", self.beta, 0.0)
-        check_number("smoothing.d_cutoff", self.d_cutoff, 0.0, open_low=True)
-        check_number("smoothing.crop_alpha", self.crop_alpha, 0.0, 1.0, open_low=True)
-        check_number("smoothing.lost_score", self.lost_score, 0.0, 1.0)
-        check_number("smoothing.max_gap_s", self.max_gap_s, 0.0, open_low=True)
-
-    def enabled(self, video: bool) -> bool:
-        """Return whether to smooth: ``auto`` means only for a video or camera (``video=True``)."""
-        return self.mode == "on" or (self.mode == "auto" and video)
 
 
 def _alpha(cutoff: np.ndarray | float, dt: np.ndarray | float) -> np.ndarray:
@@ -168,24 +127,3 @@ class KeypointSmoother:
         out = np.array(keypoints)
         out[:, :2] = xy
         return out
-
-
-class LowPass:
-    """Exponential smoothing of a small vector (the tracker's crop region): ``out += alpha * (new - out)``."""
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self._value: np.ndarray | None = None
-
-    def reset(self) -> None:
-        """Forget the past: the next value passes unchanged."""
-        self._value = None
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        """Filter one sample and return the filtered values."""
-        raw = np.asarray(values, dtype=np.float64)
-        if self._value is None or self._value.shape != raw.shape:
-            self._value = np.array(raw)
-        else:
-            self._value = self._value + self.alpha * (raw - self._value)
-        return np.array(self._value)

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 from edgepose.config import IdleConfig, SourceConfig
+from edgepose.config.choices import RUNTIME_DISTS
 from edgepose.errors import SourceError
-from edgepose.inference.backends import Backend
+from edgepose.health import PipelineStats
 from edgepose.inference.estimator import Estimator
-from edgepose.inference.runtimes import RUNTIME_DISTS
+from edgepose.inference.runtime.backend import Backend
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import STAGES, PoseResult
 from edgepose.sources.base import Source
 from edgepose.sources.synthetic import SyntheticSource

@@ -13,8 +13,8 @@ from typing import TextIO
 
 from edgepose.analytics import Analytics
 from edgepose.analytics.records import parse_line, pose_result
-from edgepose.commands.flags import add_command_flags
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.errors import InputError
 
 HELP = "add presence, falls and exercise reps (state and events) to pose JSON lines from edgepose run"

@@ -9,10 +9,10 @@ from typing import Any
 
 from edgepose.bench.measure import BenchOptions, run_bench
 from edgepose.bench.report import format_report
-from edgepose.commands.flags import add_command_flags
-from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
-from edgepose.models import model_family, models_dir, resolve_model, resolve_stages
+from edgepose.config.flags import add_command_flags
+from edgepose.inference.factory import model_files, open_estimator
+from edgepose.manifest import models_dir
 from edgepose.sources import open_source
 from edgepose.sources.base import Source
 
@@ -82,12 +82,8 @@ def execute(args: argparse.Namespace, config: Config) -> int:
 
 def _model_mb(config: Config, report: dict[str, Any]) -> float | None:
     """Return the size of the model file(s) that ran: a multi-stage model (BlazePose) counts every stage."""
-    folder = models_dir(config.model.models_dir)
-    if model_family(config.model.name) == "blazepose":
-        paths = [files.cpu_path for files in resolve_stages(config.model.name, folder).values()]
-    else:
-        files = resolve_model(config.model.name, folder)
-        paths = [files.edgetpu_path if report["delegate"] == "edgetpu" else files.cpu_path]
+    stages = model_files(config.model.name, models_dir(config.model.models_dir))
+    paths = [files.edgetpu_path if report["delegate"] == "edgetpu" else files.cpu_path for files in stages]
     try:
         return round(sum(path.stat().st_size for path in paths if path is not None) / 1e6, 2) if all(paths) else None
     except OSError:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgepose.commands.flags import add_command_flags
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.doctor.checks import Context, exit_code, run_checks
 from edgepose.errors import ConfigError
 from edgepose.system_install import UnreadableConfigError

@@ -8,15 +8,15 @@ import logging
 import sys
 from pathlib import Path
 
-from edgepose.commands.flags import add_command_flags
-from edgepose.commands.setup import applied_tta, open_estimator
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.errors import ConfigError, InputError
 from edgepose.eval import coco
 from edgepose.eval.cocoeval import require
 from edgepose.eval.crop import DEFAULT_MARGIN
 from edgepose.eval.predict import Progress, evaluate, predict
 from edgepose.eval.report import to_json, to_markdown
+from edgepose.inference.factory import open_model
 
 HELP = "measure accuracy on a COCO keypoint file: AP, OKS, PCK, pixel errors (one square crop per person)"
 #: Only warnings and errors on stderr unless ``-v`` (the progress line aside): the tables go to stdout.
@@ -47,13 +47,13 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     dataset = coco.load(args.annotations)
     if not dataset.persons:
         raise InputError(f"{args.annotations}: no person with labelled keypoints to evaluate")
-    estimator = open_estimator(config.model)
-    tta = applied_tta(estimator)  # --tta applies to MoveNet only: PoseNet and BlazePose run none
-    log.info("evaluating %d persons with %s (tta %s)", len(dataset.persons), estimator.backend.info.model, tta)
+    family, estimator = open_model(config.model)
+    tta = config.model.tta if "tta" in family.options else "none"  # a family without flip TTA runs none
+    log.info("evaluating %d persons with %s (tta %s)", len(dataset.persons), estimator.info.model, tta)
     progress = Progress(len(dataset.persons))
     predictions = predict(dataset, args.images, lambda crop: estimator.still(crop).keypoints, args.margin, progress)
     evaluation = evaluate(dataset, predictions)
-    info = estimator.backend.info  # after the run: the CPU's if the EdgeTPU worker gave up on the way
+    info = estimator.info  # after the run: the CPU's if the EdgeTPU worker gave up on the way
     settings = {
         "annotations": str(args.annotations),
         "images": str(args.images),

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from edgepose.commands.flags import add_command_flags
-from edgepose.commands.setup import open_estimator
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.errors import InputError
 from edgepose.inference.estimator import Estimator
+from edgepose.inference.factory import open_estimator
 from edgepose.pose import keypoints_to_json, landmarks_to_json
 from edgepose.sources.images import load_image
 
@@ -62,7 +62,7 @@ def _print(path: Path, image: np.ndarray, estimator: Estimator) -> None:
         "score": round(estimate.poses[0].score if estimate.poses else 0.0, 4),
         "keypoints": keypoints_to_json(estimate.keypoints),
         "poses": [pose.to_dict() for pose in estimate.poses],
-        "backend": estimator.backend.info.to_dict(),  # after the image: the CPU's if the EdgeTPU gave up
+        "backend": estimator.info.to_dict(),  # after the image: the CPU's if the EdgeTPU gave up
     }
     if best is not None and best.landmarks is not None:
         record["landmarks"] = landmarks_to_json(best.landmarks)

@@ -10,17 +10,8 @@ from pathlib import Path
 
 from edgepose.config import Config
 from edgepose.errors import ConfigError, EdgePoseError
-from edgepose.models import (
-    DEFAULT_FETCH,
-    MIRROR_ENV,
-    fetch_command,
-    fetch_one,
-    load_manifest,
-    model_names,
-    models_dir,
-    select_specs,
-    verify_file,
-)
+from edgepose.manifest import fetch_command, load_manifest, model_names, models_dir, verify_file
+from edgepose.models import DEFAULT_FETCH, MIRROR_ENV, fetch_one, select_specs
 
 HELP = "list, fetch (from upstream or a local mirror) and verify model files"
 #: Only warnings and errors on stderr unless ``-v``.

@@ -15,13 +15,13 @@ from types import FrameType
 from typing import NoReturn
 
 from edgepose.analytics import Analytics
-from edgepose.commands.flags import add_command_flags
-from edgepose.commands.setup import close_estimator, open_estimator
 from edgepose.config import Config
+from edgepose.config.flags import add_command_flags
 from edgepose.errors import EdgePoseError
+from edgepose.health import PipelineStats
+from edgepose.inference.factory import open_estimator
 from edgepose.logs import error_line
 from edgepose.pipeline.loop import Service, ServiceOptions
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks import Sink, close_all, sink_failure
 from edgepose.sinks.jsonl import JsonlSink
@@ -130,7 +130,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     sinks: list[Sink] = []
     try:
         for factory in SINKS.values():
-            sink = factory(config, stats, estimator.backend.info, stop)
+            sink = factory(config, stats, estimator.info, stop)
             if sink is not None:
                 sink.start()
                 sinks.append(sink)
@@ -150,7 +150,7 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         service.run(stop)
     finally:
         late = close_all(sinks)
-        close_estimator(estimator)  # every backend; ends the EdgeTPU worker's child process, if there is one
+        estimator.close()  # every backend; ends the EdgeTPU worker's child process, if there is one
     failure = sink_failure(sinks)  # e.g. the last write to a full disk, or results left unwritten at close
     if service.capture_stuck or late:
         _exit_past_stuck_threads(failure)

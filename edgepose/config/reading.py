@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edgepose.config.coercion import coerce
+from edgepose.config.flags import FLAGS
 from edgepose.config.schema import SECTIONS, Config, section_types
 from edgepose.config.validation import validate
 from edgepose.errors import ConfigError
@@ -108,8 +109,6 @@ def read_env(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 def _flag_name(section: str, key: str) -> str:
     """Return the command-line flag bound to ``section.key``, for error messages."""
-    from edgepose.commands.flags import FLAGS  # here, not on top: the commands import this module
-
     return next((f.names[0] for f in FLAGS if (f.section, f.key) == (section, key)), "command-line value")
 
 

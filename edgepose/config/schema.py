@@ -1,4 +1,9 @@
-"""The shape of the configuration: one frozen dataclass per section, and the range of every numeric key."""
+"""The shape of the configuration: one frozen dataclass per section, every default, and the range of every numeric key.
+
+Each section documents its keys in its ``Attributes:``; that text is the keys' description in the
+configuration reference (``python -m edgepose.config.reference``). The keys with a fixed set of values
+have them in :mod:`edgepose.config.choices`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,24 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgepose.analytics import AnalyticsConfig, SmoothingConfig
-
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which model runs where."""
+    """The ``[model]`` section: which model runs where.
+
+    Attributes:
+        name: The model: lightning, thunder, posenet (several people), blazepose (33 landmarks), or a .tflite path.
+        runtime: The TFLite interpreter package (``auto``: ai_edge_litert if installed, else tflite_runtime).
+        delegate: Where the model runs: ``auto`` tries the EdgeTPU, then XNNPACK, then plain CPU kernels.
+        threads: CPU threads for the XNNPACK and CPU kernels.
+        models_dir: Where the model files live.
+        edgetpu_library: The EdgeTPU delegate library to load.
+        edgetpu_probe: Load the EdgeTPU delegate in a child process first, so a crashing libedgetpu is a fallback.
+        edgetpu_worker: Run the EdgeTPU interpreter in a supervised child process (restarted when it crashes).
+        min_score: A pose scoring at least this counts as a person (presence, people, drawing).
+        max_people: PoseNet: at most this many people per frame.
+        tta: Still images with MoveNet: ``flip`` averages each image with its mirror image; video never flips.
+    """
 
     name: str = "lightning"
     runtime: str = "auto"
@@ -30,7 +47,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    """Where frames come from."""
+    """The ``[source]`` section: where frames come from.
+
+    Attributes:
+        source: A camera index, /dev/videoN, picamera[:N], an rtsp:// or http:// URL, a video file, an image or
+            a folder of images, or synthetic[:WxH].
+        width: Capture width asked of a camera.
+        height: Capture height asked of a camera.
+        fps: Capture rate asked of a camera.
+        realtime: Read files at their own frame rate, the newest frame winning, like a camera.
+        max_frames: Stop after this many processed frames.
+        stale_after_s: ``/healthz`` answers 503 once the last frame is older than this.
+        timeout_s: Reopen a camera or stream that delivers no frame for this long, opening included.
+        loop: Start a video file again when it ends.
+        max_fps: Process at most this many frames a second.
+    """
 
     source: str = ""
     width: int = 640
@@ -46,14 +77,36 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """JSON-lines output of ``edgepose run``."""
+    """The ``[output]`` section: JSON lines of ``edgepose run``.
+
+    Attributes:
+        path: Write JSON lines to this file, or ``-`` for stdout.
+    """
 
     path: str = ""
 
 
 @dataclass(frozen=True)
 class MqttConfig:
-    """MQTT publishing (see README, "MQTT")."""
+    """The ``[mqtt]`` section: publishing to a broker (see docs/mqtt.md).
+
+    Attributes:
+        url: The broker, ``mqtt://[user@]host[:port]`` or ``mqtts://…`` for TLS.
+        device_id: The device's name in topics and the client id (letters, digits, ``_`` and ``-``).
+        prefix: The first topic levels.
+        max_rate: At most this many pose messages a second.
+        only_person: Publish pose messages only while a person is present (with presence's delays).
+        stats_interval_s: Seconds between stats messages (and the retained state sent again).
+        ha_discovery: Publish Home Assistant MQTT discovery configs.
+        password_file: The file holding the broker password (never the password itself).
+        ca_file: CA certificates that verify an mqtts:// broker.
+        cert_file: Client certificate for mqtts://.
+        key_file: The client certificate's key (unencrypted).
+        tls_insecure: Do not check the broker's host name against its certificate (the chain is still verified).
+        keepalive_s: The MQTT keepalive.
+        queue_size: QoS 1 messages kept while the broker is away (the oldest dropped first).
+        reconnect_max_s: Longest wait between reconnect attempts.
+    """
 
     url: str = ""
     device_id: str = ""
@@ -74,7 +127,18 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class PreviewConfig:
-    """The HTTP preview for headless boxes."""
+    """The ``[preview]`` section: the HTTP preview for headless boxes.
+
+    Attributes:
+        listen: Serve the page, MJPEG, ``/pose``, ``/events``, ``/healthz`` and ``/metrics`` on ``[HOST:]PORT``
+            (host 127.0.0.1 unless given).
+        fps: At most this many preview pictures a second.
+        mode: What the picture shows: the camera picture, the skeleton on a blank canvas, or a blurred picture.
+        token: The bearer token the preview requires (prefer ``token_file``: arguments are visible to others).
+        token_file: The file holding the bearer token.
+        insecure: Allow an address beyond loopback without a token.
+        max_connections: Serve at most this many requests at once; more get 503.
+    """
 
     listen: str = ""
     fps: float = 10.0
@@ -87,7 +151,15 @@ class PreviewConfig:
 
 @dataclass(frozen=True)
 class IdleConfig:
-    """Idle mode: the model at a trickle while nobody is there (see ``edgepose/pipeline/idle.py``)."""
+    """The ``[idle]`` section: the model at a trickle while nobody is there (``edgepose/pipeline/idle.py``).
+
+    Attributes:
+        enabled: Idle mode for cameras, streams and ``realtime`` files.
+        after_s: Seconds without a person before going idle.
+        fps: Model runs a second while idle.
+        motion_threshold: Mean grey-level difference on an 80×60 copy that counts as motion.
+        check_fps: Frames a second looked at for motion while idle.
+    """
 
     enabled: bool = True
     after_s: float = 10.0
@@ -98,10 +170,165 @@ class IdleConfig:
 
 @dataclass(frozen=True)
 class DisplayConfig:
-    """The on-screen view for an attached monitor."""
+    """The ``[display]`` section: the on-screen view for an attached monitor.
+
+    Attributes:
+        enabled: Show the picture with the skeleton on an attached screen (needs ``edgepose[display]``).
+        fullscreen: Use the whole screen (else a window the frame's size).
+    """
 
     enabled: bool = False
     fullscreen: bool = False
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """The ``[smoothing]`` section: the One-Euro filter on the keypoints (``edgepose/analytics/smoothing.py``).
+
+    Attributes:
+        mode: ``auto`` (on for video and cameras, off for still images and ``analyze``), ``on`` or ``off``.
+        min_cutoff: Cutoff frequency (Hz) of a keypoint at rest: lower is steadier, but lags slow moves.
+        beta: How fast the cutoff rises with speed (per unit of frame-normalised speed): higher follows fast
+            moves more closely.
+        d_cutoff: Cutoff frequency (Hz) of the speed estimate.
+        crop_alpha: Weight of the new crop region in the tracker's low-pass (1 = no smoothing).
+        lost_score: A pose scoring below this is "lost": the filter forgets its past.
+        max_gap_s: A gap between frames longer than this also resets the filter.
+    """
+
+    mode: str = "auto"
+    min_cutoff: float = 2.5
+    beta: float = 300.0
+    d_cutoff: float = 2.5
+    crop_alpha: float = 0.9
+    lost_score: float = 0.2
+    max_gap_s: float = 1.0
+
+    def enabled(self, video: bool) -> bool:
+        """Return whether to smooth: ``auto`` means only for a video or camera (``video=True``)."""
+        return self.mode == "on" or (self.mode == "auto" and video)
+
+
+@dataclass(frozen=True)
+class PresenceConfig:
+    """Thresholds and delays of :class:`~edgepose.analytics.presence.Presence` (from ``[analytics]``).
+
+    Attributes:
+        enter_score: Pose score a person must reach to start entering.
+        enter_s: Seconds the score must stay at or above ``enter_score`` before ``person_entered``.
+        leave_score: Pose score below which a present person starts leaving; above ``enter_score`` it is taken
+            as ``enter_score`` (no hysteresis).
+        leave_s: Seconds the score must stay below ``leave_score`` before ``person_left``.
+        dropout_s: Frames on the other side adding up to less than this do not break a span.
+    """
+
+    enter_score: float = 0.3
+    enter_s: float = 0.5
+    leave_score: float = 0.2
+    leave_s: float = 2.0
+    dropout_s: float = 0.25
+
+
+@dataclass(frozen=True)
+class FallConfig:
+    """Parameters of the fall rule of :mod:`edgepose.analytics.falls` (from ``[analytics]``).
+
+    Attributes:
+        keypoint_score: Keypoints scoring below this are not used.
+        upright_deg: Torso tilt at or below which the person is upright.
+        lying_deg: Torso tilt at or above which a fast turn counts as a fall.
+        down_deg: Torso tilt the person must stay at or above for ``down_s``.
+        window_s: Longest time from upright to ``lying_deg`` for a fall.
+        drop: Least fall of both hips and shoulders during the turn, in body heights.
+        down_s: Seconds the person must stay down before ``fall``.
+        recover_s: Seconds upright after a fall before ``recovered``.
+    """
+
+    keypoint_score: float = 0.3
+    upright_deg: float = 30.0
+    lying_deg: float = 60.0
+    down_deg: float = 45.0
+    window_s: float = 1.0
+    drop: float = 0.25
+    down_s: float = 2.0
+    recover_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class RepConfig:
+    """Settings of :class:`~edgepose.analytics.reps.RepCounter` (from ``[analytics]``).
+
+    Attributes:
+        exercise: One of :data:`~edgepose.config.choices.EXERCISES`, or ``""`` for none.
+        keypoint_score: Keypoints scoring below this are not used.
+        confirm_frames: Consecutive frames a zone must hold before it counts.
+        min_rep_s: A repetition faster than this is a glitch and does not count.
+    """
+
+    exercise: str = ""
+    keypoint_score: float = 0.3
+    confirm_frames: int = 2
+    min_rep_s: float = 0.3
+
+
+_F = FallConfig
+_P = PresenceConfig
+_R = RepConfig
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """The ``[analytics]`` section: presence, falls and repetitions (the docs' analytics page has each rule).
+
+    Attributes:
+        exercise: Count repetitions of this exercise.
+        keypoint_score: Keypoints scoring below this are not used by falls and reps.
+        enter_score: Presence: pose score to start entering.
+        enter_s: Presence: seconds at or above ``enter_score`` before ``person_entered``.
+        leave_score: Presence: pose score below which a person starts leaving (above ``enter_score``: taken as
+            ``enter_score``, no hysteresis).
+        leave_s: Presence: seconds below ``leave_score`` before ``person_left``.
+        dropout_s: Presence: frames back across the threshold adding up to less than this do not break a span.
+        fall_upright_deg: Falls: torso tilt counted as upright.
+        fall_lying_deg: Falls: torso tilt a fast turn must reach.
+        fall_down_deg: Falls: torso tilt the person must stay at or above.
+        fall_window_s: Falls: longest time from upright to ``fall_lying_deg``.
+        fall_drop: Falls: least drop of hips and shoulders, in body heights.
+        fall_down_s: Falls: seconds down before ``fall``.
+        fall_recover_s: Falls: seconds upright before ``recovered``.
+        rep_confirm_frames: Reps: consecutive frames a zone must hold.
+        rep_min_s: Reps: shortest repetition that counts.
+    """
+
+    exercise: str = _R.exercise
+    keypoint_score: float = _R.keypoint_score
+    enter_score: float = _P.enter_score
+    enter_s: float = _P.enter_s
+    leave_score: float = _P.leave_score
+    leave_s: float = _P.leave_s
+    dropout_s: float = _P.dropout_s
+    fall_upright_deg: float = _F.upright_deg
+    fall_lying_deg: float = _F.lying_deg
+    fall_down_deg: float = _F.down_deg
+    fall_window_s: float = _F.window_s
+    fall_drop: float = _F.drop
+    fall_down_s: float = _F.down_s
+    fall_recover_s: float = _F.recover_s
+    rep_confirm_frames: int = _R.confirm_frames
+    rep_min_s: float = _R.min_rep_s
+
+    def presence(self) -> PresenceConfig:
+        """Return the presence part."""
+        return PresenceConfig(self.enter_score, self.enter_s, self.leave_score, self.leave_s, self.dropout_s)
+
+    def falls(self) -> FallConfig:
+        """Return the falls part."""
+        return FallConfig(self.keypoint_score, self.fall_upright_deg, self.fall_lying_deg, self.fall_down_deg,
+                          self.fall_window_s, self.fall_drop, self.fall_down_s, self.fall_recover_s)  # fmt: skip
+
+    def reps(self) -> RepConfig:
+        """Return the reps part."""
+        return RepConfig(self.exercise, self.keypoint_score, self.rep_confirm_frames, self.rep_min_s)
 
 
 @dataclass(frozen=True)
@@ -121,6 +348,19 @@ class Config:
 
 SECTIONS: dict[str, type[Any]] = typing.get_type_hints(Config)
 SECRET_KEYS = {("preview", "token")}
+#: What the empty default of a string key means (a numeric key's 0 is explained by its :data:`LIMITS` note).
+EMPTY: dict[tuple[str, str], str] = {
+    ("model", "models_dir"): "$STATE_DIRECTORY/models under systemd, else the system install's, else the "
+    "checkout's models/, else ~/.local/share/edgepose/models",
+    ("output", "path"): "stdout when no other output is on",
+    ("mqtt", "url"): "off",
+    ("mqtt", "device_id"): "the host name",
+    ("mqtt", "password_file"): "$CREDENTIALS_DIRECTORY/mqtt_password if present",
+    ("mqtt", "ca_file"): "the system's CA certificates",
+    ("preview", "listen"): "off",
+    ("preview", "token_file"): "$CREDENTIALS_DIRECTORY/preview_token if present",
+    ("analytics", "exercise"): "none",
+}
 #: Upper bound of ``preview.max_connections`` (each connection being served is a thread).
 MAX_PREVIEW_CONNECTIONS = 256
 #: TOML integers are 64-bit: the bounds of an integer key without a narrower range.
@@ -208,6 +448,26 @@ LIMITS: dict[tuple[str, str], Limit] = {
 def _number(value: float) -> str:
     """``30`` for 30.0, ``0.1`` for 0.1."""
     return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def show_value(value: object) -> str:
+    """Write a default for people: ``30`` for 30.0, ``0.1``, ``true``, ``lightning``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _number(value)
+    return str(value)
+
+
+def default_meaning(section: str, key: str) -> str:
+    """Return what the empty or 0 default of ``section.key`` means (:data:`EMPTY`, a :data:`LIMITS` note), or ``""``."""
+    default = getattr(SECTIONS[section](), key)
+    if default == "":
+        return EMPTY.get((section, key), "")
+    note = LIMITS[(section, key)].note if (section, key) in LIMITS else ""
+    if default == 0 and not isinstance(default, bool) and note.startswith("0: "):
+        return note[len("0: ") :]
+    return ""
 
 
 def section_types(section: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Checks of a whole configuration: every key's type and range, then choices and the MQTT names."""
+"""Checks of a whole configuration: every key's type and range, then choices, rules across keys and the MQTT names."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from edgepose.config.choices import CHOICES, RUNTIME_ALIASES
 from edgepose.config.coercion import coerce
+from edgepose.config.preview_access import check_access
 from edgepose.config.rendering import redact_url
-from edgepose.config.schema import SECTIONS, Config, MqttConfig
+from edgepose.config.schema import SECTIONS, AnalyticsConfig, Config, ModelConfig, MqttConfig
 from edgepose.errors import ConfigError
-from edgepose.inference.backends import DELEGATES
-from edgepose.inference.runtimes import RUNTIME_ALIASES, RUNTIME_CHOICES
-from edgepose.inference.tta import TTA_MODES
-from edgepose.sinks.drawing import MODES as PREVIEW_MODES
-from edgepose.sinks.preview.access import check_access
+from edgepose.manifest import model_choices
 
 
 def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config:
@@ -42,16 +40,15 @@ def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config
     config = Config(**checked)
     model = config.model
     runtime = RUNTIME_ALIASES.get(model.runtime, model.runtime)
-    if runtime not in RUNTIME_CHOICES:
-        raise ConfigError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, not {model.runtime!r}")
-    if model.delegate not in DELEGATES:
-        raise ConfigError(f"delegate must be one of {', '.join(DELEGATES)}, not {model.delegate!r}")
-    if model.tta not in TTA_MODES:
-        raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, not {model.tta!r}")
+    config = dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))
+    _validate_choices(config)
+    _validate_analytics(config.analytics)
     if not model.name:
-        raise ConfigError("model must name a model (lightning, thunder, posenet) or a .tflite path")
+        raise ConfigError(f"model must name a model: {model_choices(ModelConfig.name)}")
     if not model.edgetpu_library.strip():
-        raise ConfigError("model edgetpu_library must name the EdgeTPU delegate library (default libedgetpu.so.1)")
+        raise ConfigError(
+            f"model edgetpu_library must name the EdgeTPU delegate library (default {ModelConfig.edgetpu_library})"
+        )
     mqtt = config.mqtt
     if mqtt.url:
         try:
@@ -66,12 +63,27 @@ def validate(config: Config, environ: Mapping[str, str] | None = None) -> Config
         if port == 0:
             raise ConfigError(f"mqtt url has a bad port (1 to 65535): {redact_url(mqtt.url)!r}")
     _validate_mqtt_names(mqtt)
-    preview = config.preview
-    if preview.mode not in PREVIEW_MODES:
-        raise ConfigError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}, not {preview.mode!r}")
-    if preview.listen:
-        check_access(preview, environ)
-    return dataclasses.replace(config, model=dataclasses.replace(model, runtime=runtime))
+    if config.preview.listen:
+        check_access(config.preview, environ)
+    return config
+
+
+def _validate_choices(config: Config) -> None:
+    """Check every key with a fixed set of values (:data:`CHOICES`); its default is accepted too."""
+    for (section, key), choices in CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in choices and value != getattr(SECTIONS[section](), key):
+            raise ConfigError(f"{section}.{key} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _validate_analytics(analytics: AnalyticsConfig) -> None:
+    """Check the rules across ``[analytics]`` keys (each key's own range is in :data:`LIMITS`)."""
+    upright, down, lying = analytics.fall_upright_deg, analytics.fall_down_deg, analytics.fall_lying_deg
+    if not upright < down <= lying:
+        raise ConfigError(
+            "analytics.fall_upright_deg < analytics.fall_down_deg <= analytics.fall_lying_deg must hold, not "
+            f"{upright:g}, {down:g}, {lying:g}"
+        )
 
 
 def _validate_mqtt_names(mqtt: MqttConfig) -> None:

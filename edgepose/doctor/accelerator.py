@@ -1,7 +1,7 @@
 """``edgepose doctor``'s checks of the inference stack: the TFLite runtimes, the Coral, the EdgeTPU delegate.
 
 Probes that could crash or hang (importing a runtime, loading libedgetpu) run in child processes with a
-timeout, like :func:`edgepose.inference.backends.probe_edgetpu`.
+timeout, like :func:`edgepose.inference.runtime.edgetpu_probe.probe_edgetpu`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import subprocess
 from pathlib import Path
 
 from edgepose.config import ModelConfig
+from edgepose.config.choices import RUNTIME_DISTS
 from edgepose.doctor import hardware
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, probe
 from edgepose.errors import EdgePoseError
-from edgepose.inference.backends import RUNTIMES, Runtime, probe_edgetpu
-from edgepose.inference.runtimes import RUNTIME_DISTS
-from edgepose.models import models_dir, resolve_model
+from edgepose.inference.runtime.edgetpu_probe import probe_edgetpu
+from edgepose.inference.runtime.runtimes import RUNTIMES, Runtime
+from edgepose.manifest import models_dir, resolve_model
 
 NO_CORAL_NOTE = "no Coral? then ignore this: edgepose runs on the CPU (XNNPACK)"
 

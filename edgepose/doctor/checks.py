@@ -7,7 +7,7 @@ configured one unusable), a missing or corrupt model, the configured camera abse
 (no Coral, a Coral on USB 2, an unreachable broker, throttling) is a WARN.
 
 Probes that could crash or hang (importing a runtime, loading libedgetpu, asking picamera2) run in
-child processes with a timeout, like :func:`edgepose.inference.backends.probe_edgetpu`.
+child processes with a timeout, like :func:`edgepose.inference.runtime.edgetpu_probe.probe_edgetpu`.
 """
 
 from __future__ import annotations
@@ -16,21 +16,13 @@ import socket
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from edgepose.config import redact_url
+from edgepose.config import ModelConfig, redact_url
 from edgepose.doctor.accelerator import check_coral, check_edgetpu_delegate, check_runtimes
 from edgepose.doctor.devices import check_cameras, check_pi_health
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, exit_code
 from edgepose.errors import EdgePoseError
-from edgepose.models import (
-    fetch_command,
-    load_manifest,
-    model_family,
-    model_names,
-    models_dir,
-    resolve_model,
-    resolve_stages,
-    verify_file,
-)
+from edgepose.inference.factory import model_files
+from edgepose.manifest import fetch_command, load_manifest, model_choices, model_names, models_dir, verify_file
 
 BROKER_TIMEOUT_S = 3.0
 
@@ -39,7 +31,7 @@ def check_config(ctx: Context) -> list[Check]:
     """Check that the configuration is valid and names a source."""
     where = str(ctx.config_path) if ctx.config_path else "defaults and environment (no --config)"
     if ctx.config_error:
-        fix = ctx.config_fix or ("correct it (each key is described in the README); check with: "
+        fix = ctx.config_fix or ("correct it (each key is described in docs/configuration.md); check with: "
                                  "edgepose run --config FILE --print-config")  # fmt: skip
         return [Check(FAIL, "config", ctx.config_error, fix)]
     checks = [Check(OK, "config", f"{where} is valid")]
@@ -59,14 +51,13 @@ def check_models(ctx: Context) -> list[Check]:
     name = ctx.config.model.name
     manifest = load_manifest()
     fetch = fetch_command([name] if name in model_names(manifest) else [], folder)
-    try:
-        if model_family(name) == "blazepose":  # two CPU-only stages, all needed
-            wanted = [(files.cpu_path, True) for files in resolve_stages(name, folder).values()]
-        else:
-            files = resolve_model(name, folder)
-            wanted = [(files.cpu_path, True), (files.edgetpu_path, False)]
+    try:  # every stage's CPU file is needed; an EdgeTPU twin only with a Coral
+        stages = model_files(name, folder, specs=manifest)
     except EdgePoseError as exc:
-        return [Check(FAIL, "model", str(exc), "set [model] name to lightning, thunder, blazepose or a .tflite path")]
+        return [Check(FAIL, "model", str(exc), f"set [model] name to {model_choices(ModelConfig.name, manifest)}")]
+    wanted = [
+        (path, needed) for files in stages for path, needed in ((files.cpu_path, True), (files.edgetpu_path, False))
+    ]
     specs = {s.file: s for s in manifest}
     checks = []
     for path, needed in wanted:
@@ -77,9 +68,7 @@ def check_models(ctx: Context) -> list[Check]:
         if problem is None:
             checks.append(Check(OK, "model", f"{path} {'verified' if spec else 'present'}"))
         elif problem == "permission denied":
-            why = (
-                "run it as a user who may read that folder (after a system install: see the README's Run as a service)"
-            )
+            why = "run it as a user who may read that folder (after a system install: see docs/service.md)"
             checks.append(Check(FAIL, "model", f"{path}: {problem}", why))
         elif needed or problem != "missing":
             checks.append(Check(FAIL, "model", f"{path}: {problem}", fetch))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgepose.doctor import hardware
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, probe
+from edgepose.health import temperatures
 
 HOT_C = 80.0
 
@@ -71,7 +72,7 @@ def check_pi_health(ctx: Context) -> list[Check]:
                             "heatsink or fan"))  # fmt: skip
     elif bits is not None:
         checks.append(Check(OK, "throttling", "none since boot"))
-    temps = hardware.temperatures(ctx.root)
+    temps = temperatures(ctx.root)
     if temps:
         zone, hottest = max(temps.items(), key=lambda kv: kv[1])
         if hottest >= HOT_C:

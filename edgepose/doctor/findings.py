@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgepose.config import Config
-from edgepose.inference.runtimes import Runtime
+from edgepose.inference.runtime.runtimes import Runtime
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 PROBE_TIMEOUT_S = 60.0

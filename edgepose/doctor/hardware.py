@@ -1,4 +1,4 @@
-"""What hardware is attached, read from sysfs and /dev: Coral EdgeTPUs, V4L2 cameras, temperature, throttling.
+"""What hardware is attached, read from sysfs and /dev: Coral EdgeTPUs, V4L2 cameras, throttling.
 
 Pure readers that report facts and never judge them (:mod:`edgepose.doctor.checks` does that). Every function
 takes the file system root, so tests can point them at a fake tree for hardware this machine lacks.
@@ -134,23 +134,6 @@ def video_devices(root: Path = Path("/")) -> list[VideoDevice]:
             capture = not _NOT_CAMERAS.search(name)
         devices.append(VideoDevice(node, name, capture, os.access(node, os.R_OK | os.W_OK)))
     return devices
-
-
-def temperatures(root: Path = Path("/")) -> dict[str, float]:
-    """Return ``{zone type: °C}`` from ``/sys/class/thermal``."""
-    result: dict[str, float] = {}
-    base = root / "sys" / "class" / "thermal"
-    for zone in sorted(base.glob("thermal_zone*")) if base.is_dir() else []:
-        raw = _read(zone / "temp")
-        if raw.lstrip("-").isdigit():
-            result[_read(zone / "type") or zone.name] = int(raw) / 1000.0
-    return result
-
-
-def cpu_temperature(root: Path = Path("/")) -> float | None:
-    """Return the CPU's temperature in °C (the first thermal zone, the SoC on a Pi), or ``None``."""
-    temps = temperatures(root)
-    return round(next(iter(temps.values())), 1) if temps else None
 
 
 def throttled() -> tuple[int | None, str]:

@@ -1,26 +1,17 @@
-"""The pose estimator: crop region ▶ preprocess ▶ invoke ▶ decode, with per-stage timings."""
+"""What the pipeline runs: the :class:`Estimator` protocol every model family implements, and its :class:`Estimate`."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from edgepose.inference.backends import Backend
-from edgepose.inference.cropping import CropTracker, still_region_for
-from edgepose.inference.movenet import CropBox, check_model, decode, full_frame_box, preprocess_into
-from edgepose.inference.tta import SHIFTS, TTA_MODES, combine, mirror_input, shifted, unflip
-from edgepose.pose import Pose
+from edgepose.inference.runtime.backend import Backend
+from edgepose.pose import BackendInfo, Pose
 
 #: The keypoints reported when a frame holds no pose at all (x, y and score 0).
 NO_KEYPOINTS = np.zeros((17, 3), dtype=np.float32)
-
-
-def still_invokes(tta: str) -> int:
-    """Return how often :meth:`PoseEstimator.still` runs the model: the whole frame, then each shift (×2 with flip)."""
-    return 1 + len(SHIFTS) * (2 if tta == "flip" else 1)
 
 
 @dataclass(frozen=True)
@@ -39,9 +30,22 @@ class Estimate:
 
 
 class Estimator(Protocol):
-    """What the pipeline needs of a model family (MoveNet, PoseNet, BlazePose)."""
+    """What the pipeline needs of a model family (MoveNet, PoseNet, BlazePose, …; see docs/families.md).
+
+    Attributes:
+        backend: The backend that runs on every frame: what ``bench`` times, and whose health (the EdgeTPU
+            worker's restarts and CPU fallback) the pipeline's stats report.
+    """
 
     backend: Backend
+
+    @property
+    def backends(self) -> tuple[Backend, ...]:
+        """Every backend it opened, :attr:`backend` first."""
+
+    @property
+    def info(self) -> BackendInfo:
+        """What runs the model now, read at each use: the CPU's once the EdgeTPU worker fell back."""
 
     def track(self, image: np.ndarray) -> Estimate:
         """Estimate a video frame, following the person from the previous frames."""
@@ -52,72 +56,5 @@ class Estimator(Protocol):
     def reset(self) -> None:
         """Forget what was tracked (a new scene or a reopened source)."""
 
-
-class PoseEstimator:
-    """Runs MoveNet on frames through a :class:`Backend`.
-
-    Video frames follow the person with MoveNet's crop tracker. Still images are found on the whole
-    frame, then run on the person's region (:func:`~edgepose.inference.cropping.still_region_for`) at
-    three sub-cell shifts, with ``tta="flip"`` (the default) each also mirrored, and every pass is
-    combined by score (see :mod:`edgepose.inference.tta`). Nothing in between is a choice: an input a
-    grey level different moves the result a little, never from one pass's answer to another's.
-    """
-
-    def __init__(self, backend: Backend, crop_alpha: float = 1.0, tta: str = "flip") -> None:
-        check_model(backend)
-        if tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
-        self.backend = backend
-        self.tracker = CropTracker(crop_alpha)
-        self.tta = tta
-        self._size = backend.input_shape(0)[1]
-
-    def reset(self) -> None:
-        """Start the next frame from the full frame."""
-        self.tracker.reset()
-
-    def _run(self, image: np.ndarray, box: CropBox, mirror: bool = False) -> tuple[np.ndarray, float, float, float]:
-        t0 = time.perf_counter()
-        dst = self.backend.input_tensor()
-        preprocess_into(image, box, dst)
-        if mirror:
-            mirror_input(dst)
-        del dst  # the interpreter refuses to run while a view of its buffer is alive
-        t1 = time.perf_counter()
-        self.backend.invoke()
-        t2 = time.perf_counter()
-        raw = self.backend.output()
-        keypoints = decode(unflip(raw) if mirror else raw, box)
-        t3 = time.perf_counter()
-        return keypoints, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
-
-    def track(self, image: np.ndarray) -> Estimate:
-        """Estimate a video frame on the tracked region and update the region for the next frame."""
-        height, width = image.shape[:2]
-        keypoints, pre, inv, post = self._run(image, self.tracker.region(width, height))
-        t0 = time.perf_counter()
-        self.tracker.update(keypoints, width, height)
-        pose = Pose.from_keypoints(keypoints)
-        return Estimate((pose,), pre, inv, post + (time.perf_counter() - t0) * 1e3)
-
-    def still(self, image: np.ndarray, tta: str | None = None) -> Estimate:
-        """Estimate an independent image: find the person on the whole frame, then combine passes on their region.
-
-        Args:
-            image: BGR frame.
-            tta: ``"flip"`` to run every shifted pass also on its mirror image (:func:`still_invokes` says how
-                many passes that is), ``"none"`` for the shifted passes alone; ``None`` uses the estimator's setting.
-        """
-        height, width = image.shape[:2]
-        mirrors = (False, True) if (self.tta if tta is None else tta) == "flip" else (False,)
-        located, pre, inv, post = self._run(image, full_frame_box(width, height))
-        passes = []
-        for box in shifted(still_region_for(located, width, height), self._size):
-            for mirror in mirrors:
-                keypoints, pre2, inv2, post2 = self._run(image, box, mirror)
-                passes.append(keypoints)
-                pre, inv, post = pre + pre2, inv + inv2, post + post2
-        t0 = time.perf_counter()
-        combined = combine(passes)
-        post += (time.perf_counter() - t0) * 1e3
-        return Estimate((Pose.from_keypoints(combined),), pre, inv, post)
+    def close(self) -> None:
+        """Release every backend it opened (the EdgeTPU worker's child process ends); idempotent."""

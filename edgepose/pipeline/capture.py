@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, ConfigError, EdgePoseError, FrameError, InputError, SourceError
+from edgepose.health import SourceState
 from edgepose.pipeline.clock import MediaClock, frame_interval_s
-from edgepose.pipeline.stats import SourceState
 from edgepose.sources.base import Source
 
 log = logging.getLogger(__name__)

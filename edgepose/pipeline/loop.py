@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import cv2
 
 from edgepose.analytics import Analytics
-from edgepose.config import IdleConfig
+from edgepose.config import IdleConfig, ModelConfig, SourceConfig
 from edgepose.errors import EdgePoseError
+from edgepose.health import PipelineStats
 from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.idle import IdleGate
-from edgepose.pipeline.stats import PipelineStats
 from edgepose.pose import PoseResult
 from edgepose.sinks import Sink, sink_failure
 from edgepose.sources.base import Source
@@ -55,14 +55,14 @@ class ServiceOptions:
         min_score: Pose score that counts as a person for idle mode, until the analytics say ``present``.
     """
 
-    max_frames: int = 0
-    realtime: bool = False
-    pace_fps: float = 30.0
-    source_timeout_s: float = 10.0
-    loop: bool = False
-    max_fps: float = 0.0
+    max_frames: int = SourceConfig.max_frames
+    realtime: bool = SourceConfig.realtime
+    pace_fps: float = SourceConfig.fps
+    source_timeout_s: float = SourceConfig.timeout_s
+    loop: bool = SourceConfig.loop
+    max_fps: float = SourceConfig.max_fps
     idle: IdleConfig = field(default_factory=lambda: IdleConfig(enabled=False))
-    min_score: float = 0.2
+    min_score: float = ModelConfig.min_score
 
 
 class Service:

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from edgepose.config.choices import PREVIEW_MODES
 from edgepose.pose import KEYPOINT_NAMES, LANDMARK_EDGES, SKELETON_EDGES, PoseResult
 
-#: Privacy modes: the camera picture, a blank canvas with only the skeleton, or a blurred picture.
-MODES: tuple[str, ...] = ("video", "skeleton", "blur")
 #: Colour of the skeleton's edges (BGR): cyan, rare in camera pictures.
 EDGE_COLOR: tuple[int, int, int] = (255, 255, 0)
 #: Edge colours (BGR) of the people in a frame, best pose first (cyan, magenta, orange, blue, white, violet),
@@ -57,13 +56,13 @@ def base_image(result: PoseResult, mode: str) -> np.ndarray:
 
     Args:
         result: The result whose ``image`` is shown (``video``, ``blur``); a missing image gives a blank canvas.
-        mode: One of :data:`MODES`.
+        mode: One of :data:`~edgepose.config.choices.PREVIEW_MODES`.
 
     Raises:
         ValueError: Unknown mode.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown preview mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode not in PREVIEW_MODES:
+        raise ValueError(f"unknown preview mode {mode!r}; choose one of {', '.join(PREVIEW_MODES)}")
     image = result.image
     if mode == "skeleton" or image is None:
         canvas = np.empty((result.height, result.width, 3), dtype=np.uint8)
@@ -123,7 +122,7 @@ def render(result: PoseResult, mode: str, min_score: float) -> np.ndarray:
 
     Args:
         result: The pose result (keypoints in source pixels).
-        mode: One of :data:`MODES`.
+        mode: One of :data:`~edgepose.config.choices.PREVIEW_MODES`.
         min_score: Keypoints scoring below this are not drawn.
 
     Raises:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from edgepose.errors import ConfigError, EdgePoseError, OutputClosed, SinkError
-from edgepose.pipeline.stats import OutputCounters
+from edgepose.health import OutputCounters
 from edgepose.pose import PoseResult
 from edgepose.sinks import SHUTDOWN_BUDGET_S
 

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from edgepose.config import MqttConfig
-from edgepose.doctor.hardware import cpu_temperature
+from edgepose.health import cpu_temperature
 from edgepose.pose import BackendInfo
 from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt

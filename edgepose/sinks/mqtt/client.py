@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgepose.config import MqttConfig
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.connection import (
@@ -159,13 +159,14 @@ class MqttSink:
         self._worker.stop(deadline, stop_reserve)
         self._link.close(deadline, stop_reserve)
         c = self.counters
-        log.info("MQTT: closed; %d sent, %d dropped offline, %d rate-limited",
-                 c.sent, c.dropped, c.rate_limited)  # fmt: skip
+        log.info("MQTT: closed; %d sent, %d dropped offline, %d rate-limited, %d skipped behind a slow link",
+                 c.sent, c.dropped, c.rate_limited, c.backlog_skipped)  # fmt: skip
 
     def depths(self) -> dict[str, int]:
         """Return the queue depths published in stats.
 
-        ``queued``: QoS 1 messages waiting for a connection; ``inbox``: results waiting for the worker.
+        ``queued``: QoS 1 messages waiting for a connection; ``inbox``: results waiting for the worker;
+        ``unsent``: bytes of pose and stats messages waiting to be written to the socket.
         """
         return self._worker.depths()
 

@@ -4,6 +4,14 @@ The only module that imports paho. paho's network thread (``loop_start``) connec
 exponential backoff and writes to the socket; the callbacks here keep the connection state, log a failure
 once per reason and ask the worker to announce after every connection. ``send`` hands one message to paho,
 or keeps it in the bounded outbox while disconnected (QoS 0 is dropped and counted there).
+
+A slow link must not delay the answers: paho queues every publish in one unbounded FIFO in front of the
+socket, and the kernel's send buffer (megabytes once Linux has tuned it) waits in front of the link, so
+on a 4 KB/s link a pose stream would put minutes of poses in front of a ``person`` change and of the
+keepalive ping. Both are bounded here: the socket keeps at most ``SOCKET_UNSENT_BYTES`` unsent
+(``TCP_NOTSENT_LOWAT``), the rest waits in paho, where the QoS 0 bytes not yet written are counted
+(:mod:`.backlog`); while the link is behind, new pose messages are skipped (counted in ``backlog_skipped``).
+``person``, ``state``, ``event``, ``status`` and stats are never skipped and wait behind that bound only.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import socket
 import sys
 import threading
 import time
@@ -19,9 +28,10 @@ from typing import Any
 
 from edgepose.config import MqttConfig
 from edgepose.errors import BackendUnavailableError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt
+from edgepose.sinks.mqtt.backlog import Backlog
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters, Outbox
 from edgepose.sinks.mqtt.settings import BrokerSettings, tls_context
 
@@ -34,7 +44,7 @@ except ImportError:  # pragma: no cover - paho missing or 1.x
     ) from None
 
 #: Every line of the sink is logged under one name, whichever of its modules writes it (journald shows it).
-log = logging.getLogger("edgepose.sinks.mqtt.client")
+log = logging.getLogger(__name__)
 
 #: How long ``start()`` waits for the first connection attempt, so early frames are not dropped.
 STARTUP_WAIT_S = 5.0
@@ -44,6 +54,8 @@ STOP_POLL_S = 0.05
 RECONNECT_MIN_S = 1
 #: paho counts unacknowledged QoS 1 messages against its queue limit too; leave room for them.
 INFLIGHT_HEADROOM = 100
+#: Most unsent bytes the kernel keeps in the socket (``TCP_NOTSENT_LOWAT``; its send buffer elsewhere).
+SOCKET_UNSENT_BYTES = 4 * 1024
 
 
 class _DemoteIdleErrors(logging.Filter):
@@ -56,7 +68,7 @@ class _DemoteIdleErrors(logging.Filter):
         return True
 
 
-_PAHO_LOG = logging.getLogger("edgepose.mqtt.paho")
+_PAHO_LOG = logging.getLogger(f"{__name__}.paho")
 _PAHO_LOG.addFilter(_DemoteIdleErrors())
 
 
@@ -94,6 +106,9 @@ class Connection:
         self._lost_at: float | None = None
         self._last_failure = ""
         self._client: paho.Client | None = None
+        self._backlog = Backlog()  # QoS 0 handed to paho and not written yet (worker thread)
+        self._sockets_opened = 0  # by paho, which drops its queue with each new socket (network thread)
+        self._backlog_socket = 0  # the socket ``_backlog`` belongs to (worker thread)
 
     @property
     def opened(self) -> bool:
@@ -109,6 +124,13 @@ class Connection:
     def queued(self) -> int:
         """QoS 1 messages waiting for a connection."""
         return len(self._outbox)
+
+    @property
+    def unsent_bytes(self) -> int:
+        """QoS 0 bytes handed to paho and not yet written to the socket (any thread; may be a moment old)."""
+        if self._backlog_socket != self._sockets_opened:
+            return 0
+        return self._backlog.unsent()
 
     def open(self) -> None:
         """Configure the client and start connecting on paho's network thread.
@@ -132,6 +154,7 @@ class Connection:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
         self._client = client
         self._stats.mqtt_connected = False
         client.connect_async(self._settings.host, self._settings.port, keepalive=self._cfg.keepalive_s)
@@ -156,13 +179,25 @@ class Connection:
         if not self._connected.is_set():
             self._outbox.hold(msg)
             return
+        if msg.qos == 0 and msg.topic == self._topics.pose and self._link_is_behind():
+            self._counters.backlog_skipped += 1
+            return
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+        if msg.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._backlog.add(info.is_published, len(msg.topic) + len(msg.payload))
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (msg.qos and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN):
             self._counters.sent += 1  # QoS 1 without a connection stays in paho's session and is resent
         elif msg.qos:
             self._counters.queue_dropped += 1
         else:
             self._counters.dropped += 1
+
+    def _link_is_behind(self) -> bool:
+        """Whether the link is behind with the QoS 0 messages (:meth:`.Backlog.behind`) on the current socket."""
+        if self._backlog_socket != self._sockets_opened:  # paho dropped its queue with the old socket
+            self._backlog_socket = self._sockets_opened
+            self._backlog.reset()
+        return self._backlog.behind()
 
     def flush(self) -> None:
         """Send the messages queued while disconnected, oldest first, as long as the connection lasts."""
@@ -223,6 +258,18 @@ class Connection:
         if self._cfg.ha_discovery:
             client.subscribe(ha.HA_STATUS_TOPIC, qos=1)
         self._on_connected()
+
+    def _on_socket_open(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
+        """Keep the kernel from queueing more than ``SOCKET_UNSENT_BYTES`` in front of the link."""
+        self._sockets_opened += 1
+        option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+        try:
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, SOCKET_UNSENT_BYTES)
+            else:  # pragma: no cover - not on Linux
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_UNSENT_BYTES)
+        except OSError as exc:  # pragma: no cover - a socket without these options
+            log.debug("MQTT: cannot bound the socket's send queue: %s", exc)
 
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         self._attempted.set()

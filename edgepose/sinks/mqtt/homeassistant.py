@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from edgepose import __version__
+from edgepose.events import EventType
 from edgepose.pose import BackendInfo
 from edgepose.sinks.mqtt.topics import OFFLINE, ONLINE, PERSON_OFF, PERSON_ON, Topics
 
@@ -16,9 +17,9 @@ HA_STATUS_TOPIC = f"{HA_PREFIX}/status"
 
 
 #: The events of ``<base>/event`` the Home Assistant event entity shows; the others render empty and are ignored.
-FALL_EVENTS = ("fall", "recovered")
+FALL_EVENTS = (EventType.FALL, EventType.RECOVERED)
 FALL_EVENT_TEMPLATE = (
-    "{% if value_json.type in ['fall', 'recovered'] %}"
+    f"{{% if value_json.type in {[e.value for e in FALL_EVENTS]!r} %}}"
     "{{ {'event_type': value_json.type, 'confidence': value_json.confidence | default(none)} | tojson }}"
     "{% endif %}"
 )
@@ -89,7 +90,7 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
             "name": "Repetitions", "state_topic": topics.state, "value_template": "{{ value_json.reps }}",
             "state_class": "total_increasing", "icon": "mdi:counter", "expire_after": expire}),
         ("event", "fall", {
-            "name": "Fall", "state_topic": topics.event, "event_types": list(FALL_EVENTS),
+            "name": "Fall", "state_topic": topics.event, "event_types": [e.value for e in FALL_EVENTS],
             "value_template": FALL_EVENT_TEMPLATE}),
         ("sensor", "fps", {
             "name": "Frame rate", "state_topic": topics.stats, "value_template": "{{ value_json.fps }}",

@@ -25,6 +25,7 @@ class MqttCounters:
         dropped: QoS 0 messages dropped while disconnected.
         queue_dropped: QoS 1 messages dropped because the offline queue was full.
         rate_limited: Pose messages skipped by ``max_rate``.
+        backlog_skipped: Pose messages skipped because the link was still sending earlier ones.
         overflow: Results dropped because the sink's worker fell behind.
         reconnects: Successful connections after the first.
     """
@@ -33,6 +34,7 @@ class MqttCounters:
     dropped: int = 0
     queue_dropped: int = 0
     rate_limited: int = 0
+    backlog_skipped: int = 0
     overflow: int = 0
     reconnects: int = 0
 

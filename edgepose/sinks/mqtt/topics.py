@@ -1,6 +1,6 @@
 """Topic names and message payloads of the MQTT sink (no paho here; discovery is in :mod:`.homeassistant`).
 
-Topics (``<base>`` is ``<prefix>/<device>``; the README, "MQTT", documents every schema):
+Topics (``<base>`` is ``<prefix>/<device>``; docs/mqtt.md documents every schema):
 
 =========================================  =====================  ====  ======
 topic                                      payload                QoS   retain
@@ -114,7 +114,7 @@ def stats_payload(
 
     Args:
         device: Device id.
-        snapshot: :meth:`edgepose.pipeline.stats.PipelineStats.snapshot`.
+        snapshot: :meth:`edgepose.health.PipelineStats.snapshot`.
         info: What runs the model.
         mqtt: The sink's own counters and queue depths (``queued``: QoS 1 messages waiting for a
             connection; ``inbox``: results waiting for the sink's worker).

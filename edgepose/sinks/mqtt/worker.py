@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from edgepose.config import MqttConfig
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.announce import Retained, discovery_messages, stats_message
@@ -26,7 +26,7 @@ from edgepose.sinks.mqtt.connection import Connection, time_left
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters
 
 #: Every line of the sink is logged under one name, whichever of its modules writes it (journald shows it).
-log = logging.getLogger("edgepose.sinks.mqtt.client")
+log = logging.getLogger(__name__)
 
 #: Results waiting for the worker; beyond this ``publish`` drops (the worker is stuck).
 INBOX_SIZE = 1024
@@ -105,9 +105,10 @@ class Worker:
     def depths(self) -> dict[str, int]:
         """Return the queue depths published in stats.
 
-        ``queued``: QoS 1 messages waiting for a connection; ``inbox``: results waiting for the worker.
+        ``queued``: QoS 1 messages waiting for a connection; ``inbox``: results waiting for the worker;
+        ``unsent``: bytes of pose and stats messages waiting to be written to the socket.
         """
-        return {"queued": self._link.queued, "inbox": self._inbox.qsize()}
+        return {"queued": self._link.queued, "inbox": self._inbox.qsize(), "unsent": self._link.unsent_bytes}
 
     def _work(self) -> None:
         interval = self._cfg.stats_interval_s

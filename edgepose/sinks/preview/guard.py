@@ -1,4 +1,4 @@
-"""Who may talk to the preview: loopback names, and the ``Host`` / ``Origin`` check against DNS rebinding.
+"""Who may talk to the preview: the ``Host`` / ``Origin`` check against DNS rebinding.
 
 A preview on 127.0.0.1 without a token trusts everyone on this machine. A web page elsewhere can still
 reach it through the browser of someone on the box (or at the far end of an ``ssh -L`` tunnel) by making
@@ -9,20 +9,7 @@ this machine. Pure functions over header values.
 
 from __future__ import annotations
 
-import ipaddress
-
-#: Names that always mean this machine (a trailing dot is the same name, fully qualified).
-LOOPBACK_NAMES = ("localhost", "localhost.")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an IP address, IPv6 without brackets) only reaches this machine."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from edgepose.config.preview_access import is_loopback
 
 
 def host_is_loopback(authority: str) -> bool:

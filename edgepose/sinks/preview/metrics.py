@@ -1,6 +1,6 @@
 """Prometheus metrics for the preview's ``/metrics`` (the only importer of prometheus_client).
 
-Counters and gauges are read from :class:`~edgepose.pipeline.stats.PipelineStats` when scraped; only the
+Counters and gauges are read from :class:`~edgepose.health.PipelineStats` when scraped; only the
 per-stage latency histograms are fed per frame. Everything lives in a registry of its own, never
 the process-global one.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from edgepose.errors import BackendUnavailableError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import STAGES, BackendInfo, PoseResult
 from edgepose.sinks.preview.hub import PreviewHub
 

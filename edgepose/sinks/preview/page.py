@@ -7,6 +7,11 @@ fit-to-width for frames larger than the window.
 
 from __future__ import annotations
 
+import json
+
+from edgepose.config import ModelConfig
+from edgepose.events import EventType
+
 #: Where the picture's top-left corner lands on the page, in CSS pixels.
 IMAGE_OFFSET: tuple[int, int] = (16, 56)
 
@@ -98,11 +103,12 @@ _HTML = """<!doctype html>
 <script>
 "use strict";
 const STAGES = ["capture", "preprocess", "invoke", "postprocess", "total"];
+const EVENT = /*EVENT_TYPES*/;
 const token = new URLSearchParams(location.search).get("token");
 const withToken = (path) => path + (token ? "?token=" + encodeURIComponent(token) : "");
 const $ = (id) => document.getElementById(id);
 const video = $("video");
-let minScore = 0.2, pending = null, scheduled = false, lost = false, events = null, recent = [];
+let minScore = /*MIN_SCORE*/, pending = null, scheduled = false, lost = false, events = null, recent = [];
 
 function scoreColor(s) {
   s = Math.max(0, Math.min(1, s));
@@ -126,9 +132,9 @@ function showState(st) {
   $("reps").textContent = st.reps;
 }
 function eventText(e) {
-  if (e.type === "fall") { return "confidence " + e.confidence.toFixed(2); }
-  if (e.type === "rep") { return e.exercise + " #" + e.count + " in " + e.duration_s.toFixed(1) + " s"; }
-  if (e.type === "person_left") { return "in view " + e.visit_s.toFixed(1) + " s"; }
+  if (e.type === EVENT.FALL) { return "confidence " + e.confidence.toFixed(2); }
+  if (e.type === EVENT.REP) { return e.exercise + " #" + e.count + " in " + e.duration_s.toFixed(1) + " s"; }
+  if (e.type === EVENT.PERSON_LEFT) { return "in view " + e.visit_s.toFixed(1) + " s"; }
   return "";
 }
 function addEvents(list) {
@@ -142,7 +148,7 @@ function addEvents(list) {
   while (table.rows.length > 1) { table.deleteRow(1); }
   for (const e of recent) {
     const tr = row(table, [new Date(e.ts * 1000).toLocaleTimeString(), e.type, eventText(e)]);
-    tr.className = e.type === "fall" ? "alert" : "";
+    tr.className = e.type === EVENT.FALL ? "alert" : "";
   }
 }
 function showPose(p) {
@@ -232,4 +238,8 @@ connectStream();
 </html>
 """
 
-PAGE: bytes = _HTML.encode("utf-8")
+#: The event type names the page tells apart, from :class:`~edgepose.events.EventType`.
+_EVENT_TYPES = json.dumps({event.name: event.value for event in EventType})
+PAGE: bytes = (
+    _HTML.replace("/*EVENT_TYPES*/", _EVENT_TYPES).replace("/*MIN_SCORE*/", repr(ModelConfig.min_score)).encode("utf-8")
+)

@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo
 from edgepose.sinks.preview.guard import host_is_loopback, origin_is_loopback
 from edgepose.sinks.preview.hub import EncoderFailed, Overflow, PreviewHub

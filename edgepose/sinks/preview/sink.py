@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable
 
 from edgepose.config import PreviewConfig
+from edgepose.config.preview_access import check_access
 from edgepose.errors import BackendUnavailableError, ConfigError
-from edgepose.pipeline.stats import PipelineStats
+from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
-from edgepose.sinks.preview.access import check_access
 from edgepose.sinks.preview.hub import PreviewHub
 from edgepose.sinks.preview.listener import Limits
 from edgepose.sinks.preview.server import PreviewContext, PreviewServer
