@@ -16,6 +16,7 @@ class EventType(str, Enum):
     FALL = "fall"
     RECOVERED = "recovered"
     REP = "rep"
+    LONG_LIE = "long_lie"
 
     def __str__(self) -> str:
         """Return the name as written in events (``fall``), on every Python version."""

@@ -7,8 +7,10 @@ thread fill in.
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,26 +25,121 @@ WINDOW = 1024
 FPS_WINDOW_S = 5.0
 
 
+#: What each :attr:`SourceState.state` means, in the words ``systemctl status``, ``/healthz`` and the log use.
+SOURCE_STATES = {
+    "opening": "opening the source",
+    "ok": "frames arriving",
+    "waiting": "waiting for the camera",
+    "reconnecting": "camera lost",
+    "ended": "the source ended",
+}
+#: The states in which the capture thread is trying the source again, with backoff.
+RETRYING = ("waiting", "reconnecting")
+
+
 class SourceState:
     """What the capture thread knows about the source, shared with health checks and sinks.
 
+    The capture thread changes it (:meth:`delivering`, :meth:`lost`, :meth:`trying`, :meth:`end`); the sinks
+    read it: the MQTT stats (:meth:`to_dict`), ``/healthz``, ``systemctl status`` and Home Assistant.
+
     Attributes:
-        state: ``opening``, ``ok``, ``reconnecting`` or ``ended``.
-        reason: Why the source was last lost (empty while it never was).
+        state: ``opening`` (the first opening, not failed yet), ``ok`` (frames arriving), ``waiting`` (not one
+            frame yet in this run: the camera is missing, unplugged or not there yet, and is tried again with
+            backoff), ``reconnecting`` (it delivered, was lost, and is tried again with backoff) or ``ended``
+            (a file's end, a failure no reopening can cure, or ``restart_after_s`` used up).
+        reason: Why the source is down, or was last lost (empty while it never was).
         reopens: How many times the source was opened again after a loss.
         decode_errors: Frames of a live source that could not be decoded and were skipped.
+        down_since: ``time.monotonic()`` of the last frame before the source went down (``waiting``: of the
+            first opening); ``None`` while it is opening or delivering.
+        retry_at: ``time.monotonic()`` of the next opening, ``None`` while one is under way (or none is due).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.state = "opening"
         self.reason = ""
         self.reopens = 0
         self.decode_errors = 0
+        self.down_since: float | None = None
+        self.retry_at: float | None = None
+        self._clock = clock
+        self._delivered = False
+
+    @property
+    def retrying(self) -> bool:
+        """Whether the source is down and tried again with backoff (``waiting`` or ``reconnecting``)."""
+        return self.state in RETRYING
+
+    def delivering(self) -> str:
+        """Mark the source as delivering (an opening's first frame); return the state it was in."""
+        before = self.state
+        self._delivered = True
+        self.down_since = self.retry_at = None
+        self.state = "ok"
+        return before
+
+    def lost(self, reason: str, retry_in_s: float, since: float) -> None:
+        """Mark the source as down, to be opened again in ``retry_in_s`` seconds.
+
+        Args:
+            reason: Why (the opening's error, or what the watchdog saw).
+            retry_in_s: The backoff before the next opening.
+            since: ``time.monotonic()`` of its last frame (of the opening's start if it gave none); kept
+                from the first loss of a series.
+        """
+        if self.down_since is None:
+            self.down_since = since
+        self.reason = reason
+        self.retry_at = self._clock() + retry_in_s
+        self.state = "reconnecting" if self._delivered else "waiting"
+
+    def trying(self) -> None:
+        """Mark an opening after a loss as under way."""
+        self.retry_at = None
+        self.reopens += 1
+
+    def end(self) -> None:
+        """Mark the source as ended: nothing more is tried."""
+        self.retry_at = None
+        self.state = "ended"
+
+    def down_s(self) -> float | None:
+        """Seconds the source has been without a frame while retried, or ``None`` while it is not down."""
+        since = self.down_since
+        return None if since is None or not self.retrying else max(0.0, self._clock() - since)
+
+    def retry_in_s(self) -> float | None:
+        """Seconds until the next opening, or ``None`` while one is under way (or while the source is not down)."""
+        due = self.retry_at
+        return None if due is None or not self.retrying else max(0.0, due - self._clock())
+
+    def headline(self) -> str:
+        """Say where the source stands, e.g. ``waiting for the camera for 2 min 5 s, next try in 30 s``."""
+        state = self.state
+        text = SOURCE_STATES.get(state, state)
+        down, retry = self.down_s(), self.retry_in_s()
+        if down is not None:
+            text += f" for {duration(down)}" if state == "waiting" else f" {duration(down)} ago"
+            text += ", trying now" if retry is None else f", next try in {math.ceil(retry)} s"
+        return text
 
     def to_dict(self) -> dict[str, object]:
-        """Return the JSON form used in stats messages."""
+        """Return the JSON form used in stats messages (``down_s``, ``retry_in_s``: ``null`` unless retrying)."""
+        down, retry = self.down_s(), self.retry_in_s()
         return {"state": self.state, "reason": self.reason, "reopens": self.reopens,
-                "decode_errors": self.decode_errors}  # fmt: skip
+                "decode_errors": self.decode_errors, "down_s": None if down is None else round(down, 1),
+                "retry_in_s": None if retry is None else round(retry, 1)}  # fmt: skip
+
+
+def duration(seconds: float) -> str:
+    """Write a duration for people: ``8 s``, ``2 min 5 s``, ``3 h 10 min``."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
 class OutputCounters:
@@ -98,7 +195,7 @@ class PipelineStats:
         self.people = 0
         #: Set by the MQTT sink: ``True``/``False`` while enabled, ``None`` when MQTT is off.
         self.mqtt_connected: bool | None = None
-        #: The source as the capture thread sees it (opening, ok, reconnecting, ended).
+        #: The source as the capture thread sees it (opening, ok, waiting, reconnecting, ended).
         self.source = SourceState()
         #: Whether the source is a camera or stream (frames arrive in real time).
         self.source_live = False

@@ -43,6 +43,7 @@ class MjpegServer:
         content_length: Send a ``Content-Length`` header with each part (cameras differ); without one, a part
             ends at the boundary line sent right after it.
         auth: ``user:password`` the client must send (HTTP basic authentication), or ``None``.
+        port: The port to listen on (0: a free one); a camera that comes back comes back on its own port.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class MjpegServer:
         fps: float = 20.0,
         content_length: bool = True,
         auth: str | None = None,
+        port: int = 0,
     ) -> None:
         self._part = part
         self._auth = None if auth is None else "Basic " + base64.b64encode(auth.encode()).decode()
@@ -65,7 +67,7 @@ class MjpegServer:
         self.bad = 0
         self.connections = 0
         self._stop = threading.Event()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/stream"
 

@@ -125,6 +125,7 @@ def test_configured_camera_that_is_absent_fails(models_dir: Path, tmp_path: Path
     assert proc.returncode == 1
     fail = find(proc.stdout, FAIL, "camera")
     assert fail and "/dev/video7 is not present" in fail[0]
+    assert "edgepose run waits for it, trying again every 30 s, and uses it once it appears" in fail[0], fail
 
 
 def test_forced_edgetpu_delegate_without_a_coral_fails(models_dir: Path) -> None:

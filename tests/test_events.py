@@ -12,7 +12,7 @@ from edgepose.sinks.preview.page import PAGE
 
 
 def test_event_types_are_their_names_in_json_and_text() -> None:
-    assert [e.value for e in EventType] == ["person_entered", "person_left", "fall", "recovered", "rep"]
+    assert [e.value for e in EventType] == ["person_entered", "person_left", "fall", "recovered", "rep", "long_lie"]
     assert json.dumps({"type": EventType.FALL}) == '{"type": "fall"}'
     assert f"{EventType.REP}" == "rep" and EventType.PERSON_LEFT == "person_left"
     assert "person_left" in {EventType.PERSON_LEFT}

@@ -21,6 +21,7 @@ from conftest import cli_env, eventually, model_args, run_cli
 from mjpeg_server import jpeg, serving
 
 from edgepose.config import ModelConfig, SourceConfig
+from edgepose.config.rendering import redact_url
 from edgepose.errors import SourceError
 from edgepose.health import PipelineStats
 from edgepose.inference.estimator import Estimator
@@ -29,7 +30,8 @@ from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pose import PoseResult
 from edgepose.sources import open_source
 from edgepose.sources.images import load_image
-from edgepose.sources.mjpeg import MjpegSource, redacted
+from edgepose.sources.mjpeg import MjpegSource
+from edgepose.sources.opencv import OpenCVSource
 
 SMALL = (640, 480)
 LARGE = (1280, 720)
@@ -190,8 +192,8 @@ def test_a_live_opencv_source_skips_isolated_failed_reads() -> None:
 
 
 def test_mjpeg_source_basics(person: np.ndarray) -> None:
-    assert redacted("http://admin:s3cret@cam.lan:8080/video") == "http://admin:***@cam.lan:8080/video"
-    assert redacted("http://cam.lan/video") == "http://cam.lan/video"
+    assert redact_url("http://admin:s3cret@cam.lan:8080/video") == "http://admin:***@cam.lan:8080/video"
+    assert redact_url("http://cam.lan/video") == "http://cam.lan/video"
     picture = jpeg(_picture(person, SMALL, 0.6, 200, 40))
     with serving(lambda n: picture, fps=50, auth="admin:s3cret") as server:
         url = server.url.replace("http://", "http://admin:s3cret@")
@@ -354,3 +356,13 @@ def test_ffmpeg_lines_stay_off_stderr_unless_verbose(models_dir: Path, person: n
     assert len(quiet.stdout.splitlines()) == 20
     assert "[mjpeg @" in verbose.stderr, "the video really makes FFmpeg complain"
     assert "[mjpeg @" not in quiet.stderr, quiet.stderr
+
+
+def test_a_stream_password_never_reaches_the_logs_or_the_stats(caplog: pytest.LogCaptureFixture) -> None:
+    """An rtsp:// URL with a password names the stream in logs, STATUS and the MQTT stats' reason: redacted."""
+    source = OpenCVSource("rtsp://admin:s3cret@127.0.0.1:9/stream", SourceConfig(timeout_s=1.0), live=True)
+    assert source.name == "rtsp://admin:***@127.0.0.1:9/stream"
+    with pytest.raises(SourceError) as failed:
+        source.open()
+    assert "s3cret" not in str(failed.value) and "admin:***@" in str(failed.value)
+    assert "s3cret" not in caplog.text

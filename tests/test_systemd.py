@@ -3,7 +3,9 @@
 A real AF_UNIX datagram socket plays systemd's notify socket; ``edgepose run`` runs as a real subprocess
 with the real model. The "camera" that freezes is a named pipe carrying a YUV4MPEG2 stream that the
 test stops writing to: the process stays alive, its capture thread blocks in a real read, and the
-watchdog pings must stop because no frame reaches the inference loop.
+watchdog pings must stop because no frame reaches the inference loop while the source seems fine (its
+timeout, after which the capture thread would declare it lost and retry it, is set far beyond the test).
+A camera that is missing or lost, and retried, is tests/test_no_camera.py.
 """
 
 from __future__ import annotations
@@ -186,7 +188,8 @@ def test_path_socket_ready_watchdog_freeze_and_sigterm(models_dir: Path, tmp_pat
     camera = Y4mCamera(tmp_path / "camera.y4m")
     output = tmp_path / "poses.jsonl"
     env = {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": str(watchdog_usec)}
-    proc = start_run(str(camera.path), models_dir, env, "--output", str(output))
+    # A read stuck for 60 s stays a stuck pipeline here: the capture thread does not give it up within the test.
+    proc = start_run(str(camera.path), models_dir, env, "--output", str(output), "--source-timeout", "60")
     try:
         ready = listener.wait_for("READY=1", STARTUP_S, proc)
         time.sleep(4.0)  # frames flow: the loop pings

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import NoReturn
 
@@ -25,7 +25,8 @@ from edgepose.pipeline.loop import Service, ServiceOptions
 from edgepose.pose import BackendInfo
 from edgepose.sinks import Sink, close_all, sink_failure
 from edgepose.sinks.jsonl import JsonlSink
-from edgepose.sinks.notify import notify_stopping
+from edgepose.sinks.notify import notify_address, notify_stopping
+from edgepose.sinks.snapshot.sink import attach_snapshots
 from edgepose.sources import open_source
 
 HELP = "run pose estimation on a camera, stream, video or images and publish the results"
@@ -39,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser, common: argparse.ArgumentPars
 
 #: ``(config, stats, info, stop)`` → a sink, or ``None`` when it is off; ``stop`` is the run's stop event.
 SinkFactory = Callable[[Config, PipelineStats, BackendInfo, threading.Event], "Sink | None"]
+
+
+def _snapshot(config: Config, stats: PipelineStats, info: BackendInfo, _stop: threading.Event) -> Sink | None:
+    cfg = config.snapshot
+    if not cfg.enabled or not (config.mqtt.url or config.preview.listen or cfg.folder):
+        return None  # nobody to show them to
+    from edgepose.sinks.snapshot.sink import SnapshotSink
+
+    return SnapshotSink(cfg, config.model.min_score)
 
 
 def _jsonl(config: Config, stats: PipelineStats, info: BackendInfo, stop: threading.Event) -> Sink | None:
@@ -84,9 +94,10 @@ def _systemd(config: Config, stats: PipelineStats, info: BackendInfo, _stop: thr
     return make_sink(stats, info)  # None outside systemd (no $NOTIFY_SOCKET)
 
 
-#: Sinks in the order they are started; each factory returns ``None`` when its sink is off.
-SINKS: dict[str, SinkFactory] = {"jsonl": _jsonl, "mqtt": _mqtt, "preview": _preview, "display": _display,
-                               "systemd": _systemd}  # fmt: skip
+#: Sinks in the order they are started; each factory returns ``None`` when its sink is off. The snapshot sink
+#: comes first: the sinks that show snapshots (MQTT, the preview) are attached to it before they start.
+SINKS: dict[str, SinkFactory] = {"snapshot": _snapshot, "jsonl": _jsonl, "mqtt": _mqtt, "preview": _preview,
+                               "display": _display, "systemd": _systemd}  # fmt: skip
 
 
 def _analytics(config: Config, still: bool) -> Analytics:
@@ -116,6 +127,22 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
+def service_options(config: Config, environ: Mapping[str, str] | None = None) -> ServiceOptions:
+    """Return the loop's options; ``[source] restart_after_s`` applies under systemd only, which starts it afresh."""
+    under_systemd = notify_address(environ) is not None
+    return ServiceOptions(
+        max_frames=config.source.max_frames,
+        realtime=config.source.realtime,
+        pace_fps=config.source.fps,
+        source_timeout_s=config.source.timeout_s,
+        loop=config.source.loop,
+        max_fps=config.source.max_fps,
+        idle=config.idle,
+        min_score=config.model.min_score,
+        give_up_s=config.source.restart_after_s if under_systemd else 0.0,
+    )
+
+
 def execute(args: argparse.Namespace, config: Config) -> int:
     """Run until the source ends, ``--max-frames`` is reached, or SIGTERM/SIGINT."""
     source = open_source(config.source.source, config.source)
@@ -132,18 +159,10 @@ def execute(args: argparse.Namespace, config: Config) -> int:
         for factory in SINKS.values():
             sink = factory(config, stats, estimator.info, stop)
             if sink is not None:
+                attach_snapshots(sinks, sink)
                 sink.start()
                 sinks.append(sink)
-        options = ServiceOptions(
-            max_frames=config.source.max_frames,
-            realtime=config.source.realtime,
-            pace_fps=config.source.fps,
-            source_timeout_s=config.source.timeout_s,
-            loop=config.source.loop,
-            max_fps=config.source.max_fps,
-            idle=config.idle,
-            min_score=config.model.min_score,
-        )
+        options = service_options(config)
         log.info("reading %s", source.name)
         service = Service(source, estimator, sinks, options, stats, analytics=analytics,
                           reopen=lambda: open_source(config.source.source, config.source))  # fmt: skip

@@ -31,6 +31,7 @@ from edgepose.config.schema import (
     PreviewConfig,
     RepConfig,
     SmoothingConfig,
+    SnapshotConfig,
     SourceConfig,
 )
 from edgepose.config.validation import validate
@@ -52,6 +53,7 @@ __all__ = [
     "PreviewConfig",
     "RepConfig",
     "SmoothingConfig",
+    "SnapshotConfig",
     "SourceConfig",
     "build_config",
     "env_name",

@@ -23,6 +23,9 @@ RUNTIME_ALIASES: dict[str, str] = {
 TTA_MODES: tuple[str, ...] = ("none", "flip")
 #: The preview's privacy modes: the camera picture, a blank canvas with only the skeleton, a blurred picture.
 PREVIEW_MODES: tuple[str, ...] = ("video", "skeleton", "blur")
+#: What a snapshot shows (``[snapshot] mode``), each as the preview mode whose picture it is (drawn by
+#: :func:`edgepose.sinks.drawing.render`): the skeleton on a blank canvas, on the blurred picture, on the picture.
+SNAPSHOT_MODES: dict[str, str] = {"skeleton": "skeleton", "blurred": "blur", "full": "video"}
 #: Keypoint smoothing: ``auto`` (on for video and cameras, off for still images and ``analyze``), on, off.
 SMOOTHING_MODES: tuple[str, ...] = ("auto", "on", "off")
 #: The exercises whose repetitions the analytics count.
@@ -34,6 +37,7 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "delegate"): DELEGATES,
     ("model", "tta"): TTA_MODES,
     ("preview", "mode"): PREVIEW_MODES,
+    ("snapshot", "mode"): tuple(SNAPSHOT_MODES),
     ("smoothing", "mode"): SMOOTHING_MODES,
     ("analytics", "exercise"): EXERCISES,
 }

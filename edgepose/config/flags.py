@@ -157,6 +157,12 @@ FLAGS: tuple[Flag, ...] = (
          commands=_RUN, kind=None),
     Flag(("--preview-max-connections",), "preview", "max_connections", "serve at most N preview requests at "
          "once, more get 503", commands=_RUN, kind=int, metavar="N"),
+    Flag(("--snapshots",), "snapshot", "enabled", "a JPEG of each fall and long lie, and on request: on MQTT, "
+         "the preview and in --snapshot-folder", commands=_RUN, choices=("on", "off")),
+    Flag(("--snapshot-mode",), "snapshot", "mode", "what a snapshot shows: the skeleton on a blank canvas, on a "
+         "heavily blurred picture, or on the picture", commands=_RUN),
+    Flag(("--snapshot-folder",), "snapshot", "folder", "also keep each snapshot as a JPEG in DIR (capped by "
+         "snapshot.max_files and snapshot.max_mb, the oldest removed first)", commands=_RUN, metavar="DIR"),
     Flag(("--exercise",), "analytics", "exercise", "count repetitions of this exercise (state and rep events)",
          commands=_RUN_ANALYZE),
     Flag(("--smoothing",), "smoothing", "mode", "One-Euro smoothing of the keypoints; auto: on for video and "

@@ -59,6 +59,8 @@ class SourceConfig:
         max_frames: Stop after this many processed frames.
         stale_after_s: ``/healthz`` answers 503 once the last frame is older than this.
         timeout_s: Reopen a camera or stream that delivers no frame for this long, opening included.
+        restart_after_s: Under systemd: a camera or stream that gave no frame for this long, retried all along, ends
+            the run (exit status 1), so that systemd starts edgepose afresh.
         loop: Start a video file again when it ends.
         max_fps: Process at most this many frames a second.
     """
@@ -71,6 +73,7 @@ class SourceConfig:
     max_frames: int = 0
     stale_after_s: float = 5.0
     timeout_s: float = 10.0
+    restart_after_s: float = 600.0
     loop: bool = False
     max_fps: float = 0.0
 
@@ -147,6 +150,27 @@ class PreviewConfig:
     token_file: str = ""
     insecure: bool = False
     max_connections: int = 8
+
+
+@dataclass(frozen=True)
+class SnapshotConfig:
+    """The ``[snapshot]`` section: a JPEG of each fall and long lie, and one on request (see docs/mqtt.md).
+
+    Attributes:
+        enabled: Make snapshots while MQTT, the preview or ``folder`` is on: on MQTT ``<base>/snapshot`` (a Home
+            Assistant image, with a Snapshot button), on the preview and in ``folder``.
+        mode: What a snapshot shows: the skeleton on a blank canvas (no picture leaves the box), on a heavily
+            blurred picture, or on the picture itself.
+        folder: Also keep each snapshot as a JPEG file in this folder.
+        max_files: Keep at most this many snapshots in ``folder``, the oldest removed first.
+        max_mb: Keep at most this many MiB of snapshots in ``folder``, the oldest removed first (the newest stays).
+    """
+
+    enabled: bool = True
+    mode: str = "skeleton"
+    folder: str = ""
+    max_files: int = 100
+    max_mb: float = 100.0
 
 
 @dataclass(frozen=True)
@@ -340,6 +364,7 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    snapshot: SnapshotConfig = field(default_factory=SnapshotConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     idle: IdleConfig = field(default_factory=IdleConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
@@ -359,6 +384,7 @@ EMPTY: dict[tuple[str, str], str] = {
     ("mqtt", "ca_file"): "the system's CA certificates",
     ("preview", "listen"): "off",
     ("preview", "token_file"): "$CREDENTIALS_DIRECTORY/preview_token if present",
+    ("snapshot", "folder"): "not kept",
     ("analytics", "exercise"): "none",
 }
 #: Upper bound of ``preview.max_connections`` (each connection being served is a thread).
@@ -409,6 +435,12 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("source", "max_frames"): Limit(0, INT64_MAX, note="0: no limit"),
     ("source", "stale_after_s"): Limit(0.1, 86400),
     ("source", "timeout_s"): Limit(0.5, 3600),
+    ("source", "restart_after_s"): Limit(
+        120,
+        604800,
+        zero=True,
+        note="0: never; from 120 s on, the restarts stay within the unit's start limit of 5 in 10 minutes",
+    ),
     ("source", "max_fps"): Limit(0.1, 1000, zero=True, note="0: no cap"),
     ("mqtt", "max_rate"): Limit(0.001, 1000, zero=True, note="0: every frame"),
     ("mqtt", "stats_interval_s"): Limit(0.1, 86400),
@@ -417,6 +449,8 @@ LIMITS: dict[tuple[str, str], Limit] = {
     ("mqtt", "reconnect_max_s"): Limit(1, 3600),
     ("preview", "fps"): Limit(0.1, 100),
     ("preview", "max_connections"): Limit(1, MAX_PREVIEW_CONNECTIONS, note="each one being served is a thread"),
+    ("snapshot", "max_files"): Limit(1, 1_000_000),
+    ("snapshot", "max_mb"): Limit(0.1, 1_000_000, note="MiB"),
     ("idle", "after_s"): Limit(0.1, 86400),
     ("idle", "fps"): Limit(0.2, 60, note="at least one run every 5 s: health and the systemd watchdog see it"),
     ("idle", "motion_threshold"): Limit(0, 255, note="grey levels"),

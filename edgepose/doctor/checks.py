@@ -2,9 +2,10 @@
 
 A line reads ``LEVEL check: detail — fix: what to do``. FAIL is reserved for what stops
 ``edgepose run`` with this configuration: an invalid config, no usable TFLite runtime (or the
-configured one unusable), a missing or corrupt model, the configured camera absent, or
-``delegate = "edgetpu"`` without a working EdgeTPU. Everything that only costs speed or features
-(no Coral, a Coral on USB 2, an unreachable broker, throttling) is a WARN.
+configured one unusable), a missing or corrupt model, the configured camera absent (the run waits
+for it, with nothing to do meanwhile), or ``delegate = "edgetpu"`` without a working EdgeTPU.
+Everything that only costs speed or features (no Coral, a Coral on USB 2, an unreachable broker,
+throttling) is a WARN.
 
 Probes that could crash or hang (importing a runtime, loading libedgetpu, asking picamera2) run in
 child processes with a timeout, like :func:`edgepose.inference.runtime.edgetpu_probe.probe_edgetpu`.

@@ -8,12 +8,17 @@ from pathlib import Path
 from edgepose.doctor import hardware
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, probe
 from edgepose.health import temperatures
+from edgepose.pipeline.capture import REOPEN_DELAYS_S
 
 HOT_C = 80.0
 
 
 def check_cameras(ctx: Context) -> list[Check]:
-    """Look for V4L2 cameras and picamera2's cameras; FAIL only when the configured camera is missing."""
+    """Look for V4L2 cameras and picamera2's cameras; FAIL only when the configured camera is missing.
+
+    A missing camera no longer stops ``edgepose run`` (it waits for the camera), but it has nothing to do without
+    it: that is still a FAIL, which says what the run does meanwhile.
+    """
     cameras = [d for d in hardware.video_devices(ctx.root) if d.capture]
     found = [f"{d.node} ({d.name or 'unnamed'})" for d in cameras]
     checks = []
@@ -36,7 +41,9 @@ def check_cameras(ctx: Context) -> list[Check]:
     missing_v4l2 = wants_v4l2 and not any(_same_device(source, d.node) for d in cameras)
     if (wants_picamera and not pi_cameras) or missing_v4l2:
         checks.append(Check(FAIL, "camera", f"the configured source {source} is not present "
-                            f"(found: {', '.join(found) or 'no camera'})", _camera_fix(picamera)))  # fmt: skip
+                            f"(found: {', '.join(found) or 'no camera'}); edgepose run waits for it, trying again "
+                            f"every {REOPEN_DELAYS_S[-1]:g} s, and uses it once it appears",
+                            _camera_fix(picamera)))  # fmt: skip
     elif found:
         checks.append(Check(OK, "camera", ", ".join(found)))
     else:

@@ -1,7 +1,8 @@
 """``edgepose doctor``'s findings: the ``Check`` line, the ``Context`` the checks look at, and probes.
 
 A line reads ``LEVEL check: detail — fix: what to do``. FAIL is reserved for what stops
-``edgepose run`` with this configuration; everything that only costs speed or features is a WARN.
+``edgepose run`` with this configuration, or leaves it with nothing to do; everything that only
+costs speed or features is a WARN.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ frames piling up (each waits at most one inference).
 
 Each opening of the source gets its own reader thread and its own source object. The capture thread
 watches it: a live source that ends, fails, or delivers no frame for ``source_timeout_s`` (opening
-included) is abandoned and opened again with backoff. An abandoned reader may still be blocked inside
-a driver or FFmpeg; it closes its own source when it returns, and never touches the buffer again.
+included) is abandoned and opened again with backoff; so is one that cannot be opened at all (a camera not
+there yet: ``waiting`` in :class:`~edgepose.health.SourceState`, ``reconnecting`` once it had delivered).
+An abandoned reader may still be blocked inside a driver or FFmpeg; it closes its own source when it
+returns, and never touches the buffer again.
 
 Each frame is stamped twice where it is built (:meth:`CaptureThread.deliver`): ``ts``, the wall clock, for the
 output, and ``media_s``, the media time the analytics are timed by (:mod:`edgepose.pipeline.clock`).
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgepose.errors import BackendUnavailableError, ConfigError, EdgePoseError, FrameError, InputError, SourceError
-from edgepose.health import SourceState
+from edgepose.health import SourceState, duration
 from edgepose.pipeline.clock import MediaClock, frame_interval_s
 from edgepose.sources.base import Source
 
@@ -134,8 +136,8 @@ class FrameBuffer:
             self._cond.notify_all()
 
 
-#: Waits before reopening a lost live source; the last one repeats (a camera box never gives up; systemd's
-#: watchdog restarts the service when no frame is processed for WatchdogSec).
+#: Waits before reopening a lost live source, or trying one that is not there yet; the last one repeats (a
+#: camera box never gives up by itself; under systemd, ``give_up_s`` ends the run for a fresh start).
 REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 #: Failures no reopening can cure: the run ends with them even for a live source.
 PERMANENT_ERRORS = (BackendUnavailableError, ConfigError, InputError)
@@ -143,6 +145,9 @@ PERMANENT_ERRORS = (BackendUnavailableError, ConfigError, InputError)
 WATCH_EVERY_S = 0.1
 #: Reads in a row without a frame after which a live source is taken as lost (fewer: bad frames, skipped).
 MAX_FAILED_READS = 10
+#: While a source stays down for the same reason, its retries are logged at debug level, and at info
+#: level once in this many seconds (the first loss, and every new reason, are warnings).
+REMIND_EVERY_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -154,12 +159,15 @@ class CaptureOptions:
         pace_fps: The rate to pace at when the file does not say its own.
         source_timeout_s: A live source with no new frame for this long (opening included) is reopened.
         loop: Start a file again from the beginning when it ends (``--loop``).
+        give_up_s: End with a :class:`~edgepose.errors.SourceError` once a live source has been down (retried
+            all along) for this long, so that systemd starts the service afresh (0: never).
     """
 
     realtime: bool = False
     pace_fps: float = 30.0
     source_timeout_s: float = 10.0
     loop: bool = False
+    give_up_s: float = 0.0
 
 
 class _Reader(threading.Thread):
@@ -293,6 +301,7 @@ class CaptureThread(threading.Thread):
         #: can ``grab()`` (OpenCV) skips decoding the frames in between; 0 decodes every frame.
         self.decode_interval_s = 0.0
         self.media = MediaClock(time.perf_counter(), self._options.pace_fps)
+        self._logged_at = 0.0
 
     def next_index(self) -> int:
         """Return the number of the next frame taken from the source (decoded or not), across reopenings."""
@@ -321,9 +330,12 @@ class CaptureThread(threading.Thread):
 
     def source_ok(self, name: str) -> None:
         """Mark the source as delivering (after an opening's first frame)."""
-        if self.state.state == "reconnecting":
+        before = self.state.state
+        if before == "reconnecting":
             log.info("%s is back", name)
-        self.state.state = "ok"
+        elif before == "waiting":
+            log.info("%s is there now", name)
+        self.state.delivering()
 
     def reader_alive(self) -> bool:
         """Whether the current reader is still running (e.g. blocked in a driver after a stop)."""
@@ -346,7 +358,7 @@ class CaptureThread(threading.Thread):
                     attempt = 0
                 if outcome == "failed" and isinstance(reader.error, PERMANENT_ERRORS):
                     self.error = reader.error  # reopening cannot help: a missing package, a bad setting
-                    self.state.state = "ended"
+                    self.state.end()
                     return
                 if not source.live:
                     if outcome == "failed":
@@ -355,17 +367,16 @@ class CaptureThread(threading.Thread):
                         self.media.next_pass(reader.source)
                         source = self._reopen()
                         continue
-                    self.state.state = "ended"
+                    self.state.end()
                     return
                 delay = REOPEN_DELAYS_S[min(attempt, len(REOPEN_DELAYS_S) - 1)]
                 attempt += 1
-                self.state.state = "reconnecting"
-                self.state.reason = self._loss_reason(reader, outcome)
-                log.warning("%s: %s; reopening in %.1f s", source.name, self.state.reason, delay)
+                if self._down(source.name, self._loss_reason(reader, outcome), delay, reader.last_activity):
+                    return
                 if self._stop_event.wait(delay):
                     return
                 source = self._reopen()
-                self.state.reopens += 1
+                self.state.trying()
         finally:
             self.buffer.finish()
 
@@ -382,6 +393,31 @@ class CaptureThread(threading.Thread):
             if reader.source.live and time.monotonic() - reader.last_activity > timeout:
                 reader.abandoned.set()
                 return "stalled"
+
+    def _down(self, name: str, reason: str, delay: float, since: float) -> bool:
+        """Account for a live source that is down, to be tried again in ``delay``; return whether to give up.
+
+        The first loss and every new reason are warnings; the same reason again is logged at debug level, and
+        at info level every :data:`REMIND_EVERY_S`, so a camera missing for days does not fill the journal.
+        """
+        state = self.state
+        new = not state.retrying or reason != state.reason
+        state.lost(reason, delay, since)
+        down = state.down_s() or 0.0
+        give_up = self._options.give_up_s
+        if give_up and down >= give_up:
+            self.error = SourceError(f"{name}: no frame for {duration(down)} ({reason}); ending the run so that "
+                                     "the service starts afresh ([source] restart_after_s)")  # fmt: skip
+            state.end()
+            return True
+        now = time.monotonic()
+        level = logging.WARNING if new else logging.INFO if now - self._logged_at >= REMIND_EVERY_S else logging.DEBUG
+        if level > logging.DEBUG:
+            self._logged_at = now
+        verb = "reopening" if state.state == "reconnecting" else "trying again"
+        since_text = "" if new else f" (down for {duration(down)})"
+        log.log(level, "%s: %s; %s in %.1f s%s", name, reason, verb, delay, since_text)
+        return False
 
     def _loss_reason(self, reader: _Reader, outcome: str) -> str:
         timeout = self._options.source_timeout_s

@@ -19,7 +19,7 @@ from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.pipeline.idle import IdleGate
 from edgepose.pose import PoseResult
-from edgepose.sinks import Sink, sink_failure
+from edgepose.sinks import Heartbeat, Sink, sink_failure
 from edgepose.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class ServiceOptions:
         max_fps: Process at most this many frames per second (0: no cap); waits, never spins.
         idle: Idle mode (applies to cameras, streams and ``--realtime`` files, not to files read in full).
         min_score: Pose score that counts as a person for idle mode, until the analytics say ``present``.
+        give_up_s: End the run once a live source has been down this long (0: never; ``restart_after_s``
+            under systemd).
     """
 
     max_frames: int = SourceConfig.max_frames
@@ -63,6 +65,7 @@ class ServiceOptions:
     max_fps: float = SourceConfig.max_fps
     idle: IdleConfig = field(default_factory=lambda: IdleConfig(enabled=False))
     min_score: float = ModelConfig.min_score
+    give_up_s: float = 0.0
 
 
 class Service:
@@ -130,6 +133,7 @@ class Service:
                 try:
                     frame = buffer.get(timeout=POLL_S)
                 except TimeoutError:
+                    self._no_frame(capture)
                     continue
                 if frame is None:
                     break
@@ -181,6 +185,17 @@ class Service:
         log.info("processed %d frames (%d dropped)", processed, buffer.dropped)
         return processed
 
+    def _no_frame(self, capture: CaptureThread) -> None:
+        """Tell the heartbeat sinks that the loop is alive and waited ``POLL_S`` for a frame in vain.
+
+        Only while the capture thread runs (it retries a source that is down); only this loop calls it, so a loop
+        stuck in the estimator or a sink stops these calls, and the systemd watchdog's pings, too.
+        """
+        if capture.is_alive():
+            for sink in self.sinks:
+                if isinstance(sink, Heartbeat):
+                    sink.alive()
+
     def _follow_source(self, frame: Frame, gate: IdleGate | None) -> None:
         """Start what follows the scene afresh on a new opening of the source (a reopen, a ``--loop``) or size.
 
@@ -208,7 +223,7 @@ class Service:
     def _capture_options(self) -> CaptureOptions:
         opts = self.options
         return CaptureOptions(realtime=opts.realtime, pace_fps=opts.pace_fps, source_timeout_s=opts.source_timeout_s,
-                              loop=opts.loop)  # fmt: skip
+                              loop=opts.loop, give_up_s=opts.give_up_s)  # fmt: skip
 
     def _process(self, frame: Frame) -> PoseResult:
         image = frame.image

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from edgepose.errors import EdgePoseError
 from edgepose.pose import PoseResult
@@ -36,6 +36,14 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Flush what was accepted and release resources."""
+
+
+@runtime_checkable
+class Heartbeat(Protocol):
+    """A sink that also follows the loop's liveness while no frame comes (the systemd heartbeat)."""
+
+    def alive(self) -> None:
+        """Take note that the loop waited for a frame in vain, its capture thread running; must not block."""
 
 
 def sink_failure(sinks: Sequence[Sink]) -> EdgePoseError | None:

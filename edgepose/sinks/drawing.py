@@ -1,7 +1,5 @@
-"""Skeleton drawing shared by the HTTP preview and the screen view.
+"""Skeleton drawing shared by the HTTP preview, the screen view and the snapshots.
 
-Pure functions over BGR numpy images: :func:`render` makes the picture a viewer sees for one
-:class:`~edgepose.pose.PoseResult` in one privacy mode, :func:`draw_skeleton` draws the edges of
 Pure functions over BGR numpy images: :func:`render` makes the picture a viewer sees for one
 :class:`~edgepose.pose.PoseResult` in one privacy mode, :func:`draw_skeleton` draws the edges of
 :data:`~edgepose.pose.SKELETON_EDGES` (or BlazePose's 33-point :data:`~edgepose.pose.LANDMARK_EDGES`
@@ -31,6 +29,8 @@ PERSON_COLORS: tuple[tuple[int, int, int], ...] = (
 CANVAS_COLOR: tuple[int, int, int] = (32, 32, 32)
 #: The blur mode shrinks the picture by this factor and scales it back up.
 BLUR_FACTOR = 24
+#: The privacy modes from the one showing least of the camera's picture (none of it) to the one showing all of it.
+PRIVACY_ORDER: tuple[str, ...] = ("skeleton", "blur", "video")
 
 
 def score_color(score: float) -> tuple[int, int, int]:
@@ -49,6 +49,16 @@ def sizes(width: int, height: int) -> tuple[int, int]:
     """Return ``(line thickness, joint radius)`` in pixels for a frame size."""
     side = max(1, min(width, height))
     return max(1, round(side / 160)), max(3, round(side / 80))
+
+
+def shows_more(mode: str, than: str) -> bool:
+    """Whether pictures drawn in ``mode`` show more of the camera's picture than pictures drawn in ``than``.
+
+    Args:
+        mode: One of :data:`~edgepose.config.choices.PREVIEW_MODES`.
+        than: Another.
+    """
+    return PRIVACY_ORDER.index(mode) > PRIVACY_ORDER.index(than)
 
 
 def base_image(result: PoseResult, mode: str) -> np.ndarray:

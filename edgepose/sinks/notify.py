@@ -1,10 +1,18 @@
 """sd_notify over ``$NOTIFY_SOCKET``: ``READY``, ``WATCHDOG``, ``STATUS`` and ``STOPPING``.
 
 Everything here is a no-op outside systemd (no ``NOTIFY_SOCKET``). :class:`NotifySink` is a
-:class:`~edgepose.sinks.Sink`, so its ``publish`` runs inline in the inference loop for every frame:
-``READY=1`` goes out after the first processed frame, and ``WATCHDOG=1`` only while frames keep
-being processed. A hung camera, interpreter or sink therefore stops the pings and systemd restarts
-the service (``WatchdogSec=``); a timer thread would keep pinging a dead pipeline.
+:class:`~edgepose.sinks.Sink` and a :class:`~edgepose.sinks.Heartbeat`, called inline by the inference loop
+only: ``publish`` for every processed frame, ``alive`` whenever the loop waited for a frame in vain while
+its capture thread runs.
+
+What the watchdog guards is a loop that is alive and either processes frames or has a source that is
+down and being retried (``waiting`` for a camera that is not there, or ``reconnecting`` a lost one;
+:class:`~edgepose.health.SourceState`). ``READY=1`` goes out after the first processed frame, or as soon as
+the source is found to be down: a box without its camera is up, and its ``STATUS=`` says what it waits
+for. A hung interpreter or sink stops the loop and with it the pings; so does a source that seems fine
+but gives no frame (a read stuck in a driver) until the capture thread's own watchdog declares it lost,
+after ``[source] timeout_s``. A timer thread would keep pinging a dead pipeline. How long a source may stay
+down before a fresh start is worth trying is the capture thread's ``give_up_s`` (``[source] restart_after_s``).
 """
 
 from __future__ import annotations
@@ -129,7 +137,7 @@ class NotifySink:
         self._ready = False
         self._next_ping = 0.0
         self._next_status = 0.0
-        self._status_info = info  # the backend the last STATUS= named
+        self._status_topic: tuple[object, ...] = ()  # what the last STATUS= told of: backend, source, kind
 
     def start(self) -> None:
         """Say what is happening until the first frame arrives."""
@@ -137,12 +145,30 @@ class NotifySink:
         self._notifier.send(f"STATUS=starting: {info.model} on {info.delegate}, waiting for frames")
 
     def publish(self, result: PoseResult) -> None:
+        """Beat for a processed frame: ``READY=1`` once, then rate-limited ``WATCHDOG=1`` and ``STATUS=``."""
+        self._beat(self.status)
+
+    def alive(self) -> None:
+        """Beat while the source is down and retried; otherwise send nothing.
+
+        The loop calls it when it waited for a frame in vain, its capture thread running. While the source is
+        ``waiting`` or ``reconnecting`` this beats as a frame does (``READY=1`` once, ``WATCHDOG=1``), with a
+        ``STATUS=`` on the source. While it is ``opening`` or ``ok`` (a frame is late; a read may be stuck) the
+        pings stop, until the capture thread's watchdog declares the source lost.
+        """
+        if self._stats.source.retrying:
+            self._beat(self.source_status)
+
+    def _beat(self, status: Callable[[], str]) -> None:
         """Send ``READY=1`` once, then rate-limited ``WATCHDOG=1`` and ``STATUS=`` (one datagram).
 
-        ``STATUS=`` goes out at once, not at its next turn, when the backend changed (a fallback to the CPU).
+        ``STATUS=`` goes out at once, not at its next turn, when what it tells changed: the backend (a fallback
+        to the CPU), or the source's state or reason (waiting, lost, back).
         """
         now = self._clock()
         info = self._stats.backend_info(self._info)
+        source = self._stats.source
+        topic = (info, source.state, source.reason, status)
         fields = []
         if not self._ready:
             self._ready = True
@@ -150,10 +176,10 @@ class NotifySink:
         if self._ping_every and now >= self._next_ping:
             self._next_ping = now + self._ping_every
             fields.append("WATCHDOG=1")
-        if now >= self._next_status or info != self._status_info:
+        if now >= self._next_status or topic != self._status_topic:
             self._next_status = now + STATUS_EVERY_S
-            self._status_info = info
-            fields.append("STATUS=" + self.status())
+            self._status_topic = topic
+            fields.append("STATUS=" + status())
         if fields:
             self._notifier.send(*fields)
 
@@ -167,9 +193,20 @@ class NotifySink:
         )
         if stats.inference.restarts:
             text += f", {stats.inference.restarts} inference restarts"
+        if stats.source.reopens:
+            text += f", {stats.source.reopens} source reopens"
         if stats.inference.fallback_reason:
             text += f"; fell back to the CPU: {stats.inference.fallback_reason}"
         return text
+
+    def source_status(self) -> str:
+        """Return the status line while the source is down (the model loaded, the service up).
+
+        For example ``waiting for the camera for 2 min 5 s, next try in 30 s: cannot open camera 0: …``.
+        """
+        source = self._stats.source
+        reason = source.reason
+        return f"{source.headline()}: {reason}" if reason else source.headline()
 
     def close(self) -> None:
         """Announce the shutdown."""

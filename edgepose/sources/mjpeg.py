@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgepose.config import SourceConfig
+from edgepose.config.rendering import redact_url
 from edgepose.errors import FrameError, SourceError
 from edgepose.sources.opencv import OpenCVSource
 
@@ -35,15 +36,6 @@ MAX_PART_BYTES = 32 * 1024 * 1024
 JPEG_TAIL = 1024
 #: What the request says it is (a server's log tells edgepose's look at the stream from FFmpeg's reading of it).
 USER_AGENT = "edgepose"
-
-
-def redacted(url: str) -> str:
-    """Return ``url`` with the password in it (``http://user:secret@host``) replaced by ``***``, for logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def whole_jpeg(data: bytes) -> bool:
@@ -92,7 +84,7 @@ class MjpegSource:
     def __init__(self, url: str, cfg: SourceConfig) -> None:
         self._url = url
         self._cfg = cfg
-        self.name = redacted(url)
+        self.name = redact_url(url)
         self.fps = 0.0
         self._connection: http.client.HTTPConnection | None = None
         self._response: http.client.HTTPResponse | None = None

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from edgepose.config import SourceConfig
+from edgepose.config.rendering import redact_url
 from edgepose.errors import InputError, SourceError
 from edgepose.sources.pixels import to_bgr
 
@@ -30,7 +31,7 @@ class OpenCVSource:
         self._device = isinstance(target, int) or str(target).startswith("/dev/video")
         self._stream = live and not self._device and "://" in str(target)
         self.live = live
-        self.name = f"camera {target}" if self._device else str(target)
+        self.name = f"camera {target}" if self._device else redact_url(str(target))  # no password in a log
         self._capture: cv2.VideoCapture | None = None
         self.fps = 0.0
 
@@ -44,11 +45,14 @@ class OpenCVSource:
         capture = self._open_capture()
         if not capture.isOpened():
             capture.release()
-            if self.live or self._device:
+            if self._device:
                 raise SourceError(
-                    f"cannot open {self.name}: check it is connected (ls /dev/video*), the URL is reachable, "
-                    "and the user is in the 'video' group"
+                    f"cannot open {self.name}: check it is connected (ls /dev/video*) and the user is in the "
+                    "'video' group"
                 )
+            if self.live:
+                raise SourceError(f"cannot open {self.name}: check the URL, that the stream is reachable from here "
+                                  "and its user and password")  # fmt: skip
             raise InputError(f"cannot open video {self._target}: not a video OpenCV can decode")
         if self._device:
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._cfg.width)

@@ -47,11 +47,11 @@ class Retained:
         return msgs
 
 
-def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo) -> list[Message]:
+def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, snapshots: bool = False) -> list[Message]:
     """Return the Home Assistant discovery configs as retained QoS 1 messages (none unless enabled)."""
     if not cfg.ha_discovery:
         return []
-    configs = ha.discovery_configs(topics, info, cfg.stats_interval_s, cfg.only_person, cfg.max_rate)
+    configs = ha.discovery_configs(topics, info, cfg.stats_interval_s, cfg.only_person, cfg.max_rate, snapshots)
     return [Message(topic, payload, 1, True) for topic, payload in configs]
 
 

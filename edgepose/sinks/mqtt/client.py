@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepose.config import MqttConfig
 from edgepose.health import PipelineStats
@@ -43,6 +43,9 @@ from edgepose.sinks.mqtt.connection import (
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters
 from edgepose.sinks.mqtt.settings import BrokerSettings, broker_settings, device_id
 from edgepose.sinks.mqtt.worker import INBOX_SIZE, POLL_S, People, Worker
+
+if TYPE_CHECKING:
+    from edgepose.sinks.snapshot.sink import Snapshot, SnapshotSink
 
 __all__ = [
     "CLOSE_STOP_SHARE",
@@ -96,6 +99,8 @@ class MqttSink:
         self._analytics: dict[str, Any] | None = None  # the analytics state, as last seen by publish()
         self._min_interval = 1.0 / cfg.max_rate if cfg.max_rate > 0 else 0.0
         self._last_pose_at = -math.inf
+        #: The run's snapshots, once attached: the Snapshot button's command calls ``snapshots.request()``.
+        self.snapshots: SnapshotSink | None = None
 
     # --- the Sink protocol -------------------------------------------------------------------------
 
@@ -142,6 +147,20 @@ class MqttSink:
                 return
             self._last_pose_at = now
         put(dataclasses.replace(result, image=None))
+
+    def attach_snapshots(self, snapshots: SnapshotSink) -> None:
+        """Publish every snapshot retained on ``<base>/snapshot``; discovery announces its image and button.
+
+        Call before :meth:`start`. The button's command (``PRESS`` on ``<base>/set/snapshot``) is for
+        ``snapshots.request()``.
+        """
+        self.snapshots = snapshots
+        self._worker.snapshots = True
+        snapshots.subscribe(self._send_snapshot)
+
+    def _send_snapshot(self, snapshot: Snapshot) -> None:
+        """Queue a snapshot for the worker (the snapshot thread; never blocks)."""
+        self._worker.put(Message(self.topics.snapshot, snapshot.jpeg, 1, True))
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Send what was accepted, publish ``offline``, disconnect cleanly and stop the threads.

@@ -9,7 +9,8 @@ from typing import Any
 from edgepose import __version__
 from edgepose.events import EventType
 from edgepose.pose import BackendInfo
-from edgepose.sinks.mqtt.topics import OFFLINE, ONLINE, PERSON_OFF, PERSON_ON, Topics
+from edgepose.sinks.mqtt.topics import OFFLINE, ONLINE, PERSON_OFF, PERSON_ON, PRESS, SNAPSHOT_COMMAND, Topics
+from edgepose.sinks.snapshot.sink import CONTENT_TYPE
 
 HA_PREFIX = "homeassistant"
 #: Home Assistant publishes ``online`` here when it (re)starts: discovery is sent again then.
@@ -31,8 +32,8 @@ def expire_after(stats_interval_s: float) -> int:
 
 
 def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float, only_person: bool = False,
-                      max_rate: float = 0.0) -> list[tuple[str, bytes]]:  # fmt: skip
-    """Home Assistant MQTT discovery: presence, people count, falls, repetitions, pose score and frame rate.
+                      max_rate: float = 0.0, snapshots: bool = False) -> list[tuple[str, bytes]]:  # fmt: skip
+    """Home Assistant MQTT discovery: presence, people count, falls, repetitions, pose score, frame rate, snapshots.
 
     Presence is an occupancy ``binary_sensor`` on ``<base>/person``; falls are an ``event`` entity
     (``fall``, ``recovered``) on ``<base>/event`` plus a safety ``binary_sensor`` "Fallen" on
@@ -50,6 +51,8 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
         stats_interval_s: Seconds between stats (and person) messages.
         only_person: Pose messages are sent only while a person is in view.
         max_rate: Most pose messages per second (0: every frame).
+        snapshots: Snapshots are made: an ``image`` "Snapshot" on ``<base>/snapshot`` (the JPEG's raw bytes,
+            so no ``image_encoding``) and a ``button`` "Snapshot" that asks for one on ``<base>/set/snapshot``.
 
     Returns:
         ``(topic, payload)`` pairs to publish retained at QoS 1.
@@ -97,6 +100,14 @@ def discovery_configs(topics: Topics, info: BackendInfo, stats_interval_s: float
             "unit_of_measurement": "fps", "state_class": "measurement", "entity_category": "diagnostic",
             "expire_after": expire}),
     ]  # fmt: skip
+    if snapshots:
+        entities += [
+            ("image", "snapshot", {"name": "Snapshot", "image_topic": topics.snapshot, "content_type": CONTENT_TYPE,
+                                   "icon": "mdi:image-filter-center-focus"}),
+            ("button", "snapshot_button", {
+                "name": "Snapshot", "command_topic": topics.command(SNAPSHOT_COMMAND), "payload_press": PRESS,
+                "qos": 1, "retain": False, "icon": "mdi:camera"}),
+        ]  # fmt: skip
     configs = []
     for component, object_id, specific in entities:
         payload = {**specific, "unique_id": f"{node}_{object_id}", **common}

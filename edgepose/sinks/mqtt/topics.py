@@ -10,6 +10,7 @@ topic                                      payload                QoS   retain
 ``<base>/person``                          ``ON``/``OFF``         1     yes
 ``<base>/people``                          count, e.g. ``2``      1     yes
 ``<base>/stats``                           stats JSON             0     yes
+``<base>/snapshot``                        a JPEG                 1     yes
 ``homeassistant/<component>/…/config``     discovery JSON         1     yes
 =========================================  =====================  ====  ======
 """
@@ -27,6 +28,10 @@ ONLINE = "online"
 OFFLINE = "offline"
 PERSON_ON = "ON"
 PERSON_OFF = "OFF"
+#: What a Home Assistant button sends on its command topic.
+PRESS = "PRESS"
+#: The command (``<base>/set/snapshot``) of the Snapshot button.
+SNAPSHOT_COMMAND = "snapshot"
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ class Topics:
     def stats(self) -> str:
         """Pipeline health, retained."""
         return f"{self.base}/stats"
+
+    @property
+    def snapshot(self) -> str:
+        """The last snapshot (a fall, a long lie, a request) as the JPEG's bytes, retained."""
+        return f"{self.base}/snapshot"
+
+    def command(self, name: str) -> str:
+        """Return the command topic ``<base>/set/<name>``."""
+        return f"{self.base}/set/{name}"
 
 
 def pose_payload(result: PoseResult) -> bytes:

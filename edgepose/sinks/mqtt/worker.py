@@ -73,6 +73,8 @@ class Worker:
         self._retained = Retained()  # as last published by the worker
         self._announced = info  # the backend the last discovery named
         self._thread = threading.Thread(target=self._work, name="edgepose-mqtt", daemon=True)
+        #: Snapshots are published: discovery announces their image and button.
+        self.snapshots = False
 
     def start(self) -> None:
         """Start the thread."""
@@ -155,7 +157,7 @@ class Worker:
     def _send_announce(self) -> None:
         """After every (re)connect: discovery, the queued messages, the person state and stats."""
         self._announced = info = self._stats.backend_info(self._info)
-        for msg in discovery_messages(self._cfg, self._topics, info):
+        for msg in discovery_messages(self._cfg, self._topics, info, self.snapshots):
             self._send(msg)
         self._link.flush()
         self._send_state()

@@ -49,6 +49,7 @@ _HTML = """<!doctype html>
   .low { color: #777; }
   #banner { display: none; color: #f1c40f; }
   .alert { color: #e74c3c; font-weight: 600; }
+  #snapshot { display: block; max-width: 100%; margin-bottom: 4px; }
 </style>
 </head>
 <body>
@@ -73,6 +74,11 @@ _HTML = """<!doctype html>
         <tr><td>exercise</td><td id="exercise">–</td></tr>
         <tr><td>repetitions</td><td class="big" id="reps">–</td></tr>
       </table>
+    </section>
+    <section id="snapshot-box" hidden>
+      <h2>Last snapshot</h2>
+      <a id="snapshot-link" target="_blank"><img id="snapshot" alt="the last snapshot"></a>
+      <span class="tag" id="snapshot-info"></span>
     </section>
     <section>
       <h2>Last events</h2>
@@ -109,6 +115,7 @@ const withToken = (path) => path + (token ? "?token=" + encodeURIComponent(token
 const $ = (id) => document.getElementById(id);
 const video = $("video");
 let minScore = /*MIN_SCORE*/, pending = null, scheduled = false, lost = false, events = null, recent = [];
+let snapshotKey = "";
 
 function scoreColor(s) {
   s = Math.max(0, Math.min(1, s));
@@ -178,8 +185,19 @@ function showPose(p) {
     tr.cells[4].textContent = Math.round(k.y);
   });
 }
+function showSnapshot(snap) {
+  if (!snap || snap.id + "@" + snap.ts === snapshotKey) { return; }
+  snapshotKey = snap.id + "@" + snap.ts;  // ids start again with each run
+  const url = withToken("snapshot.jpg") + (token ? "&" : "?") + "n=" + snap.id + "-" + snap.ts;
+  $("snapshot").src = url;
+  $("snapshot-link").href = url;
+  $("snapshot-info").textContent = new Date(snap.ts * 1000).toLocaleTimeString() + " · " + snap.reason +
+    " · frame " + snap.frame + " · " + snap.mode;
+  $("snapshot-box").hidden = false;
+}
 function showStats(s) {
   const st = s.stats;
+  showSnapshot(s.snapshot);
   $("fps").textContent = st.fps.toFixed(1);
   $("dropped").textContent = st.dropped;
   $("age").textContent = st.frame_age_s === null ? "–" : st.frame_age_s.toFixed(2) + " s";

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from edgepose.health import PipelineStats
@@ -29,6 +29,10 @@ from edgepose.sinks.preview.guard import host_is_loopback, origin_is_loopback
 from edgepose.sinks.preview.hub import EncoderFailed, Overflow, PreviewHub
 from edgepose.sinks.preview.listener import Limits, Listener, one_line
 from edgepose.sinks.preview.page import PAGE
+from edgepose.sinks.snapshot.sink import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from edgepose.sinks.snapshot.sink import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,8 @@ class PreviewContext:
         metrics: Renders ``/metrics`` text and its content type, or ``None`` without prometheus_client.
         loopback_only: Serve only requests whose ``Host`` (and ``Origin``, if sent) name this machine: a
             loopback address without a token, where nothing else stops a DNS-rebinding page.
+        snapshot: The last snapshot, for ``/snapshot.jpg``.
+        snapshot_note: Why there is none, for a 404 from ``/snapshot.jpg``.
     """
 
     hub: PreviewHub
@@ -68,6 +74,8 @@ class PreviewContext:
     stale_after_s: float
     metrics: tuple[Callable[[], bytes], str] | None = None
     loopback_only: bool = False
+    snapshot: Snapshot | None = None
+    snapshot_note: str = "snapshots are off"
     active: int = 0
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -215,9 +223,14 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self._json(HTTPStatus.OK, {**result.to_dict(), **self._status()})
 
     def healthz(self) -> None:
-        """``/healthz``: 200 while the last frame is fresh, else 503 with the reason."""
+        """``/healthz``: 200 while the last frame is fresh, else 503 with the reason and where the source stands.
+
+        It answers anyone, so it tells the source's state and times (``waiting for the camera for 45 s, next try
+        in 8 s``), never its reason, which may name a stream's address.
+        """
         context = self.server.context
         age = context.stats.frame_age()
+        source = context.stats.source
         if age is None:
             status, text = HTTPStatus.SERVICE_UNAVAILABLE, "stale: no frame processed yet"
         elif age > context.stale_after_s:
@@ -225,6 +238,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
             text = f"stale: last frame {age:.1f} s ago (limit {context.stale_after_s:g} s)"
         else:
             status, text = HTTPStatus.OK, f"ok: last frame {age:.2f} s ago"
+        if status != HTTPStatus.OK and source.state != "ok":
+            text += f"; {source.headline()}"
         self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8")
 
     def metrics(self) -> None:
@@ -236,6 +251,15 @@ class PreviewHandler(BaseHTTPRequestHandler):
             return
         render, content_type = metrics
         self._send(HTTPStatus.OK, render(), content_type)
+
+    def snapshot(self) -> None:
+        """``/snapshot.jpg``: the last snapshot (404 with the reason when there is none)."""
+        context = self.server.context
+        snapshot = context.snapshot
+        if snapshot is None:
+            self._send(HTTPStatus.NOT_FOUND, f"{context.snapshot_note}\n".encode(), "text/plain; charset=utf-8")
+            return
+        self._send(HTTPStatus.OK, snapshot.jpeg, CONTENT_TYPE)
 
     def stream(self) -> None:
         """``/stream.mjpg``: ``multipart/x-mixed-replace`` JPEGs, the newest one whenever the client is ready."""
@@ -307,7 +331,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         context = self.server.context
         backend = context.stats.backend_info(context.info)  # the CPU's after an EdgeTPU fallback
         return {"backend": backend.to_dict(), "mode": context.mode, "min_score": context.min_score,
-                "stats": context.stats.snapshot(), "recent_events": context.hub.recent_events()}  # fmt: skip
+                "stats": context.stats.snapshot(), "recent_events": context.hub.recent_events(),
+                "snapshot": context.snapshot.info() if context.snapshot else None}  # fmt: skip
 
     def _stats_event(self) -> bytes:
         return f"event: stats\ndata: {json.dumps(self._status())}\n\n".encode()
@@ -321,4 +346,5 @@ ROUTES: dict[str, Callable[[PreviewHandler], None]] = {
     "/metrics": PreviewHandler.metrics,
     "/stream.mjpg": PreviewHandler.stream,
     "/events": PreviewHandler.events,
+    "/snapshot.jpg": PreviewHandler.snapshot,
 }

@@ -13,15 +13,20 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgepose.config import PreviewConfig
 from edgepose.config.preview_access import check_access
 from edgepose.errors import BackendUnavailableError, ConfigError
 from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
+from edgepose.sinks.drawing import shows_more
 from edgepose.sinks.preview.hub import PreviewHub
 from edgepose.sinks.preview.listener import Limits
 from edgepose.sinks.preview.server import PreviewContext, PreviewServer
+
+if TYPE_CHECKING:
+    from edgepose.sinks.snapshot.sink import Snapshot, SnapshotSink
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +97,20 @@ class PreviewSink:
         metrics = PreviewMetrics(self._context.stats, self._info, self._hub, refused)
         self._observe = metrics.observe
         return metrics.render, CONTENT_TYPE
+
+    def attach_snapshots(self, snapshots: SnapshotSink) -> None:
+        """Show the last snapshot on ``/snapshot.jpg`` and the page, unless it shows more than the preview's mode."""
+        if shows_more(snapshots.draws, self._cfg.mode):
+            note = f"snapshot.mode {snapshots.mode} shows more than preview.mode {self._cfg.mode}"
+            self._context.snapshot_note = f"not shown here: {note}"
+            log.info("preview: not showing snapshots: %s", note)
+            return
+        self._context.snapshot_note = "no snapshot yet"
+        snapshots.subscribe(self._show_snapshot)
+
+    def _show_snapshot(self, snapshot: Snapshot) -> None:
+        """Keep the newest snapshot for the HTTP side (the snapshot thread; O(1))."""
+        self._context.snapshot = snapshot
 
     def publish(self, result: PoseResult) -> None:
         """Hand the newest result to the HTTP side (O(1), never blocks on I/O)."""
