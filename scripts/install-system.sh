@@ -355,6 +355,7 @@ if [ -n "$system_numpy" ]; then
     note "keeping the system's numpy $system_numpy (apt's picamera2 is built against it)"
 fi
 # The OpenCV it gets is pinned in constraints-pi.txt (4.11: the last with numpy 1.x wheels; see that file).
+# ./install.sh --with-pi-env makes the tests' .venv-pi the same way (and editable, with the test tools).
 pins=(--constraint "$here/constraints-pi.txt" --constraint "$constraints")
 pip_env=(env)
 if [ -n "$wheels" ]; then  # nothing but the wheelhouse: no index, no pip configuration, no builds

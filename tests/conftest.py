@@ -1,7 +1,7 @@
 """Shared fixtures: the real models and test images from ../shared, and the CLI as a subprocess.
 
 A test that needs a tool this machine may lack (Chromium, Debian's python3-seccomp, ``.venv-tflite``,
-systemd-analyze, a C compiler…) says so with :func:`need` or :func:`needs`: it is skipped here, and
+``.venv-pi``, systemd-analyze, a C compiler…) says so with :func:`need` or :func:`needs`: it is skipped here, and
 under ``.ci/run``, which installs every such tool and sets :data:`NO_SKIP_ENV`, every skip is a
 failure instead (:func:`pytest_runtest_makereport`).
 """
@@ -21,6 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: The legacy tflite-runtime venv (``./install.sh --with-tflite``), for the tests that compare both runtimes.
 TFLITE_VENV_PYTHON = ROOT / ".venv-tflite" / "bin" / "python"
+#: The Pi-like venv (``./install.sh --with-pi-env``): the system's Python and numpy, constraints-pi.txt's OpenCV.
+PI_VENV_PYTHON = ROOT / ".venv-pi" / "bin" / "python"
 #: Debian's Python, which has python3-seccomp (the unit's filters are applied through it in tests).
 SYSTEM_PYTHON = "/usr/bin/python3"
 SHARED = ROOT.parent / "shared"
@@ -119,6 +121,11 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
 def need_tflite_venv() -> None:
     """Skip without ``.venv-tflite`` (a failure under ``.ci/run``)."""
     need(".venv-tflite", TFLITE_VENV_PYTHON.exists(), "./install.sh --with-tflite")
+
+
+def need_pi_venv() -> None:
+    """Skip without ``.venv-pi`` (a failure under ``.ci/run``)."""
+    need(".venv-pi", PI_VENV_PYTHON.exists(), "./install.sh --with-pi-env, after sudo apt install python3-numpy")
 
 
 def need_seccomp() -> None:

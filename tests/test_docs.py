@@ -109,6 +109,6 @@ def test_readme_is_short_and_keeps_the_test_command() -> None:
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= README_MAX_LINES
     # .ci/run runs exactly the README's second set-up command.
-    command = "./install.sh --with-tflite && .venv/bin/python -m pytest"
+    command = "./install.sh --with-tflite --with-pi-env && .venv/bin/python -m pytest"
     assert command in readme
     assert (ROOT / ".ci" / "run").read_text().rstrip().splitlines()[-1] == command

@@ -22,7 +22,7 @@ from conftest import LIGHTNING, LIGHTNING_EDGETPU, eventually
 
 from edgepose.config import MqttConfig, PreviewConfig, SourceConfig
 from edgepose.health import PipelineStats
-from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator, still_invokes
 from edgepose.inference.runtime.backend import BackendRequest
 from edgepose.inference.runtime.delegates import open_backend
 from edgepose.inference.worker.facade import WorkerBackend
@@ -82,10 +82,11 @@ def test_every_output_reports_the_cpu_after_a_fallback(
     photos.mkdir()
     for index in range(4):
         (photos / f"{index:03d}.bmp").write_bytes((testdata / "squat.bmp").read_bytes())
-    # The first photo runs in the child (a still takes at most 3 invokes); from request 4 on every child
+    # The first photo runs in the child (still_invokes requests); from the next request on every child
     # aborts: one restart, the second failure in a row gives up, and in-process XNNPACK takes over.
     policy = WorkerPolicy(invoke_timeout_s=60.0, start_timeout_s=60.0, max_failures=2, backoff_s=0.01)
-    spec = WorkerSpec(RUNTIME, lightning_path, delegate="cpu", test_abort_at=frozenset(range(4, 1000)))
+    failing = frozenset(range(still_invokes("flip") + 1, 1000))
+    spec = WorkerSpec(RUNTIME, lightning_path, delegate="cpu", test_abort_at=failing)
     edgetpu = BackendInfo(RUNTIME, "edgetpu", 1, LIGHTNING_EDGETPU)
     cpu = BackendRequest(runtime=RUNTIME, delegate="xnnpack", threads=1)
     files = ModelFiles("lightning", lightning_path, None)

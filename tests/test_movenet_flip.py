@@ -17,7 +17,7 @@ from edgepose.errors import ConfigError
 from edgepose.eval import coco
 from edgepose.eval.predict import evaluate, predict
 from edgepose.inference.families.movenet.estimator import MoveNetEstimator
-from edgepose.inference.families.movenet.flip import FLIP_INDEX, average, mirror_input, unflip
+from edgepose.inference.families.movenet.flip import FLIP_INDEX, mirror_input, unflip
 from edgepose.inference.families.movenet.model import decode, full_frame_box
 from edgepose.inference.runtime.backend import BackendRequest
 from edgepose.inference.runtime.delegates import open_backend
@@ -57,15 +57,6 @@ def test_unflip_maps_a_mirrored_output_back(testdata: Path) -> None:
     assert decode(unflip(raw), box) == pytest.approx(truth.astype(np.float32), abs=1e-3)
 
 
-def test_average_weights_positions_by_score() -> None:
-    a = np.tile([10.0, 20.0, 0.9], (17, 1))
-    b = np.tile([20.0, 40.0, 0.1], (17, 1))
-    both = average(a, b)
-    assert both[0].tolist() == pytest.approx([11.0, 22.0, 0.5])
-    zero = average(np.tile([10.0, 20.0, 0.0], (17, 1)), np.tile([20.0, 40.0, 0.0], (17, 1)))
-    assert zero[0].tolist() == pytest.approx([15.0, 30.0, 0.0])
-
-
 def test_mirror_input_flips_columns() -> None:
     tensor = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     expected = tensor[:, ::-1].copy()
@@ -93,14 +84,14 @@ def test_mirrored_image_prediction_maps_back(estimator: MoveNetEstimator, testda
 
 
 def test_flip_is_the_average_of_the_two_passes(estimator: MoveNetEstimator, testdata: Path) -> None:
-    """still(tta="flip") = the single pass averaged with the mirrored photo's pass mapped back (same crop)."""
+    """still(tta="flip") = the shifted passes combined with their mirror images' passes mapped back (same crops)."""
     image = load_image(testdata / "woman_standing.png")
     single = estimator.still(image, tta="none").keypoints
     flipped = estimator.still(image, tta="flip").keypoints
     assert np.abs(flipped[:, :2] - single[:, :2]).max() > 0.5, "the mirror pass changes the result"
     on_mirror = mirror_keypoints(estimator.still(np.ascontiguousarray(cv2.flip(image, 1)), tta="none").keypoints, 384)
-    # Not equal: the mirrored photo gets its own crop, but each flipped keypoint lies between the two passes
-    # (within a few pixels of slack for that crop difference).
+    # Not equal: the mirrored photo gets its own crop, but each flipped keypoint lies between the unmirrored
+    # passes' combination and the mirrored photo's (within a few pixels of slack for that crop difference).
     low = np.minimum(single[:, :2], on_mirror[:, :2]) - 4
     high = np.maximum(single[:, :2], on_mirror[:, :2]) + 4
     assert ((flipped[:, :2] >= low) & (flipped[:, :2] <= high)).all()

@@ -28,7 +28,7 @@ from conftest import LIGHTNING_EDGETPU, MIRROR, POSENET, ROOT, SYSTEM_PYTHON, cl
 from edgepose.config import SourceConfig, build_config
 from edgepose.errors import BackendUnavailableError, ConfigError, ModelError
 from edgepose.health import PipelineStats
-from edgepose.inference.families.movenet.estimator import MoveNetEstimator
+from edgepose.inference.families.movenet.estimator import MoveNetEstimator, still_invokes
 from edgepose.inference.runtime.backend import Backend, BackendRequest
 from edgepose.inference.runtime.delegates import open_backend
 from edgepose.inference.runtime.interpreters import DelegateAbsentError
@@ -157,7 +157,8 @@ def test_sigkill_between_frames_restarts_the_child(
 def test_sigkill_mid_invoke_restarts_and_reruns_the_frame(
     lightning_path: Path, squat: np.ndarray, reference: np.ndarray, clean_process: None
 ) -> None:
-    # The child hangs on request 5 (a still() is three: whole, crop, mirror); the test kills it while the parent waits.
+    # The child hangs on request 5 (within the first still(): see still_invokes); the test kills it while the
+    # parent waits.
     worker = _worker(lightning_path, test_hang_at=frozenset({5}))
     killed = []
 
@@ -181,7 +182,7 @@ def test_sigkill_mid_invoke_restarts_and_reruns_the_frame(
             np.testing.assert_array_equal(keypoints, reference)
         assert worker.restarts == 1 and worker.failures == 1
         assert worker.last_failure is not None and "SIGKILL" in worker.last_failure
-        assert worker.requests == 16  # 15 requests for 5 stills, plus the one re-run
+        assert worker.requests == 5 * still_invokes("flip") + 1  # the requests of 5 stills, plus the one re-run
     finally:
         worker.close()
 
@@ -638,12 +639,13 @@ def test_a_wedged_child_falls_back_within_the_recovery_budget(
 def test_a_stop_during_recovery_ends_the_loop_promptly(
     lightning_path: Path, testdata: Path, tmp_path: Path, clean_process: None, fault: str
 ) -> None:
-    # From the fifth request on (the second or third photo: a still takes 2 or 3 invokes), the child hangs
-    # (the stop finds the worker waiting for it) or aborts and the worker waits a long backoff (the stop
-    # finds it there). Either wait is 120 s; the stop must not be.
+    # From the second photo's second request on, the child hangs (the stop finds the worker waiting for
+    # it) or aborts and the worker waits a long backoff (the stop finds it there). Either wait is 120 s;
+    # the stop must not be.
     for index in range(6):
         (tmp_path / f"{index:03d}.bmp").write_bytes((testdata / "squat.bmp").read_bytes())
-    failing = frozenset(range(5, 1000))
+    first_failing = still_invokes("flip") + 2
+    failing = frozenset(range(first_failing, 1000))
     if fault == "hang":
         policy = WorkerPolicy(invoke_timeout_s=120.0, start_timeout_s=120.0, recovery_s=600.0)
         faults = {"test_hang_at": failing}
@@ -660,7 +662,7 @@ def test_a_stop_during_recovery_ends_the_loop_promptly(
                       ServiceOptions(), PipelineStats())  # fmt: skip
 
     def stop_when_recovering() -> None:
-        while worker.requests < 5 or (fault == "backoff" and worker.failures < 1):
+        while worker.requests < first_failing or (fault == "backoff" and worker.failures < 1):
             time.sleep(0.01)
         stop.set()
 

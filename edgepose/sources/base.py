@@ -13,7 +13,7 @@ class Source(Protocol):
     Attributes:
         name: What the source is, for logs.
         live: A camera or stream: frames arrive in real time and the newest one wins.
-        still: Independent still images: no tracking between frames, two passes each.
+        still: Independent still images: no tracking between frames, each through the estimator's still path.
 
     A source may also have ``fps`` (its own frame rate), ``grab()`` (take a frame without decoding it) and
     ``position_s`` (a file's timestamp of the frame read last, in seconds, or ``None``), which the capture

@@ -9,19 +9,26 @@ import numpy as np
 from edgepose.config.choices import TTA_MODES
 from edgepose.config.schema import ModelConfig
 from edgepose.inference.estimator import Estimate
-from edgepose.inference.families.movenet.flip import average, mirror_input, unflip
+from edgepose.inference.families.movenet.flip import SHIFTS, combine, mirror_input, shifted, unflip
 from edgepose.inference.families.movenet.model import CropBox, check_model, decode, full_frame_box, preprocess_into
-from edgepose.inference.families.movenet.tracker import MoveNetCropTracker, crop_region_for
+from edgepose.inference.families.movenet.tracker import MoveNetCropTracker, still_region_for
 from edgepose.inference.runtime.backend import Backend
 from edgepose.pose import BackendInfo, Pose
+
+
+def still_invokes(tta: str) -> int:
+    """Return how often :meth:`MoveNetEstimator.still` runs the model: the whole frame, each shift (×2 with flip)."""
+    return 1 + len(SHIFTS) * (2 if tta == "flip" else 1)
 
 
 class MoveNetEstimator:
     """Runs MoveNet on frames through a :class:`Backend`.
 
-    Video frames follow the person with MoveNet's crop tracker; still images get a second pass
-    on the crop derived from the first, and the better-scoring pass is kept; with ``tta="flip"``
-    (the default) that pass is averaged with its mirror image's (see :mod:`.flip`).
+    Video frames follow the person with MoveNet's crop tracker. Still images are found on the whole
+    frame, then run on the person's region (:func:`.tracker.still_region_for`) at three sub-cell
+    shifts, with ``tta="flip"`` (the default) each also mirrored, and every pass is combined by score
+    (see :mod:`.flip`). Nothing in between is a choice: an input a grey level different moves the
+    result a little, never from one pass's answer to another's.
     """
 
     def __init__(self, backend: Backend, crop_alpha: float = 1.0, tta: str = ModelConfig.tta) -> None:
@@ -31,6 +38,7 @@ class MoveNetEstimator:
         self.backend = backend
         self.tracker = MoveNetCropTracker(crop_alpha)
         self.tta = tta
+        self._size = backend.input_shape(0)[1]
 
     @property
     def backends(self) -> tuple[Backend, ...]:
@@ -75,26 +83,23 @@ class MoveNetEstimator:
         return Estimate((pose,), pre, inv, post + (time.perf_counter() - t0) * 1e3)
 
     def still(self, image: np.ndarray, tta: str | None = None) -> Estimate:
-        """Estimate an independent image: full frame, then once more on the person's crop.
+        """Estimate an independent image: find the person on the whole frame, then combine passes on their region.
 
         Args:
             image: BGR frame.
-            tta: ``"flip"`` to average the kept pass with its mirror image's (one more invoke), ``"none"``
-                for a single pass; ``None`` uses the estimator's setting.
+            tta: ``"flip"`` to run every shifted pass also on its mirror image (:func:`still_invokes` says how
+                many passes that is), ``"none"`` for the shifted passes alone; ``None`` uses the estimator's setting.
         """
         height, width = image.shape[:2]
-        whole = full_frame_box(width, height)
-        first, pre, inv, post = self._run(image, whole)
-        kept = whole
-        box = crop_region_for(first, width, height)
-        if box != whole:
-            second, pre2, inv2, post2 = self._run(image, box)
-            pre, inv, post = pre + pre2, inv + inv2, post + post2
-            if second[:, 2].mean() >= first[:, 2].mean():
-                first, kept = second, box
-        if (self.tta if tta is None else tta) == "flip":
-            mirrored, pre2, inv2, post2 = self._run(image, kept, mirror=True)
-            t0 = time.perf_counter()
-            first = average(first, mirrored)
-            pre, inv, post = pre + pre2, inv + inv2, post + post2 + (time.perf_counter() - t0) * 1e3
-        return Estimate((Pose.from_keypoints(first),), pre, inv, post)
+        mirrors = (False, True) if (self.tta if tta is None else tta) == "flip" else (False,)
+        located, pre, inv, post = self._run(image, full_frame_box(width, height))
+        passes = []
+        for box in shifted(still_region_for(located, width, height), self._size):
+            for mirror in mirrors:
+                keypoints, pre2, inv2, post2 = self._run(image, box, mirror)
+                passes.append(keypoints)
+                pre, inv, post = pre + pre2, inv + inv2, post + post2
+        t0 = time.perf_counter()
+        combined = combine(passes)
+        post += (time.perf_counter() - t0) * 1e3
+        return Estimate((Pose.from_keypoints(combined),), pre, inv, post)

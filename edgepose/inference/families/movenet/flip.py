@@ -1,15 +1,35 @@
-"""Test-time augmentation for still images: horizontal-flip averaging.
+"""Test-time augmentation for still images: sub-cell shifts and horizontal flips, combined by score.
 
-The model runs on the crop and on its mirror image; the mirrored prediction is mapped back (x
-mirrored, left and right keypoints swapped) and both are averaged, each position weighted by its
-keypoint's score. Pure functions over numpy arrays.
+A still image's crop is run at a few offsets smaller than one cell of MoveNet's output grid
+(:func:`shifted`), each optionally with its mirror image (:func:`mirror_input`, mapped back with
+:func:`unflip`); :func:`combine` averages all passes, each position weighted by its keypoint's score
+squared. One pass of the INT8 model moves a keypoint by up to about a cell when the input changes by one
+grey level (measured: 12-18 px on the shared photos under a ±1 grey-level perturbation; up to 75 px
+where a joint has two likely places); every pass shifted by a different fraction of a cell errs
+differently, so the combination is steadier than any one of them and than a choice between them.
+Pure functions over numpy arrays.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from edgepose.inference.families.movenet.model import CropBox
 from edgepose.pose import KEYPOINT_INDEX, KEYPOINT_NAMES
+
+#: MoveNet's output stride: one cell of its keypoint grid is this many model-input pixels.
+OUTPUT_STRIDE = 4
+#: The offsets of the still path's passes, in output cells (x, y): a centred rank-1 lattice of three
+#: points, one per third of a cell along each axis. Measured on the shared photos and 10 crops of them
+#: under ±1 grey-level noise, largest keypoint move: 1 offset 16-29 px, 2 offsets 11-20, 3 offsets 9-10,
+#: 5 offsets 8-9 (each with its mirror image; benchmarks/STILL_STABILITY.md).
+SHIFTS: tuple[tuple[float, float], ...] = ((-1 / 3, -1 / 3), (0.0, 1 / 3), (1 / 3, 0.0))
+#: Passes are weighted by their keypoint's score to this power: a pass that lost a joint (its score
+#: drops to about 0.2 where the others say 0.9) barely moves the combination (power 1: 10-19 px largest
+#: move on the measurement above, power 2: 9-10 px).
+SCORE_POWER = 2.0
 
 
 def _mirror_name(name: str) -> str:
@@ -43,18 +63,25 @@ def unflip(raw: np.ndarray) -> np.ndarray:
     return back
 
 
-def average(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Average two ``(17, 3)`` predictions: each position weighted by its score, scores by the plain mean.
+def shifted(box: CropBox, size: int) -> tuple[CropBox, ...]:
+    """Return ``box`` moved by each of :data:`SHIFTS` (fractions of an output cell of a ``size`` px input)."""
+    cell_x = box.width * OUTPUT_STRIDE / size
+    cell_y = box.height * OUTPUT_STRIDE / size
+    return tuple(CropBox(box.x + dx * cell_x, box.y + dy * cell_y, box.width, box.height) for dx, dy in SHIFTS)
 
-    The positions may be in any order (x, y or y, x); the score is the last column. Where both scores
-    are 0 the positions are averaged equally.
+
+def combine(passes: Sequence[np.ndarray]) -> np.ndarray:
+    """Combine ``(17, 3)`` predictions: positions weighted by score ** :data:`SCORE_POWER`, scores by their mean.
+
+    The positions may be in any order (x, y or y, x); the score is the last column. Where every score
+    is 0 the positions are averaged equally.
     """
-    a = np.asarray(a, dtype=np.float32).reshape(17, 3)
-    b = np.asarray(b, dtype=np.float32).reshape(17, 3)
-    wa, wb = a[:, 2:3], b[:, 2:3]
-    total = wa + wb
-    share = np.divide(wa, total, out=np.full_like(total, 0.5), where=total > 0)
+    stacked = np.stack([np.asarray(p, dtype=np.float32).reshape(17, 3) for p in passes])
+    weights = np.clip(stacked[:, :, 2:3], 0.0, None) ** SCORE_POWER
+    total = weights.sum(axis=0)
     out = np.empty((17, 3), dtype=np.float32)
-    out[:, :2] = share * a[:, :2] + (1.0 - share) * b[:, :2]
-    out[:, 2] = (a[:, 2] + b[:, 2]) / 2.0
+    weighted = (weights * stacked[:, :, :2]).sum(axis=0)
+    equal = stacked[:, :, :2].mean(axis=0)
+    out[:, :2] = np.divide(weighted, total, out=equal, where=total > 0)
+    out[:, 2] = stacked[:, :, 2].mean(axis=0)
     return out

@@ -6,6 +6,10 @@ next frame: centred on the hips, big enough for the torso (×1.9) and the whole 
 frame. This follows the algorithm of TensorFlow's MoveNet tutorial, with each joint's own
 score checked in the body-range loop. Like MoveNet's JavaScript tracker, the region can be
 low-passed between frames (``alpha`` < 1) so the crop does not jitter with the keypoints.
+
+Still images take :func:`still_region_for`, the same square without its two jumps: a joint's share of the
+body range fades in with its score instead of switching at one score, and a person too big for the
+crop gets the frame's longer side around the hips instead of the letterboxed full frame.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from edgepose.pose import KEYPOINT_INDEX
 
 #: Keypoints scoring below this do not shape the crop.
 MIN_CROP_KEYPOINT_SCORE = 0.2
+#: For still images a joint's share of the body range ramps from 0 to 1 over this much either side of
+#: :data:`MIN_CROP_KEYPOINT_SCORE` (:func:`still_region_for`).
+SOFT_SCORE_BAND = 0.1
 #: A crop narrower than this (pixels, half-width) is degenerate: keypoints all in one spot.
 MIN_CROP_HALF_PX = 16.0
 TORSO_JOINTS = tuple(KEYPOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
@@ -35,6 +42,29 @@ def torso_visible(keypoints: np.ndarray) -> bool:
     return bool(hip and shoulder)
 
 
+def _square(keypoints: np.ndarray, width: int, height: int, body: np.ndarray) -> tuple[float, float, float]:
+    """Return the centre (the hips) and half side of the person's square, not past the farthest frame edge.
+
+    Args:
+        keypoints: ``(17, 3)`` x, y (source pixels) and score.
+        width: Frame width.
+        height: Frame height.
+        body: Per keypoint, the share (0-1) of its distance from the hips that counts for the body range.
+    """
+    center_x = float(keypoints[_LEFT_HIP, 0] + keypoints[_RIGHT_HIP, 0]) / 2.0
+    center_y = float(keypoints[_LEFT_HIP, 1] + keypoints[_RIGHT_HIP, 1]) / 2.0
+
+    torso = keypoints[list(TORSO_JOINTS)]
+    torso_x = float(np.abs(center_x - torso[:, 0]).max())
+    torso_y = float(np.abs(center_y - torso[:, 1]).max())
+
+    body_x = float((np.abs(center_x - keypoints[:, 0]) * body).max())
+    body_y = float((np.abs(center_y - keypoints[:, 1]) * body).max())
+
+    half = max(torso_x * 1.9, torso_y * 1.9, body_x * 1.2, body_y * 1.2)
+    return center_x, center_y, min(half, max(center_x, width - center_x, center_y, height - center_y))
+
+
 def crop_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
     """Return the region to run the model on next, from keypoints in source pixels.
 
@@ -49,20 +79,36 @@ def crop_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
     """
     if not torso_visible(keypoints):
         return full_frame_box(width, height)
-    center_x = float(keypoints[_LEFT_HIP, 0] + keypoints[_RIGHT_HIP, 0]) / 2.0
-    center_y = float(keypoints[_LEFT_HIP, 1] + keypoints[_RIGHT_HIP, 1]) / 2.0
-
-    torso = keypoints[list(TORSO_JOINTS)]
-    torso_x = float(np.abs(center_x - torso[:, 0]).max())
-    torso_y = float(np.abs(center_y - torso[:, 1]).max())
-
-    body = keypoints[keypoints[:, 2] > MIN_CROP_KEYPOINT_SCORE]
-    body_x = float(np.abs(center_x - body[:, 0]).max())
-    body_y = float(np.abs(center_y - body[:, 1]).max())
-
-    half = max(torso_x * 1.9, torso_y * 1.9, body_x * 1.2, body_y * 1.2)
-    half = min(half, max(center_x, width - center_x, center_y, height - center_y))
+    body = (keypoints[:, 2] > MIN_CROP_KEYPOINT_SCORE).astype(np.float32)
+    center_x, center_y, half = _square(keypoints, width, height, body)
     if half > max(width, height) / 2.0 or half < MIN_CROP_HALF_PX:
+        return full_frame_box(width, height)
+    return CropBox(center_x - half, center_y - half, 2.0 * half, 2.0 * half)
+
+
+def still_region_for(keypoints: np.ndarray, width: int, height: int) -> CropBox:
+    """Return the region a still image's passes run on: :func:`crop_region_for`'s square, without its jumps.
+
+    A joint counts for the body range in proportion to its score across
+    :data:`MIN_CROP_KEYPOINT_SCORE` ± :data:`SOFT_SCORE_BAND`, and the side is at most the frame's longer
+    side, still centred on the hips: a keypoint that moves a little moves the region a little.
+
+    Args:
+        keypoints: ``(17, 3)`` array of x, y (source pixels) and score.
+        width: Frame width.
+        height: Frame height.
+
+    Returns:
+        A square box around the person, or the full-frame box when the torso is not visible or the
+        keypoints collapse into a degenerate crop.
+    """
+    if not torso_visible(keypoints):
+        return full_frame_box(width, height)
+    low = MIN_CROP_KEYPOINT_SCORE - SOFT_SCORE_BAND
+    body = np.clip((keypoints[:, 2] - low) / (2.0 * SOFT_SCORE_BAND), 0.0, 1.0)
+    center_x, center_y, half = _square(keypoints, width, height, body)
+    half = min(half, max(width, height) / 2.0)
+    if half < MIN_CROP_HALF_PX:
         return full_frame_box(width, height)
     return CropBox(center_x - half, center_y - half, 2.0 * half, 2.0 * half)
 
