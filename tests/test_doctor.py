@@ -128,6 +128,33 @@ def test_configured_camera_that_is_absent_fails(models_dir: Path, tmp_path: Path
     assert "edgepose run waits for it, trying again every 30 s, and uses it once it appears" in fail[0], fail
 
 
+def test_a_stream_source_is_read_not_looked_for_among_cameras(models_dir: Path, tmp_path: Path) -> None:
+    """A network camera needs no local camera: doctor reads a frame from the stream instead (a real MJPEG
+    server), and a stream that gives none is a FAIL that shows no password."""
+    import numpy as np
+    from mjpeg_server import jpeg, serving
+
+    picture = jpeg(np.full((240, 320, 3), 128, np.uint8))
+    with serving(lambda n: picture, fps=10, auth="cam:s3cret") as server:
+        url = server.url.replace("http://", "http://cam:s3cret@")
+        config = write_config(tmp_path, f'[source]\nsource = "{url}"\n')
+        proc = run_cli("doctor", "--config", str(config), *model_args(models_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ok = find(proc.stdout, OK, "stream")
+    assert ok and "320x240" in ok[0], proc.stdout
+    assert not find(proc.stdout, WARN, "camera") and not find(proc.stdout, FAIL, "camera"), proc.stdout
+    assert "s3cret" not in proc.stdout + proc.stderr
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    config = write_config(tmp_path, f'[source]\nsource = "http://cam:s3cret@127.0.0.1:{port}/stream"\n')
+    proc = run_cli("doctor", "--config", str(config), *model_args(models_dir))
+    assert proc.returncode == 1, proc.stdout
+    fail = find(proc.stdout, FAIL, "stream")
+    assert fail and "edgepose run waits for it" in fail[0] and " — fix: " in fail[0], proc.stdout
+    assert "s3cret" not in proc.stdout + proc.stderr
+
+
 def test_forced_edgetpu_delegate_without_a_coral_fails(models_dir: Path) -> None:
     proc = run_cli("doctor", "--delegate", "edgetpu", *model_args(models_dir))
     assert proc.returncode == 1

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
+import re
 from pathlib import Path
 
+from edgepose.config.rendering import redact_url
 from edgepose.doctor import hardware
 from edgepose.doctor.findings import FAIL, OK, WARN, Check, Context, probe
 from edgepose.health import temperatures
 from edgepose.pipeline.capture import REOPEN_DELAYS_S
+from edgepose.sources import is_stream
 
 HOT_C = 80.0
+
+#: Reads one frame from the ``[source]`` given as JSON on stdin (the URL, and its password, stay out of ``ps``);
+#: its last stderr line is ``WxH``, or why no frame came.
+_READ_ONE_FRAME = """
+import json, sys
+from edgepose.config import SourceConfig
+from edgepose.sources import open_source
+cfg = SourceConfig(**json.loads(sys.stdin.read()))
+try:
+    source = open_source(cfg.source, cfg)
+    source.open()
+    try:
+        frame = source.read()
+    finally:
+        source.close()
+except Exception as error:
+    print(error, file=sys.stderr)
+    sys.exit(1)
+print("the stream ended" if frame is None else f"{frame.shape[1]}x{frame.shape[0]}", file=sys.stderr)
+sys.exit(frame is None)
+"""
 
 
 def check_cameras(ctx: Context) -> list[Check]:
@@ -19,6 +45,8 @@ def check_cameras(ctx: Context) -> list[Check]:
     A missing camera no longer stops ``edgepose run`` (it waits for the camera), but it has nothing to do without
     it: that is still a FAIL, which says what the run does meanwhile.
     """
+    if is_stream(ctx.config.source.source):
+        return check_stream(ctx)
     cameras = [d for d in hardware.video_devices(ctx.root) if d.capture]
     found = [f"{d.node} ({d.name or 'unnamed'})" for d in cameras]
     checks = []
@@ -51,6 +79,20 @@ def check_cameras(ctx: Context) -> list[Check]:
         detail = f"no camera found (no V4L2 capture device; {where})"
         checks.append(Check(WARN, "camera", detail, _camera_fix(picamera)))
     return checks
+
+
+def check_stream(ctx: Context) -> list[Check]:
+    """Read one frame from the configured network stream, in a child process bounded by the source timeout."""
+    cfg = ctx.config.source
+    shown = redact_url(cfg.source.strip())
+    status, reason = probe(ctx.python, _READ_ONE_FRAME, timeout=cfg.timeout_s + 5,
+                           stdin=json.dumps(dataclasses.asdict(cfg)))  # fmt: skip
+    if status == 0 and re.fullmatch(r"[0-9]+x[0-9]+", reason):
+        return [Check(OK, "stream", f"{shown} delivers {reason} frames")]
+    return [Check(FAIL, "stream", f"no frame from {shown} ({reason or f'exit status {status}'}); edgepose run "
+                  f"waits for it, trying again every {REOPEN_DELAYS_S[-1]:g} s, and uses it once it comes",
+                  "check the camera's address, port, path and credentials, and that it is on; the camera's own "
+                  "web page or VLC shows the same URL")]  # fmt: skip
 
 
 def _same_device(source: str, node: Path) -> bool:

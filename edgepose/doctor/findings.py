@@ -60,10 +60,15 @@ class Context:
     units: dict[str, Path] = field(default_factory=dict)
 
 
-def probe(python: str, code: str, timeout: float = PROBE_TIMEOUT_S) -> tuple[int, str]:
-    """Run ``python -c code``; return its exit status (negative: killed by a signal) and last stderr line."""
+def probe(python: str, code: str, timeout: float = PROBE_TIMEOUT_S, stdin: str = "") -> tuple[int, str]:
+    """Run ``python -c code`` with ``stdin`` as its input (what must not show in ``ps``, such as a password).
+
+    Returns:
+        Its exit status (negative: killed by a signal) and its last stderr line.
+    """
     try:
-        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=timeout, check=False,
+                              input=stdin)  # fmt: skip
     except subprocess.TimeoutExpired:
         return 124, f"no answer within {timeout:.0f} s"
     lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]

@@ -15,6 +15,13 @@ from edgepose.sources.opencv import OpenCVSource
 from edgepose.sources.synthetic import SyntheticSource
 
 _STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://", "rtmp://")
+
+
+def is_stream(spec: str) -> bool:
+    """Whether a ``--source`` value names a network stream (RTSP, HTTP, ...) rather than a device or a file."""
+    return spec.strip().lower().startswith(_STREAM_SCHEMES)
+
+
 #: Schemes whose streams are looked at first: multipart MJPEG is read by :class:`MjpegSource`, the rest by OpenCV.
 _HTTP_SCHEMES = ("http://", "https://")
 
@@ -82,7 +89,7 @@ def open_source(spec: str, cfg: SourceConfig) -> Source:
         return OpenCVSource(spec, cfg, live=True)
     if spec.lower().startswith(_HTTP_SCHEMES):
         return MjpegSource(spec, cfg)
-    if spec.lower().startswith(_STREAM_SCHEMES):
+    if is_stream(spec):
         return OpenCVSource(spec, cfg, live=True)
     path = Path(spec).expanduser()
     if path.is_dir():
