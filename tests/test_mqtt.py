@@ -212,6 +212,7 @@ def test_discovery_configs_have_home_assistant_keys() -> None:
         "homeassistant/sensor/edgepose_cam1/score/config",
         "homeassistant/binary_sensor/edgepose_cam1/camera/config",
         "homeassistant/sensor/edgepose_cam1/fps/config",
+        "homeassistant/sensor/edgepose_cam1/posture/config",
     }
     # no controls without handlers: their configs are empty (removing any announced before)
     assert {t for t, p in configs.items() if not p} == {
@@ -225,11 +226,11 @@ def test_discovery_configs_have_home_assistant_keys() -> None:
         )
     }
     event = json.loads(configs.pop("homeassistant/event/edgepose_cam1/fall/config"))
-    assert event["event_types"] == ["fall", "recovered"] and "expire_after" not in event
+    assert event["event_types"] == ["fall", "long_lie", "recovered"] and "expire_after" not in event
     camera = json.loads(configs.pop("homeassistant/binary_sensor/edgepose_cam1/camera/config"))
     assert camera["state_topic"] == "edgepose/cam1/camera" and "expire_after" not in camera
     unique = {check_discovery(p, topics.base)["unique_id"] for p in configs.values() if p}
-    assert len(unique | {event["unique_id"], camera["unique_id"]}) == 8
+    assert len(unique | {event["unique_id"], camera["unique_id"]}) == 9
 
 
 # --- against a real broker ----------------------------------------------------------------------------

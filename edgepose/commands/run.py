@@ -75,7 +75,7 @@ def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threadi
     from edgepose.sinks.mqtt.client import MqttSink
 
     device = Device(controls, config.source.stale_after_s, config.analytics.presence().decided_after_s(),
-                    preview_url(config.preview))  # fmt: skip
+                    preview_url(config.preview), tuple(zone.name for zone in config.zones))  # fmt: skip
     return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop, device=device)
 
 

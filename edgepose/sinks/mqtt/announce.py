@@ -1,6 +1,6 @@
 """What the MQTT worker sends again after every connection and every stats interval (no paho here).
 
-The retained person, people-count and analytics state (re-sent while they are current, to keep Home
+The retained person, people-count, analytics state, fallen and posture (re-sent while they are current, to keep Home
 Assistant's ``expire_after`` fresh), the discovery configs, and the stats message; and what the sink knows
 about the device beyond the ``[mqtt]`` section (:class:`Device`).
 """
@@ -29,12 +29,14 @@ class Device:
         settle_s: Seconds of frames before presence is published after a (re)start of analysis
             (:meth:`~edgepose.config.PresenceConfig.decided_after_s`).
         configuration_url: The device's link in Home Assistant (the preview's address), or ``""``.
+        zones: The names of the ``[[zones]]`` (an occupancy and a count entity each).
     """
 
     controls: Controls | None = None
     stale_after_s: float = SourceConfig.stale_after_s
     settle_s: float = dataclasses.field(default_factory=lambda: PresenceConfig().decided_after_s())
     configuration_url: str = ""
+    zones: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -44,12 +46,12 @@ class Retained:
     Attributes:
         person: Whether a person is present.
         people: The people count.
-        analytics: The analytics state message.
+        analytics: The messages drawn from the analytics state (``state``, ``fallen``, ``posture``) by topic.
     """
 
     person: bool | None = None
     people: int | None = None
-    analytics: Message | None = None
+    analytics: dict[str, Message] = dataclasses.field(default_factory=dict)
 
     def people_message(self, topics: mt.Topics) -> Message:
         """Return the people-count message."""
@@ -62,9 +64,7 @@ class Retained:
             msgs.append(Message(topics.person, mt.person_payload(self.person), 1, True))
         if self.people is not None:
             msgs.append(self.people_message(topics))
-        if self.analytics is not None:
-            msgs.append(self.analytics)
-        return msgs
+        return msgs + list(self.analytics.values())
 
 
 def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, device: Device,
@@ -75,7 +75,7 @@ def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, de
     controls = device.controls
     exercise = (controls.state(EXERCISE.name) if controls is not None else None) or NO_EXERCISE
     settings = ha.Discovery(cfg.stats_interval_s, exercise, controls.enabled() if controls is not None else (),
-                            device.configuration_url, snapshots)  # fmt: skip
+                            device.configuration_url, snapshots, device.zones)  # fmt: skip
     return [Message(topic, payload, 1, True) for topic, payload in ha.discovery_configs(topics, info, settings)]
 
 
