@@ -85,7 +85,8 @@ def _preview(config: Config, stats: PipelineStats, info: BackendInfo, _stop: thr
         return None
     from edgepose.sinks.preview.sink import PreviewSink
 
-    return PreviewSink(config.preview, stats, info, config.model.min_score, config.source.stale_after_s)
+    return PreviewSink(config.preview, stats, info, config.model.min_score, config.source.stale_after_s,
+                       config.zones)  # fmt: skip
 
 
 def _quit_foreground_run() -> None:
