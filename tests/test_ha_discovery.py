@@ -256,5 +256,11 @@ def test_zones_posture_and_fallen_field_by_field() -> None:
                                     "'zone': value_json.zone} | tojson }}",
         "expire_after": 90}  # fmt: skip
     assert found["event/fall"]["event_types"] == ["fall", "long_lie", "recovered"]
-    # without zones, no zone entities
+    # without zones, no zone entities; a zone removed since the last start: its two configs emptied
     assert not [key for key in configs(zones=()) if "zone_" in key]
+    settings = Discovery(30.0, zones=("bed",), removed_zones=("Front-door",))
+    emptied = {
+        t.split("/")[3]: p for t, p in discovery_configs(Topics("edgepose", "cam1"), INFO, settings) if "zone_" in t
+    }
+    assert emptied["zone_front_door_occupancy"] == emptied["zone_front_door_count"] == b""
+    assert emptied["zone_bed_occupancy"] and emptied["zone_bed_count"]

@@ -21,6 +21,8 @@ from clips import render_tilted, write_frames, write_visit_clip
 from conftest import model_args, run_cli
 from stickfigure import segments
 
+from edgepose.sinks.mqtt.announce import removed_zones
+
 BASE = "edgepose/zones"
 NODE = "edgepose_zones"
 NOBODY = {"posture": None, "person": None}
@@ -42,7 +44,8 @@ def _changes(payloads: list[bytes]) -> list[Any]:
 def _run(broker: Broker, config: Path, clip: Path, models_dir: Path) -> Subscriber:
     sub = Subscriber(broker.port)
     proc = run_cli("run", "--config", str(config), "--source", str(clip), "--mqtt", f"mqtt://127.0.0.1:{broker.port}",
-                   "--device-id", "zones", "--ha-discovery", *model_args(models_dir))  # fmt: skip
+                   "--device-id", "zones", "--ha-discovery", "--state-dir", str(config.parent / "state"),
+                   *model_args(models_dir))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert sub.wait_for(lambda s: s.on(f"{BASE}/status")[-1:] == [b"offline"])
     return sub
@@ -143,3 +146,37 @@ def test_fallen_after_a_long_lie_over_a_real_broker(
     postures = [p["posture"] for p in _changes(sub.on(f"{BASE}/posture"))]
     assert "lying" in postures and postures.index("lying") < len(postures) - 1 - postures[::-1].index("standing")
     sub.close()
+
+
+def _zone_zone(name: str, corner: float) -> str:
+    return f'[[zones]]\nname = "{name}"\npolygon = [[{corner}, 0], [1, 0], [1, 1]]\n'
+
+
+@pytest.mark.slow
+def test_a_zone_removed_from_the_config_is_removed_from_home_assistant(
+    broker: Broker, models_dir: Path, tmp_path: Path
+) -> None:
+    clip = write_visit_clip(tmp_path / "empty.avi", np.zeros((10, 10, 3), np.uint8), 5, 0, 0)
+    config = tmp_path / "edgepose.toml"
+    config.write_text(_zone_zone("hall", 0.5) + _zone_zone("Sofa", 0.2))
+    _run(broker, config, clip, models_dir).close()
+    for object_id in ("zone_hall_occupancy", "zone_sofa_occupancy"):
+        assert _config(broker, "binary_sensor", object_id)
+    config.write_text(_zone_zone("hall", 0.5))  # the sofa is gone
+    sub = _run(broker, config, clip, models_dir)
+    assert _config(broker, "binary_sensor", "zone_hall_occupancy") and _config(broker, "sensor", "zone_hall_count")
+    for component, object_id in (("binary_sensor", "zone_sofa_occupancy"), ("sensor", "zone_sofa_count")):
+        topic = f"homeassistant/{component}/{NODE}/{object_id}/config"
+        assert b"" in sub.on(topic), "an empty retained config removes the entity"
+        assert retained(broker.port, topic, timeout=0.5) is None
+    sub.close()
+
+
+def test_removed_zones_are_those_of_the_last_start_that_are_gone(tmp_path: Path) -> None:
+    kept = tmp_path / "state" / "ha-zones-porch.json"
+    assert removed_zones(kept, ("hall", "Sofa")) == ()
+    assert removed_zones(kept, ("hall", "sofa")) == (), "Sofa renamed sofa: the same entities"
+    assert removed_zones(kept, ("hall",)) == ("sofa",)
+    assert removed_zones(kept, ("hall",)) == (), "removed once"
+    kept.write_text("not json")
+    assert removed_zones(kept, ("hall",)) == () and json.loads(kept.read_text()) == {"zones": ["hall"]}

@@ -261,8 +261,8 @@ def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Pat
     # (stats are QoS 0: one due before the broker's CONNACK may be dropped and counted, so no check on that)
     assert final["frames"] == 24 and final["device"] == "cam1"
     assert not [t for t in sub.topics() if t.startswith("homeassistant/")], "discovery is opt-in"
-    leaves = ("pose", "status", "stats", "person", "people", "state", "event", "analysis", "camera", "detection",
-              "exercise")  # fmt: skip
+    leaves = ("pose", "status", "stats", "person", "people", "state", "fallen", "posture", "event", "analysis",
+              "camera", "detection", "exercise")  # fmt: skip
     assert sub.topics() <= {f"{base}/{leaf}" for leaf in leaves}
     sub.close()
     # what a dashboard subscribing now sees: retained status/stats/person, never a stale pose

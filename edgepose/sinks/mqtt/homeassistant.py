@@ -89,6 +89,7 @@ class Discovery:
         snapshots: Snapshots are made: an ``image`` "Snapshot" on ``<base>/snapshot`` (the JPEG's raw bytes, so
             no ``image_encoding``); its button is the :data:`~edgepose.control.SNAPSHOT` control.
         zones: The names of the ``[[zones]]``: an occupancy ``binary_sensor`` and a count ``sensor`` each.
+        removed_zones: Zones announced before and gone from the config: their two configs are emptied.
     """
 
     stats_interval_s: float
@@ -97,6 +98,7 @@ class Discovery:
     configuration_url: str = ""
     snapshots: bool = False
     zones: tuple[str, ...] = ()
+    removed_zones: tuple[str, ...] = ()
 
 
 #: The Posture sensor's states (``device_class: enum``); nobody present is Home Assistant's own unknown (``None``).
@@ -115,7 +117,7 @@ def zone_templates(name: str) -> tuple[str, str]:
             f"{{% if {known} %}}{{{{ {count} }}}}{{% else %}}None{{% endif %}}")  # fmt: skip
 
 
-def zone_entities(topics: Topics, name: str, expire: int) -> list[Entity]:
+def zone_entities(topics: Topics, name: str, expire: int, wanted: bool = True) -> list[Entity]:
     """Return a zone's rows: "Zone <name>" (occupancy) and "Zone <name> people" (the count), on ``<base>/state``."""
     slug = zone_slug(name)
     occupied, count = zone_templates(name)
@@ -123,10 +125,11 @@ def zone_entities(topics: Topics, name: str, expire: int) -> list[Entity]:
         Entity("binary_sensor", f"zone_{slug}_occupancy", {
             "name": f"Zone {name}", "state_topic": topics.state, "value_template": occupied,
             "payload_on": PERSON_ON, "payload_off": PERSON_OFF, "device_class": "occupancy",
-            "expire_after": expire}, Gate.ANALYSIS),
+            "expire_after": expire}, Gate.ANALYSIS, wanted),
         Entity("sensor", f"zone_{slug}_count", {
             "name": f"Zone {name} people", "state_topic": topics.state, "value_template": count,
-            "state_class": "measurement", "icon": "mdi:account-group", "expire_after": expire}, Gate.ANALYSIS),
+            "state_class": "measurement", "icon": "mdi:account-group", "expire_after": expire}, Gate.ANALYSIS,
+            wanted),
     ]  # fmt: skip
 
 
@@ -194,6 +197,8 @@ def entities(topics: Topics, settings: Discovery) -> list[Entity]:
     ]  # fmt: skip
     for name in settings.zones:
         table += zone_entities(topics, name, expire)
+    for name in settings.removed_zones:
+        table += zone_entities(topics, name, expire, wanted=False)
     enabled = {control.name for control in settings.controls}
     table += [_control_entity(topics, control, control.name in enabled) for control in CONTROLS]
     return table
