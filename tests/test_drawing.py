@@ -111,7 +111,7 @@ def test_zones_ids_postures_and_a_fallen_person() -> None:
     def drawn(who: list[dict[str, object]], zones: tuple[ZoneConfig, ...] = (door, bed)) -> np.ndarray:
         state = {"present": True, "fallen": True, "people": who, "zones": {}}
         return render(PoseResult(0, 0.0, 320, 240, standing.keypoints, {}, None, (standing, lying), state=state),
-                      "skeleton", 0.2, zones)  # fmt: skip
+                      "skeleton", 0.2, zones, labels=True)  # fmt: skip
 
     out = drawn(people)
     # the zones: outlines (amber; green where lying is no alarm) with their names inside, under the people
@@ -133,4 +133,7 @@ def test_zones_ids_postures_and_a_fallen_person() -> None:
     sitting = [dict(people[0], posture="sitting"), people[1]]
     assert (drawn(sitting)[80:108, 200:300] != out[80:108, 200:300]).any()
     plain = render(PoseResult(0, 0.0, 320, 240, standing.keypoints, {}, None, (standing, lying)), "skeleton", 0.2)
+    unlabelled = render(PoseResult(0, 0.0, 320, 240, standing.keypoints, {}, None, (standing, lying),
+                                   state={"people": people}), "skeleton", 0.2)  # fmt: skip
+    assert (unlabelled == plain).all(), "snapshots and the screen: the skeletons alone"
     assert (plain[80:104, 200:300] == CANVAS_COLOR).all() and not (plain == FALLEN_COLOR).all(axis=2).any()

@@ -7,9 +7,10 @@ when the pose has landmarks) and the joints coloured by score (red â†’ yellow â†
 Keypoints scoring below the threshold are not drawn, nor are the edges that touch them. Each person
 gets the edge colour of their place in the result (:data:`PERSON_COLORS`, best pose first).
 
-With the analytics, :func:`render` also draws the ``[[zones]]`` (their outlines and names, under the people:
-:data:`ZONE_COLOR`, or :data:`SAFE_ZONE_COLOR` for a ``falls = false`` zone), each tracked person's id and
-posture above their box (white on black) and a red box (:data:`FALLEN_COLOR`) around a fallen person.
+For the preview, :func:`render` also draws the ``[[zones]]`` (their outlines and names, under the people:
+:data:`ZONE_COLOR`, or :data:`SAFE_ZONE_COLOR` for a ``falls = false`` zone) and, with ``labels``, each
+tracked person's id and posture above their box (white on black) and a red box (:data:`FALLEN_COLOR`)
+around a fallen person.
 """
 
 from __future__ import annotations
@@ -188,18 +189,21 @@ def draw_person(canvas: np.ndarray, pose: Pose, person: dict[str, Any]) -> np.nd
     return canvas
 
 
-def render(result: PoseResult, mode: str, min_score: float, zones: Sequence[ZoneConfig] = ()) -> np.ndarray:
+def render(
+    result: PoseResult, mode: str, min_score: float, zones: Sequence[ZoneConfig] = (), labels: bool = False
+) -> np.ndarray:
     """Return the picture for one result: the privacy mode's canvas with the zones and every person drawn.
 
     A pose with BlazePose's 33 landmarks is drawn from them (x, y and visibility), others from their
-    17 keypoints. A pose whose ``id`` the analytics' ``state["people"]`` lists gets its label (and its red
-    box when fallen), drawn after every skeleton so that none hides it.
+    17 keypoints. With ``labels``, a pose whose ``id`` the analytics' ``state["people"]`` lists gets its label
+    (and its red box when fallen), drawn after every skeleton so that none hides it.
 
     Args:
         result: The pose result (keypoints in source pixels).
         mode: One of :data:`~edgepose.config.choices.PREVIEW_MODES`.
         min_score: Keypoints below this score are not drawn.
         zones: The ``[[zones]]`` to outline, under the people.
+        labels: Label each tracked person (the preview; snapshots and the screen show the skeletons alone).
 
     Raises:
         ValueError: Unknown mode.
@@ -213,7 +217,7 @@ def render(result: PoseResult, mode: str, min_score: float, zones: Sequence[Zone
             draw_skeleton(canvas, pose.landmarks[:, [0, 1, 3]], min_score, color, LANDMARK_EDGES)
         else:
             draw_skeleton(canvas, pose.keypoints, min_score, color)
-    people = {p.get("id"): p for p in (result.state or {}).get("people", ())}
+    people = {p.get("id"): p for p in (result.state or {}).get("people", ())} if labels else {}
     for pose in poses:
         if pose.id is not None and pose.id in people:
             draw_person(canvas, pose, people[pose.id])

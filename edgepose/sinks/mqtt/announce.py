@@ -23,8 +23,7 @@ from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.outbox import Message
 
-#: The sink's lines are logged under the worker's name (journald shows one name for the sink).
-log = logging.getLogger("edgepose.sinks.mqtt.worker")
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -250,7 +250,7 @@ class PreviewHub:
 
     def _encode(self, result: PoseResult) -> bytes:
         """Return the JPEG of one result, or raise whatever drawing or encoding raised."""
-        picture = render(result, self._mode, self._min_score, self._zones)
+        picture = render(result, self._mode, self._min_score, self._zones, labels=True)
         ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise ValueError("cv2.imencode returned no picture")
