@@ -8,6 +8,7 @@ from the first frame: Fallen's topic says a ``long_lie`` of person 1 in the zone
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,9 @@ from clips import render_tilted, write_frames, write_visit_clip
 from conftest import model_args, run_cli
 from stickfigure import segments
 
+from edgepose.pose import Pose, PoseResult
 from edgepose.sinks.mqtt.announce import removed_zones
+from edgepose.sinks.mqtt.summary import Summary
 
 BASE = "edgepose/zones"
 NODE = "edgepose_zones"
@@ -180,3 +183,43 @@ def test_removed_zones_are_those_of_the_last_start_that_are_gone(tmp_path: Path)
     assert removed_zones(kept, ("hall",)) == (), "removed once"
     kept.write_text("not json")
     assert removed_zones(kept, ("hall",)) == () and json.loads(kept.read_text()) == {"zones": ["hall"]}
+
+
+def _frame(poses: list[tuple[int, float]], people: list[dict[str, Any]], *events: dict[str, Any]) -> PoseResult:
+    """A frame with a pose of ``size`` px square per ``(id, size)`` and this analytics state."""
+    made = tuple(Pose(np.zeros((17, 3), np.float32), 0.9, (0.0, 0.0, size, size), id=i) for i, size in poses)
+    state = {"present": any(p["present"] for p in people), "fallen": any(p["fallen"] for p in people),
+             "people": people, "zones": {}}  # fmt: skip
+    return PoseResult(0, 0.0, 640, 480, np.zeros((17, 3), np.float32), poses=made, state=state, events=events)
+
+
+def _person(person: int, posture: str, fallen: bool = False, zones: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"id": person, "present": True, "posture": posture, "fallen": fallen, "zones": list(zones)}
+
+
+def test_the_most_prominent_person_is_kept_while_present_and_fallen_names_the_first_fallen() -> None:
+    summary = Summary()
+
+    def seen(frame: PoseResult) -> tuple[dict[str, Any], dict[str, Any]]:
+        out = summary.observe(frame)
+        assert out is not None
+        return json.loads(out[0]), json.loads(out[1])
+
+    assert seen(_frame([], [])) == (NOT_FALLEN, NOBODY)
+    # the bigger box is chosen, and kept when the other grows bigger
+    assert seen(_frame([(1, 50), (2, 120)], [_person(1, "standing"), _person(2, "sitting")]))[1] == {
+        "posture": "sitting", "person": 2}  # fmt: skip
+    assert seen(_frame([(1, 300), (2, 120)], [_person(1, "standing"), _person(2, "lying")]))[1] == {
+        "posture": "lying", "person": 2}  # fmt: skip
+    # person 2 leaves: person 1 now
+    assert seen(_frame([(1, 300)], [_person(1, "unknown")]))[1] == {"posture": "unknown", "person": 1}
+    # two fallen, a long lie (3, in the hall) and a fall (1): the first by id; its zone, else null
+    lie = {"type": "long_lie", "person": 3, "confidence": 0.8}
+    fall = {"type": "fall", "person": 1, "confidence": 0.9}
+    both = [_person(1, "lying", fallen=True), _person(3, "lying", fallen=True, zones=("hall", "rug"))]
+    assert seen(_frame([(1, 300), (3, 100)], both, lie, fall))[0] == {
+        "fallen": True, "kind": "fall", "person": 1, "zone": None}  # fmt: skip
+    up = [_person(1, "standing"), _person(3, "lying", fallen=True, zones=("hall", "rug"))]
+    assert seen(_frame([(1, 300), (3, 100)], up, {"type": "recovered", "person": 1}))[0] == {
+        "fallen": True, "kind": "long_lie", "person": 3, "zone": "hall"}  # fmt: skip
+    assert summary.observe(dataclasses.replace(_frame([], []), state=None)) is None, "no analytics: nothing"
