@@ -65,6 +65,13 @@ def shown_state(config: dict[str, Any], payload: bytes) -> str | None:
     data = json.loads(payload)
     if field := re.fullmatch(r"\{\{ value_json\.(\w+) \}\}", template):
         return str(data.get(field.group(1)))
+    if field := re.fullmatch(r"\{\{ value_json\.(\w+) or 'None' \}\}", template):  # Posture
+        return str(data.get(field.group(1)) or "None")
+    if zone := re.search(r"value_json\.zones\['([\w-]+)'\]", template):  # a zone's occupancy or count
+        count = data.get("zones", {}).get(zone.group(1))
+        if count is None:
+            return "None"
+        return ("ON" if count > 0 else "OFF") if "'ON'" in template else str(count)
     if "value_json.fallen" in template:
         return "ON" if data.get("fallen") else "OFF"
     if "value_json.state == 'ok'" in template:
@@ -75,10 +82,10 @@ def shown_state(config: dict[str, Any], payload: bytes) -> str | None:
 
 
 def attributes(config: dict[str, Any], payload: bytes) -> str:
-    """The entity's attributes from ``json_attributes_topic`` (Repetitions keeps only the exercise)."""
+    """The entity's attributes from ``json_attributes_topic``: the fields its template names (else all of them)."""
     data = json.loads(payload)
-    if "value_json.exercise" in config.get("json_attributes_template", ""):
-        return json.dumps({"exercise": data.get("exercise")})
+    if names := re.findall(r"value_json\.(\w+)", config.get("json_attributes_template", "")):
+        return json.dumps({name: data.get(name) for name in names}, sort_keys=True)
     return json.dumps(data, sort_keys=True)
 
 

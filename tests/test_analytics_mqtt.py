@@ -112,10 +112,10 @@ def test_presence_events_state_and_discovery_over_a_real_broker(
     occupancy = config("binary_sensor", "person")
     assert occupancy["device_class"] == "occupancy" and occupancy["state_topic"] == f"{BASE}/person"
     fallen = config("binary_sensor", "fallen")
-    assert fallen["device_class"] == "safety" and fallen["state_topic"] == f"{BASE}/state"
+    assert fallen["device_class"] == "safety" and fallen["state_topic"] == f"{BASE}/fallen"
     assert "value_json.fallen" in fallen["value_template"]
     fall = config("event", "fall")
-    assert fall["event_types"] == ["fall", "recovered"] and fall["state_topic"] == f"{BASE}/event"
+    assert fall["event_types"] == ["fall", "long_lie", "recovered"] and fall["state_topic"] == f"{BASE}/event"
     reps = config("sensor", "reps")
     assert reps["state_class"] == "total_increasing" and "value_json.reps" in reps["value_template"]
     for entity in (occupancy, fallen, fall, reps):

@@ -5,8 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgepose.config import ZoneConfig
 from edgepose.pose import Pose, PoseResult
-from edgepose.sinks.drawing import CANVAS_COLOR, EDGE_COLOR, PERSON_COLORS, render, score_color
+from edgepose.sinks.drawing import (
+    CANVAS_COLOR,
+    EDGE_COLOR,
+    FALLEN_COLOR,
+    LABEL_BACKGROUND,
+    LABEL_COLOR,
+    PERSON_COLORS,
+    SAFE_ZONE_COLOR,
+    ZONE_COLOR,
+    render,
+    score_color,
+)
 
 
 def photo() -> np.ndarray:
@@ -79,3 +91,49 @@ def test_each_person_gets_their_own_edge_colour() -> None:
     assert len(set(PERSON_COLORS)) == len(PERSON_COLORS)
     nobody = render(PoseResult(0, 0.0, 320, 240, first * 0, {}, None, ()), "skeleton", 0.2)
     assert (nobody == CANVAS_COLOR).all(), "no pose, nothing drawn"
+
+
+def _tracked(x0: float, y0: float, x1: float, y1: float, person: int) -> Pose:
+    keypoints = np.zeros((17, 3), np.float32)
+    keypoints[:, 0] = np.linspace(x0, x1, 17)
+    keypoints[:, 1] = np.linspace(y0, y1, 17)
+    keypoints[:, 2] = 0.9
+    return Pose(keypoints, 0.9, (x0, y0, x1, y1), id=person)
+
+
+def test_zones_ids_postures_and_a_fallen_person() -> None:
+    door = ZoneConfig("door", ((0.05, 0.05), (0.45, 0.05), (0.45, 0.45), (0.05, 0.45)))
+    bed = ZoneConfig("bed", ((0.55, 0.05), (0.95, 0.05), (0.95, 0.3), (0.55, 0.3)), falls=False)
+    standing, lying = _tracked(200, 110, 260, 200, 1), _tracked(40, 190, 150, 215, 2)
+    people = [{"id": 1, "present": True, "posture": "standing", "fallen": False, "zones": []},
+              {"id": 2, "present": True, "posture": "lying", "fallen": True, "zones": ["door"]}]  # fmt: skip
+
+    def drawn(who: list[dict[str, object]], zones: tuple[ZoneConfig, ...] = (door, bed)) -> np.ndarray:
+        state = {"present": True, "fallen": True, "people": who, "zones": {}}
+        return render(PoseResult(0, 0.0, 320, 240, standing.keypoints, {}, None, (standing, lying), state=state),
+                      "skeleton", 0.2, zones, labels=True)  # fmt: skip
+
+    out = drawn(people)
+    # the zones: outlines (amber; green where lying is no alarm) with their names inside, under the people
+    assert tuple(out[round(0.05 * 239), 80]) == ZONE_COLOR and tuple(out[round(0.45 * 239), 80]) == ZONE_COLOR
+    assert (
+        tuple(out[round(0.05 * 239), 240]) == SAFE_ZONE_COLOR and tuple(out[40, round(0.95 * 319)]) == SAFE_ZONE_COLOR
+    )
+    name = out[16:30, 18:60].reshape(-1, 3)
+    assert (np.abs(name.astype(int) - ZONE_COLOR).sum(axis=1) < 60).sum() > 10, "the zone's name in its colour"
+    assert (drawn(people, ())[16:30, 18:60] == CANVAS_COLOR).all(), "no zones, no outlines"
+    # the fallen person: a red box around them, and a red label band
+    pad = 3 + 2  # the joint radius and the line thickness at 320×240
+    assert tuple(out[215 + pad, 95]) == FALLEN_COLOR and tuple(out[200, 150 + pad]) == FALLEN_COLOR
+    # the person standing: a black band with white text above the box, no red box
+    band = out[80:108, 200:300].reshape(-1, 3)
+    assert (band == LABEL_BACKGROUND).all(axis=1).sum() > 50 and (band == LABEL_COLOR).all(axis=1).sum() > 10
+    assert not (out[100:205, 190:270] == FALLEN_COLOR).all(axis=2).any()
+    # the label says the posture: another posture, other pixels; no analytics (no state), no labels at all
+    sitting = [dict(people[0], posture="sitting"), people[1]]
+    assert (drawn(sitting)[80:108, 200:300] != out[80:108, 200:300]).any()
+    plain = render(PoseResult(0, 0.0, 320, 240, standing.keypoints, {}, None, (standing, lying)), "skeleton", 0.2)
+    unlabelled = render(PoseResult(0, 0.0, 320, 240, standing.keypoints, {}, None, (standing, lying),
+                                   state={"people": people}), "skeleton", 0.2)  # fmt: skip
+    assert (unlabelled == plain).all(), "snapshots and the screen: the skeletons alone"
+    assert (plain[80:104, 200:300] == CANVAS_COLOR).all() and not (plain == FALLEN_COLOR).all(axis=2).any()

@@ -68,9 +68,12 @@ def every_control() -> Controls:
     return controls
 
 
-def configs(exercise: str = "squat", url: str = "") -> dict[str, dict[str, Any]]:
+ZONES = ("bed", "Front-door")
+
+
+def configs(exercise: str = "squat", url: str = "", zones: tuple[str, ...] = ZONES) -> dict[str, dict[str, Any]]:
     """The announced configs by ``component/object_id`` (empty payloads: ``{}``)."""
-    settings = Discovery(30.0, exercise, every_control().enabled(), url, snapshots=True)
+    settings = Discovery(30.0, exercise, every_control().enabled(), url, snapshots=True, zones=zones)
     found = {}
     for topic, payload in discovery_configs(Topics("edgepose", "cam1"), INFO, settings):
         prefix, component, node, object_id, leaf = topic.split("/")
@@ -110,6 +113,11 @@ def check_schema(component: str, config: dict[str, Any]) -> None:
             assert config[key].startswith(BASE + "/") and not {"+", "#"} & set(config[key]), config[key]
     if component == "binary_sensor" and "device_class" in config:
         assert config["device_class"] in BINARY_SENSOR_CLASSES
+    if component == "sensor" and config.get("device_class") == "enum":
+        # sensor/__init__.py: an enum sensor has options, and neither a state class nor a unit
+        assert config["options"] and not {"state_class", "unit_of_measurement"} & set(config)
+    if "options" in config and component == "sensor":
+        assert config.get("device_class") == "enum", "sensor.py: options only with device_class enum"
     if component == "select":
         options = config["options"]
         assert options and all(isinstance(o, str) for o in options) and len(set(options)) == len(options)
@@ -122,7 +130,9 @@ def test_every_payload_follows_home_assistants_schema() -> None:
     assert set(announced) == {"binary_sensor/person", "sensor/people", "binary_sensor/fallen", "event/fall",
                               "sensor/reps", "sensor/score", "binary_sensor/camera", "sensor/fps", "switch/detection",
                               "select/exercise", "button/reset_reps", "button/snapshot",
-                              "image/snapshot_image"}  # fmt: skip
+                              "image/snapshot_image", "sensor/posture", "binary_sensor/zone_bed_occupancy",
+                              "sensor/zone_bed_count", "binary_sensor/zone_front_door_occupancy",
+                              "sensor/zone_front_door_count"}  # fmt: skip
     for key, config in announced.items():
         check_schema(key.split("/")[0], config)
     assert len({c["unique_id"] for c in announced.values()}) == len(announced)
@@ -156,8 +166,17 @@ def test_the_new_entities_field_by_field() -> None:
     for control in ("switch/detection", "select/exercise", "button/reset_reps"):
         assert availability_of(found[control]) == [f"{BASE}/status"], "commands work while paused or stale"
     # the answers drawn from frames: unavailable while they are not current (<base>/analysis)
-    for answer in ("binary_sensor/person", "sensor/people", "binary_sensor/fallen", "event/fall", "sensor/reps",
-                   "sensor/score"):  # fmt: skip
+    for answer in (
+        "binary_sensor/person",
+        "sensor/people",
+        "binary_sensor/fallen",
+        "event/fall",
+        "sensor/reps",
+        "sensor/score",
+        "sensor/posture",
+        "binary_sensor/zone_bed_occupancy",
+        "sensor/zone_bed_count",
+    ):
         assert availability_of(found[answer]) == [f"{BASE}/status", f"{BASE}/analysis"], answer
         assert found[answer]["availability"][1]["payload_available"] == "online"
     # the camera and the frame rate: unavailable while detection is off (nothing about them is published then)
@@ -199,3 +218,49 @@ def test_the_small_points() -> None:
 )
 def test_configuration_url_is_the_preview_for_other_machines(listen: str, expected: str) -> None:
     assert preview_url(PreviewConfig(listen=listen, token="t")) == expected
+
+
+def test_zones_posture_and_fallen_field_by_field() -> None:
+    found = configs()
+    shared = {"device", "origin", "unique_id", "availability", "availability_mode"}
+
+    def own(key: str) -> dict[str, Any]:
+        return {k: v for k, v in found[key].items() if k not in shared}
+
+    # one occupancy binary_sensor and one count sensor per zone, on <base>/state's "zones", like person/people
+    assert own("binary_sensor/zone_front_door_occupancy") == {
+        "name": "Zone Front-door", "state_topic": f"{BASE}/state", "device_class": "occupancy",
+        "value_template": "{% if 'Front-door' in value_json.zones %}"
+                          "{{ 'ON' if value_json.zones['Front-door'] > 0 else 'OFF' }}{% else %}None{% endif %}",
+        "payload_on": "ON", "payload_off": "OFF", "expire_after": 90}  # fmt: skip
+    assert own("sensor/zone_front_door_count") == {
+        "name": "Zone Front-door people", "state_topic": f"{BASE}/state", "state_class": "measurement",
+        "value_template": "{% if 'Front-door' in value_json.zones %}{{ value_json.zones['Front-door'] }}"
+                          "{% else %}None{% endif %}",
+        "icon": "mdi:account-group", "expire_after": 90}  # fmt: skip
+    people = own("sensor/people")
+    assert "unit_of_measurement" not in people and own("sensor/zone_bed_count")["icon"] == people["icon"]
+    for key in ("binary_sensor/zone_bed_occupancy", "sensor/zone_bed_count"):
+        assert found[key]["availability"] == found["binary_sensor/person"]["availability"], "the same truth rules"
+        assert found[key]["unique_id"] == f"{NODE}_{key.split('/')[1]}"
+    assert own("sensor/posture") == {
+        "name": "Posture", "state_topic": f"{BASE}/posture", "value_template": "{{ value_json.posture or 'None' }}",
+        "device_class": "enum", "options": ["standing", "sitting", "lying", "unknown"],
+        "icon": "mdi:human-handsdown", "json_attributes_topic": f"{BASE}/posture",
+        "json_attributes_template": "{{ {'person': value_json.person} | tojson }}", "expire_after": 90}  # fmt: skip
+    assert own("binary_sensor/fallen") == {
+        "name": "Fallen", "state_topic": f"{BASE}/fallen", "device_class": "safety",
+        "value_template": "{{ 'ON' if value_json.fallen else 'OFF' }}", "payload_on": "ON", "payload_off": "OFF",
+        "json_attributes_topic": f"{BASE}/fallen",
+        "json_attributes_template": "{{ {'kind': value_json.kind, 'person': value_json.person, "
+                                    "'zone': value_json.zone} | tojson }}",
+        "expire_after": 90}  # fmt: skip
+    assert found["event/fall"]["event_types"] == ["fall", "long_lie", "recovered"]
+    # without zones, no zone entities; a zone removed since the last start: its two configs emptied
+    assert not [key for key in configs(zones=()) if "zone_" in key]
+    settings = Discovery(30.0, zones=("bed",), removed_zones=("Front-door",))
+    emptied = {
+        t.split("/")[3]: p for t, p in discovery_configs(Topics("edgepose", "cam1"), INFO, settings) if "zone_" in t
+    }
+    assert emptied["zone_front_door_occupancy"] == emptied["zone_front_door_count"] == b""
+    assert emptied["zone_bed_occupancy"] and emptied["zone_bed_count"]

@@ -212,6 +212,7 @@ def test_discovery_configs_have_home_assistant_keys() -> None:
         "homeassistant/sensor/edgepose_cam1/score/config",
         "homeassistant/binary_sensor/edgepose_cam1/camera/config",
         "homeassistant/sensor/edgepose_cam1/fps/config",
+        "homeassistant/sensor/edgepose_cam1/posture/config",
     }
     # no controls without handlers: their configs are empty (removing any announced before)
     assert {t for t, p in configs.items() if not p} == {
@@ -225,11 +226,11 @@ def test_discovery_configs_have_home_assistant_keys() -> None:
         )
     }
     event = json.loads(configs.pop("homeassistant/event/edgepose_cam1/fall/config"))
-    assert event["event_types"] == ["fall", "recovered"] and "expire_after" not in event
+    assert event["event_types"] == ["fall", "long_lie", "recovered"] and "expire_after" not in event
     camera = json.loads(configs.pop("homeassistant/binary_sensor/edgepose_cam1/camera/config"))
     assert camera["state_topic"] == "edgepose/cam1/camera" and "expire_after" not in camera
     unique = {check_discovery(p, topics.base)["unique_id"] for p in configs.values() if p}
-    assert len(unique | {event["unique_id"], camera["unique_id"]}) == 8
+    assert len(unique | {event["unique_id"], camera["unique_id"]}) == 9
 
 
 # --- against a real broker ----------------------------------------------------------------------------
@@ -260,8 +261,8 @@ def test_topics_schema_and_one_message_per_frame(broker: Broker, models_dir: Pat
     # (stats are QoS 0: one due before the broker's CONNACK may be dropped and counted, so no check on that)
     assert final["frames"] == 24 and final["device"] == "cam1"
     assert not [t for t in sub.topics() if t.startswith("homeassistant/")], "discovery is opt-in"
-    leaves = ("pose", "status", "stats", "person", "people", "state", "event", "analysis", "camera", "detection",
-              "exercise")  # fmt: skip
+    leaves = ("pose", "status", "stats", "person", "people", "state", "fallen", "posture", "event", "analysis",
+              "camera", "detection", "exercise")  # fmt: skip
     assert sub.topics() <= {f"{base}/{leaf}" for leaf in leaves}
     sub.close()
     # what a dashboard subscribing now sees: retained status/stats/person, never a stale pose

@@ -163,7 +163,7 @@ def test_discovery_expires_only_entities_on_topics_refreshed_on_a_schedule() -> 
     every = configs()
     assert "expire_after" not in every.pop("fall"), "the fall event entity is stateless"
     assert "expire_after" not in every.pop("camera"), "sent on change only; its availability follows the process"
-    expected = {"person": 90, "people": 90, "score": 90, "fps": 90, "fallen": 90, "reps": 90}
+    expected = {"person": 90, "people": 90, "score": 90, "fps": 90, "fallen": 90, "reps": 90, "posture": 90}
     assert {k: c["expire_after"] for k, c in every.items()} == expected
     # the pose score comes from stats, so neither --mqtt-only-person nor --mqtt-max-rate changes its expiry
     assert every["score"]["state_topic"] == f"{base}/stats"

@@ -77,6 +77,10 @@ def _config(tmp_path: Path, zones: str) -> Path:
         ('[[zones]]\nname = "bed"\npolygon = [[0.1, 0.1], [0.2, "x"], [0.5, 0.9]]\n', "corner 2 must be two numbers"),
         ('[[zones]]\nname = "bed"\npolygon = [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]\n', "has no area"),
         ('[[zones]]\nname = "a"\npolygon = [[0, 0], [1, 0], [1, 1]]\n' * 2, "two [[zones]] are named 'a'"),
+        ('[[zones]]\nname = "Bed"\npolygon = [[0, 0], [1, 0], [1, 1]]\n[[zones]]\nname = "bed"\n'
+         'polygon = [[0, 0], [1, 0], [1, 1]]\n', "'Bed' and 'bed' differ only in case or - and _"),
+        ('[[zones]]\nname = "a-b"\npolygon = [[0, 0], [1, 0], [1, 1]]\n[[zones]]\nname = "a_b"\n'
+         'polygon = [[0, 0], [1, 0], [1, 1]]\n', "one Home Assistant entity (zone_a_b): rename one"),
         ('[[zones]]\nname = "my/bed"\npolygon = [[0, 0], [1, 0], [1, 1]]\n', "zones[1].name must be 1 to 64"),
         ('[[zones]]\npolygon = [[0, 0], [1, 0], [1, 1]]\n', "zones[1].name must be"),
         ('[[zones]]\nname = "bed"\n', "zone 'bed' needs a polygon"),

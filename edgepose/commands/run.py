@@ -71,11 +71,17 @@ def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threadi
           controls: Controls) -> Sink | None:  # fmt: skip
     if not config.mqtt.url:
         return None
-    from edgepose.sinks.mqtt.announce import Device
+    from edgepose.sinks.mqtt.announce import Device, removed_zones
     from edgepose.sinks.mqtt.client import MqttSink
+    from edgepose.sinks.mqtt.settings import device_id
 
+    zones = tuple(zone.name for zone in config.zones)
+    gone: tuple[str, ...] = ()
+    if config.mqtt.ha_discovery:  # the zones announced by the last start: their entities go with them
+        kept = state_dir(config.control.state_dir) / f"ha-zones-{device_id(config.mqtt)}.json"
+        gone = removed_zones(kept, zones)
     device = Device(controls, config.source.stale_after_s, config.analytics.presence().decided_after_s(),
-                    preview_url(config.preview))  # fmt: skip
+                    preview_url(config.preview), zones, gone)  # fmt: skip
     return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop, device=device)
 
 
@@ -85,7 +91,8 @@ def _preview(config: Config, stats: PipelineStats, info: BackendInfo, _stop: thr
         return None
     from edgepose.sinks.preview.sink import PreviewSink
 
-    return PreviewSink(config.preview, stats, info, config.model.min_score, config.source.stale_after_s)
+    return PreviewSink(config.preview, stats, info, config.model.min_score, config.source.stale_after_s,
+                       config.zones)  # fmt: skip
 
 
 def _quit_foreground_run() -> None:

@@ -2,7 +2,9 @@
 
 Each zone has a ``name`` (unique; letters, digits, ``_`` and ``-``), a ``polygon`` of at least three
 ``[x, y]`` corners in frame coordinates from 0 to 1, and ``falls`` (whether lying inside is an alarm).
-A bad entry is one :class:`~edgepose.errors.ConfigError` naming the zone and the key.
+A bad entry is one :class:`~edgepose.errors.ConfigError` naming the zone and the key. Two names may not
+differ only in case or in ``-`` against ``_``: they would have one :func:`zone_slug`, the part of a zone's Home
+Assistant entities' ids.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from edgepose.config.schema import MAX_CORNERS, MAX_ZONES, ZONE_NAME_CHARS, ZONE
 from edgepose.errors import ConfigError
 
 _NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{ZONE_NAME_MAX}}}")
+
+
+def zone_slug(name: str) -> str:
+    """Return the part of a zone's Home Assistant object ids its name gives: lower case, ``-`` as ``_``."""
+    return name.lower().replace("-", "_")
 
 
 def _show(value: Any) -> str:
@@ -88,9 +95,13 @@ def check_zones(where: str, raw: Any) -> tuple[ZoneConfig, ...]:
     if len(raw) > MAX_ZONES:
         raise ConfigError(f"{where}at most {MAX_ZONES} [[zones]], not {len(raw)}")
     zones = tuple(_zone(where, i + 1, entry) for i, entry in enumerate(raw))
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for zone in zones:
-        if zone.name in seen:
+        slug = zone_slug(zone.name)
+        if zone.name in seen.values():
             raise ConfigError(f"{where}two [[zones]] are named {zone.name!r}: each name must be unique")
-        seen.add(zone.name)
+        if slug in seen:
+            raise ConfigError(f"{where}[[zones]] {seen[slug]!r} and {zone.name!r} differ only in case or - and _; "
+                              f"they would be one Home Assistant entity (zone_{slug}): rename one")  # fmt: skip
+        seen[slug] = zone.name
     return zones

@@ -1,6 +1,6 @@
 """What the MQTT worker sends again after every connection and every stats interval (no paho here).
 
-The retained person, people-count and analytics state (re-sent while they are current, to keep Home
+The retained person, people-count, analytics state, fallen and posture (re-sent while they are current, to keep Home
 Assistant's ``expire_after`` fresh), the discovery configs, and the stats message; and what the sink knows
 about the device beyond the ``[mqtt]`` section (:class:`Device`).
 """
@@ -8,15 +8,22 @@ about the device beyond the ``[mqtt]`` section (:class:`Device`).
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from edgepose.config import MqttConfig, PresenceConfig, SourceConfig
+from edgepose.config.zones import zone_slug
 from edgepose.control import EXERCISE, NO_EXERCISE, Controls
 from edgepose.health import cpu_temperature
 from edgepose.pose import BackendInfo
 from edgepose.sinks.mqtt import homeassistant as ha
 from edgepose.sinks.mqtt import topics as mt
 from edgepose.sinks.mqtt.outbox import Message
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +36,16 @@ class Device:
         settle_s: Seconds of frames before presence is published after a (re)start of analysis
             (:meth:`~edgepose.config.PresenceConfig.decided_after_s`).
         configuration_url: The device's link in Home Assistant (the preview's address), or ``""``.
+        zones: The names of the ``[[zones]]`` (an occupancy and a count entity each).
+        removed_zones: Zones the last start announced that are gone: their configs are emptied (removed).
     """
 
     controls: Controls | None = None
     stale_after_s: float = SourceConfig.stale_after_s
     settle_s: float = dataclasses.field(default_factory=lambda: PresenceConfig().decided_after_s())
     configuration_url: str = ""
+    zones: tuple[str, ...] = ()
+    removed_zones: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -44,12 +55,12 @@ class Retained:
     Attributes:
         person: Whether a person is present.
         people: The people count.
-        analytics: The analytics state message.
+        analytics: The messages drawn from the analytics state (``state``, ``fallen``, ``posture``) by topic.
     """
 
     person: bool | None = None
     people: int | None = None
-    analytics: Message | None = None
+    analytics: dict[str, Message] = dataclasses.field(default_factory=dict)
 
     def people_message(self, topics: mt.Topics) -> Message:
         """Return the people-count message."""
@@ -62,9 +73,7 @@ class Retained:
             msgs.append(Message(topics.person, mt.person_payload(self.person), 1, True))
         if self.people is not None:
             msgs.append(self.people_message(topics))
-        if self.analytics is not None:
-            msgs.append(self.analytics)
-        return msgs
+        return msgs + list(self.analytics.values())
 
 
 def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, device: Device,
@@ -75,7 +84,7 @@ def discovery_messages(cfg: MqttConfig, topics: mt.Topics, info: BackendInfo, de
     controls = device.controls
     exercise = (controls.state(EXERCISE.name) if controls is not None else None) or NO_EXERCISE
     settings = ha.Discovery(cfg.stats_interval_s, exercise, controls.enabled() if controls is not None else (),
-                            device.configuration_url, snapshots)  # fmt: skip
+                            device.configuration_url, snapshots, device.zones, device.removed_zones)  # fmt: skip
     return [Message(topic, payload, 1, True) for topic, payload in ha.discovery_configs(topics, info, settings)]
 
 
@@ -84,3 +93,34 @@ def stats_message(topics: mt.Topics, snapshot: dict[str, Any], info: BackendInfo
     """Return the retained stats message, with the sink's counters and the CPU temperature."""
     payload = mt.stats_payload(topics.device, snapshot, info, counters, cpu_temperature())
     return Message(topics.stats, payload, 0, True)
+
+
+def removed_zones(path: Path, zones: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the zones the last start announced (kept in ``path``) whose entities are gone now; keep ``zones``.
+
+    Zones are compared by their slug (the entities' ids): ``Bed`` renamed ``bed`` is the same entities.
+    A file that cannot be read or written is one warning: nothing is removed then, or next time.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        before = [n for n in data.get("zones", []) if isinstance(n, str)] if isinstance(data, dict) else []
+    except FileNotFoundError:
+        before = []
+    except (OSError, ValueError) as exc:
+        log.warning("MQTT: cannot read the zones announced before from %s (%s)", path, exc)
+        before = []
+    if before != list(zones):
+        temporary = path.with_suffix(".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps({"zones": list(zones)}), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:
+            log.warning("MQTT: cannot keep the announced zones in %s (%s): a zone removed later stays in "
+                        "Home Assistant", path, exc)  # fmt: skip
+    kept = {zone_slug(name) for name in zones}
+    gone: dict[str, str] = {}
+    for name in before:
+        if zone_slug(name) not in kept:
+            gone.setdefault(zone_slug(name), name)
+    return tuple(gone.values())

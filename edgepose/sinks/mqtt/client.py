@@ -50,6 +50,7 @@ from edgepose.sinks.mqtt.connection import (
 from edgepose.sinks.mqtt.liveness import Live, Settling
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters
 from edgepose.sinks.mqtt.settings import BrokerSettings, broker_settings, device_id
+from edgepose.sinks.mqtt.summary import Summary
 from edgepose.sinks.mqtt.worker import INBOX_SIZE, POLL_S, People, Worker
 
 if TYPE_CHECKING:
@@ -117,6 +118,9 @@ class MqttSink:
         self._present: bool | None = None  # as last queued by publish()
         self._people: int | None = None  # as last seen by publish()
         self._analytics: dict[str, Any] | None = None  # the analytics state, as last seen by publish()
+        self._summary = Summary()
+        self._held_summary: tuple[bytes, bytes] | None = None  # the last frame's fallen and posture payloads
+        self._summarised: dict[str, bytes] = {}  # fallen and posture payloads, as last queued
         rate = cfg.pose_rate()
         self._min_interval = 1.0 / rate if rate > 0 else 0.0
         self._last_pose_at = -math.inf
@@ -149,6 +153,7 @@ class MqttSink:
         generation = self._worker.liveness.generation
         t = result.ts if result.media_s is None else result.media_s
         self._held = (present, people, state)
+        self._held_summary = self._summary.observe(result)
         if state is None or self._settling.observe(generation, t, result.events):
             self._offer_state()
             if generation != self._live and self._worker.put(Live(generation)):
@@ -180,7 +185,7 @@ class MqttSink:
         self._worker.put(Message(self.topics.snapshot, snapshot.jpeg, 1, True))
 
     def _offer_state(self) -> None:
-        """Queue the person state, people count and analytics state of the last frame where they changed.
+        """Queue the person state, people count, analytics state, fallen and posture where they changed last.
 
         Each is remembered only once queued: a change lost to a full inbox is offered again with the next frame.
         """
@@ -196,6 +201,10 @@ class MqttSink:
             and put(Message(self.topics.state, mt.state_payload(state), 1, True))
         ):
             self._analytics = dict(state)
+        if self._held_summary is not None:
+            for topic, payload in zip((self.topics.fallen, self.topics.posture), self._held_summary, strict=True):
+                if payload != self._summarised.get(topic) and put(Message(topic, payload, 1, True)):
+                    self._summarised[topic] = payload
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Send what was accepted, publish ``offline``, disconnect cleanly and stop the threads.

@@ -17,6 +17,8 @@ from enum import Enum
 from typing import Any
 
 from edgepose import __version__
+from edgepose.analytics.posture import LYING, SITTING, STANDING, UNKNOWN
+from edgepose.config.zones import zone_slug
 from edgepose.control import CONTROLS, NO_EXERCISE, OFF, ON, PRESS, Control, Kind
 from edgepose.events import EventType
 from edgepose.pose import BackendInfo
@@ -29,8 +31,9 @@ HA_STATUS_TOPIC = f"{HA_PREFIX}/status"
 
 
 #: The events of ``<base>/event`` the Home Assistant event entity shows; the others render empty and are ignored.
-FALL_EVENTS = (EventType.FALL, EventType.RECOVERED)
-#: ``fall`` carries its confidence as an attribute; ``recovered`` has none, and gets no ``confidence: null``.
+FALL_EVENTS = (EventType.FALL, EventType.LONG_LIE, EventType.RECOVERED)
+#: ``fall`` and ``long_lie`` carry their confidence as an attribute; ``recovered`` has none, and gets no
+#: ``confidence: null``.
 FALL_EVENT_TEMPLATE = (
     f"{{% if value_json.type in {[e.value for e in FALL_EVENTS]!r} %}}"
     "{% if value_json.confidence is defined %}"
@@ -38,6 +41,9 @@ FALL_EVENT_TEMPLATE = (
     "{% else %}{{ {'event_type': value_json.type} | tojson }}{% endif %}"
     "{% endif %}"
 )
+
+#: The Fallen sensor's attributes: which alarm, whose, where (all ``null`` while nobody is fallen).
+FALLEN_ATTRIBUTES = "{{ {'kind': value_json.kind, 'person': value_json.person, 'zone': value_json.zone} | tojson }}"
 
 
 class Gate(str, Enum):
@@ -82,6 +88,8 @@ class Discovery:
         configuration_url: The device's link in Home Assistant (the preview), or ``""``.
         snapshots: Snapshots are made: an ``image`` "Snapshot" on ``<base>/snapshot`` (the JPEG's raw bytes, so
             no ``image_encoding``); its button is the :data:`~edgepose.control.SNAPSHOT` control.
+        zones: The names of the ``[[zones]]``: an occupancy ``binary_sensor`` and a count ``sensor`` each.
+        removed_zones: Zones announced before and gone from the config: their two configs are emptied.
     """
 
     stats_interval_s: float
@@ -89,6 +97,40 @@ class Discovery:
     controls: tuple[Control, ...] = ()
     configuration_url: str = ""
     snapshots: bool = False
+    zones: tuple[str, ...] = ()
+    removed_zones: tuple[str, ...] = ()
+
+
+#: The Posture sensor's states (``device_class: enum``); nobody present is Home Assistant's own unknown (``None``).
+POSTURES = (STANDING, SITTING, LYING, UNKNOWN)
+
+
+def zone_templates(name: str) -> tuple[str, str]:
+    """Return the value templates of a zone's occupancy and count, over ``state["zones"]``.
+
+    A state without the zone (a retained state of an earlier config) renders ``None``: unknown, not 0.
+    Zone names are letters, digits, ``_`` and ``-``, so they stand in a quoted Jinja string as they are.
+    """
+    known = f"'{name}' in value_json.zones"
+    count = f"value_json.zones['{name}']"
+    return (f"{{% if {known} %}}{{{{ 'ON' if {count} > 0 else 'OFF' }}}}{{% else %}}None{{% endif %}}",
+            f"{{% if {known} %}}{{{{ {count} }}}}{{% else %}}None{{% endif %}}")  # fmt: skip
+
+
+def zone_entities(topics: Topics, name: str, expire: int, wanted: bool = True) -> list[Entity]:
+    """Return a zone's rows: "Zone <name>" (occupancy) and "Zone <name> people" (the count), on ``<base>/state``."""
+    slug = zone_slug(name)
+    occupied, count = zone_templates(name)
+    return [
+        Entity("binary_sensor", f"zone_{slug}_occupancy", {
+            "name": f"Zone {name}", "state_topic": topics.state, "value_template": occupied,
+            "payload_on": PERSON_ON, "payload_off": PERSON_OFF, "device_class": "occupancy",
+            "expire_after": expire}, Gate.ANALYSIS, wanted),
+        Entity("sensor", f"zone_{slug}_count", {
+            "name": f"Zone {name} people", "state_topic": topics.state, "value_template": count,
+            "state_class": "measurement", "icon": "mdi:account-group", "expire_after": expire}, Gate.ANALYSIS,
+            wanted),
+    ]  # fmt: skip
 
 
 def expire_after(stats_interval_s: float) -> int:
@@ -100,7 +142,10 @@ def entities(topics: Topics, settings: Discovery) -> list[Entity]:
     """Return the table of entities, in the order Home Assistant lists them.
 
     Presence is an occupancy ``binary_sensor`` on ``<base>/person``; falls are an ``event`` entity (``fall``,
-    ``recovered``) on ``<base>/event`` plus a safety ``binary_sensor`` "Fallen" on ``<base>/state``;
+    ``long_lie``, ``recovered``) on ``<base>/event`` plus a safety ``binary_sensor`` "Fallen" on ``<base>/fallen``
+    (a fall or a long lie; attributes ``kind``, ``person``, ``zone``); "Posture" an ``enum`` sensor on
+    ``<base>/posture`` (the most prominent person, :mod:`.summary`); each zone an occupancy ``binary_sensor``
+    and a count ``sensor`` on ``<base>/state`` (:func:`zone_entities`);
     repetitions a ``total_increasing`` sensor on ``<base>/state`` with the exercise as an attribute; the pose
     score and the frame rate come from ``<base>/stats`` (a few rows an hour in the recorder, not one per
     frame); "Camera" is a ``connectivity`` binary sensor on ``<base>/camera``. ``expire_after`` only where a
@@ -115,9 +160,16 @@ def entities(topics: Topics, settings: Discovery) -> list[Entity]:
             "name": "People", "state_topic": topics.people, "state_class": "measurement",
             "icon": "mdi:account-group", "expire_after": expire}, Gate.ANALYSIS),
         Entity("binary_sensor", "fallen", {
-            "name": "Fallen", "state_topic": topics.state, "device_class": "safety",
+            "name": "Fallen", "state_topic": topics.fallen, "device_class": "safety",
             "value_template": "{{ 'ON' if value_json.fallen else 'OFF' }}", "payload_on": PERSON_ON,
-            "payload_off": PERSON_OFF, "expire_after": expire}, Gate.ANALYSIS),
+            "payload_off": PERSON_OFF, "json_attributes_topic": topics.fallen,
+            "json_attributes_template": FALLEN_ATTRIBUTES, "expire_after": expire}, Gate.ANALYSIS),
+        Entity("sensor", "posture", {
+            "name": "Posture", "state_topic": topics.posture, "value_template": "{{ value_json.posture or 'None' }}",
+            "device_class": "enum", "options": list(POSTURES), "icon": "mdi:human-handsdown",
+            "json_attributes_topic": topics.posture,
+            "json_attributes_template": "{{ {'person': value_json.person} | tojson }}", "expire_after": expire},
+            Gate.ANALYSIS),
         Entity("event", "fall", {
             "name": "Fall", "state_topic": topics.event, "event_types": [e.value for e in FALL_EVENTS],
             "value_template": FALL_EVENT_TEMPLATE}, Gate.ANALYSIS),
@@ -143,6 +195,10 @@ def entities(topics: Topics, settings: Discovery) -> list[Entity]:
             "name": "Snapshot", "image_topic": topics.snapshot, "content_type": CONTENT_TYPE,
             "icon": "mdi:image-filter-center-focus"}, wanted=settings.snapshots),
     ]  # fmt: skip
+    for name in settings.zones:
+        table += zone_entities(topics, name, expire)
+    for name in settings.removed_zones:
+        table += zone_entities(topics, name, expire, wanted=False)
     enabled = {control.name for control in settings.controls}
     table += [_control_entity(topics, control, control.name in enabled) for control in CONTROLS]
     return table

@@ -9,6 +9,8 @@ topic                                      payload                QoS   retain
 ``<base>/status``                          ``online``/``offline`` 1     yes
 ``<base>/person``                          ``ON``/``OFF``         1     yes
 ``<base>/people``                          count, e.g. ``2``      1     yes
+``<base>/fallen``                          fallen JSON            1     yes
+``<base>/posture``                         posture JSON           1     yes
 ``<base>/stats``                           stats JSON             0     yes
 ``<base>/snapshot``                        a JPEG                 1     yes
 ``<base>/analysis``                        ``online``/``offline`` 1     yes
@@ -75,6 +77,21 @@ class Topics:
     def state(self) -> str:
         """What the analytics conclude (present, fallen, exercise, reps), retained, on every change."""
         return f"{self.base}/state"
+
+    @property
+    def fallen(self) -> str:
+        """Whether anyone is fallen, and the first fallen person's alarm, id and zone (:mod:`.summary`), retained."""
+        return f"{self.base}/fallen"
+
+    @property
+    def posture(self) -> str:
+        """The most prominent person's posture and id (:mod:`.summary`), retained."""
+        return f"{self.base}/posture"
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The retained topics drawn from the analytics state: sent on change, re-sent while current."""
+        return (self.state, self.fallen, self.posture)
 
     @property
     def event(self) -> str:

@@ -161,8 +161,8 @@ class Worker:
                 if self._link.connected:
                     self._guard(self._send, self._retained.people_message(self._topics))
             elif isinstance(item, Message):
-                if item.topic == self._topics.state:
-                    self._retained.analytics = item
+                if item.topic in self._topics.answers:
+                    self._retained.analytics[item.topic] = item
                 self._guard(self._send, item)
             elif isinstance(item, Live):
                 self.liveness.confirm(item)

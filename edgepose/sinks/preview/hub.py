@@ -17,11 +17,13 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
+from edgepose.config import ZoneConfig
 from edgepose.pose import PoseResult
 from edgepose.sinks.drawing import render
 
@@ -81,9 +83,11 @@ class PreviewHub:
         mode: Privacy mode for the pictures (``video``, ``skeleton``, ``blur``).
         min_score: Keypoints below this score are not drawn.
         fps: At most this many JPEGs per second.
+        zones: The ``[[zones]]`` drawn on every picture.
     """
 
-    def __init__(self, mode: str, min_score: float, fps: float) -> None:
+    def __init__(self, mode: str, min_score: float, fps: float, zones: Sequence[ZoneConfig] = ()) -> None:
+        self._zones = tuple(zones)
         self._mode = mode
         self._min_score = min_score
         self._interval = 1.0 / fps
@@ -246,7 +250,7 @@ class PreviewHub:
 
     def _encode(self, result: PoseResult) -> bytes:
         """Return the JPEG of one result, or raise whatever drawing or encoding raised."""
-        picture = render(result, self._mode, self._min_score)
+        picture = render(result, self._mode, self._min_score, self._zones, labels=True)
         ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise ValueError("cv2.imencode returned no picture")

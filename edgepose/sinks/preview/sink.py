@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from edgepose.config import PreviewConfig
+from edgepose.config import PreviewConfig, ZoneConfig
 from edgepose.config.preview_access import check_access
 from edgepose.errors import BackendUnavailableError, ConfigError
 from edgepose.health import PipelineStats
@@ -43,13 +43,20 @@ class PreviewSink:
         info: What runs the model, shown on the page and in ``/metrics``.
         min_score: Keypoints below this score are not drawn.
         stale_after_s: ``/healthz`` answers 503 when the last frame is older than this.
+        zones: The ``[[zones]]`` the pictures outline.
     """
 
     def __init__(
-        self, cfg: PreviewConfig, stats: PipelineStats, info: BackendInfo, min_score: float, stale_after_s: float
+        self,
+        cfg: PreviewConfig,
+        stats: PipelineStats,
+        info: BackendInfo,
+        min_score: float,
+        stale_after_s: float,
+        zones: Sequence[ZoneConfig] = (),
     ) -> None:
         self._cfg = cfg
-        self._hub = PreviewHub(cfg.mode, min_score, cfg.fps)
+        self._hub = PreviewHub(cfg.mode, min_score, cfg.fps, zones)
         self._context = PreviewContext(self._hub, stats, info, cfg.mode, min_score, "", stale_after_s)
         self._info = info
         self._server: PreviewServer | None = None
