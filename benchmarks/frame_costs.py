@@ -69,22 +69,26 @@ def measure(video: Path, count: int) -> dict[str, Any]:
     source.close()
     n = len(images)
 
+    opened: list[OpenCVSource] = []  # closed at the end: FFmpeg's threads end with them, taking their CPU time along
+
     def decode() -> None:
         src = OpenCVSource(str(video), SourceConfig(), live=False)
         src.open()
+        opened.append(src)
         for _ in range(n):
             src.read()
-        src.close()
 
     def grab() -> None:
         src = OpenCVSource(str(video), SourceConfig(), live=False)
         src.open()
+        opened.append(src)
         for _ in range(n):
             src.grab()
-        src.close()
 
     costs: dict[str, float] = {"decode (read), all threads": per_frame_ms(n, decode, process_cpu_s),
                                "grab() only, all threads": per_frame_ms(n, grab, process_cpu_s)}  # fmt: skip
+    for src in opened:
+        src.close()
     estimator = open_estimator(ModelConfig(name="lightning", models_dir=str(MIRROR)))
     results: list[PoseResult] = []
 
