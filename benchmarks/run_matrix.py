@@ -257,7 +257,9 @@ def write_results(path: Path, info: dict[str, Any]) -> None:
 WORKER_SECTION = "## Supervised inference worker"
 #: The CPU budget and idle-mode figures (from ``edgepose bench``), kept when this script rewrites the file.
 CPU_SECTION = "## CPU budget and idle mode"
-KEPT_SECTIONS = (WORKER_SECTION, CPU_SECTION)
+#: Issue 22's three ratios of the real ``run`` (from benchmarks/cpu_budget.py --write), kept likewise.
+RUN_CPU_SECTION = "## Issue 22: CPU per frame, idle and saturated `run`"
+KEPT_SECTIONS = (WORKER_SECTION, CPU_SECTION, RUN_CPU_SECTION)
 
 
 def kept_section(text: str, heading: str) -> str:

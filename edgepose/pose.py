@@ -89,13 +89,16 @@ class Pose:
             landmarks,
         )
 
-    def to_dict(self, tracked: bool = False) -> dict[str, Any]:
-        """Return the JSON form of one entry of ``poses``; ``tracked`` (the analytics ran) adds its ``id``."""
+    def to_dict(self, tracked: bool = False, keypoints: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Return the JSON form of one entry of ``poses``; ``tracked`` (the analytics ran) adds its ``id``.
+
+        ``keypoints`` is the JSON form of :attr:`keypoints` when the caller has it already (not built twice).
+        """
         return {
             **({"id": self.id} if tracked else {}),
             "score": round(self.score, 4),
             "box": [round(v, 2) for v in self.box],
-            "keypoints": keypoints_to_json(self.keypoints),
+            "keypoints": keypoints_to_json(self.keypoints) if keypoints is None else keypoints,
         }
 
 
@@ -165,6 +168,8 @@ class PoseResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form printed by ``edgepose run`` and published over MQTT."""
+        best = keypoints_to_json(self.keypoints)
+        tracked = self.state is not None
         out: dict[str, Any] = {
             "ts": round(self.ts, 6),
             **({} if self.media_s is None else {"media_s": round(self.media_s, 6)}),
@@ -172,8 +177,11 @@ class PoseResult:
             "width": self.width,
             "height": self.height,
             "score": round(self.score, 4),
-            "keypoints": keypoints_to_json(self.keypoints),
-            "poses": [pose.to_dict(tracked=self.state is not None) for pose in self.all_poses],
+            "keypoints": best,
+            # The best pose's keypoints are the result's own (MoveNet: its one pose): their JSON is built once.
+            "poses": [
+                pose.to_dict(tracked, best if pose.keypoints is self.keypoints else None) for pose in self.all_poses
+            ],
             "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
         }
         landmarks = self.all_poses[0].landmarks if self.all_poses else None

@@ -24,7 +24,10 @@ def joint(keypoints: np.ndarray, name: str, min_score: float) -> np.ndarray | No
 def centre(keypoints: np.ndarray, part: str, min_score: float) -> np.ndarray | None:
     """Return the mean position of the confident left/right ``part`` (e.g. ``"hip"``), else ``None``."""
     found = [p for side in SIDES if (p := joint(keypoints, f"{side}_{part}", min_score)) is not None]
-    return np.mean(found, axis=0) if found else None
+    if len(found) < 2:  # the mean of one point, or of none; (a + b) / 2 is what np.mean computes, bit for bit
+        return found[0] if found else None
+    mean: np.ndarray = (found[0] + found[1]) / 2.0
+    return mean
 
 
 def angle_at(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float | None:

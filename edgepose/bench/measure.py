@@ -2,7 +2,8 @@
 
 The bare loop fills the input tensor once and times ``invoke()`` alone: the model's speed on this
 machine. The pipeline is the real :class:`~edgepose.pipeline.loop.Service` (source, capture thread,
-estimator) with a sink that only records. Both run on the same :class:`Backend` in alternating
+estimator) with the analytics ``edgepose run`` adds by default and a sink that serialises each result's JSON
+line, as ``run``'s JSON lines output does, then only records. Both run on the same :class:`Backend` in alternating
 rounds (ABAB…), so machine noise hits both alike. A last, paced run feeds frames at the source's
 frame rate, like a camera, and measures capture→result when the pipeline is not saturated.
 """
@@ -10,6 +11,7 @@ frame rate, like a camera, and measures capture→result when the pipeline is no
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import resource
 import sys
@@ -22,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from edgepose.config import IdleConfig, SourceConfig
+from edgepose.analytics import Analytics
+from edgepose.config import AnalyticsConfig, IdleConfig, SmoothingConfig, SourceConfig
 from edgepose.config.choices import RUNTIME_DISTS
 from edgepose.errors import SourceError
 from edgepose.health import PipelineStats
@@ -173,7 +176,7 @@ def time_paced_invokes(backend: Backend, frames: int, fps: float) -> list[float]
 
 
 class RecordingSink:
-    """A sink that only records when each result arrived and its per-stage latency."""
+    """A sink that serialises each result's JSON line as ``run`` does, and records when it arrived and its latency."""
 
     def __init__(self) -> None:
         self.arrivals: list[float] = []
@@ -186,13 +189,19 @@ class RecordingSink:
         """Nothing to start."""
 
     def publish(self, result: PoseResult) -> None:
-        """Record the arrival time and the latency dict."""
+        """Serialise the line (and drop it); record the arrival time and the latency dict."""
+        (json.dumps(result.to_dict()) + "\n").encode()
         self.arrivals.append(time.perf_counter())
         self.latency.append(result.latency_ms)
         self.frame_size = (result.width, result.height)
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def run_analytics() -> Analytics:
+    """Return the analytics ``edgepose run`` adds to video by default (smoothing on)."""
+    return Analytics(AnalyticsConfig(), SmoothingConfig())
 
 
 def run_pipeline(source: Source, estimator: Estimator, frames: int, realtime: bool = False) -> RecordingSink:
@@ -205,7 +214,7 @@ def run_pipeline(source: Source, estimator: Estimator, frames: int, realtime: bo
     sink = RecordingSink()
     options = ServiceOptions(max_frames=frames, realtime=realtime)
     cpu = cpu_seconds()
-    Service(source, estimator, [sink], options, PipelineStats()).run(threading.Event())
+    Service(source, estimator, [sink], options, PipelineStats(), analytics=run_analytics()).run(threading.Event())
     sink.cpu_s = cpu_seconds() - cpu
     if not sink.arrivals:
         raise SourceError(f"{source.name} produced no frames to measure")
@@ -228,7 +237,7 @@ def measure_idle(source: Source, estimator: Estimator, seconds: float, after_s: 
     stats = PipelineStats()
     options = ServiceOptions(realtime=True, idle=IdleConfig(after_s=after_s))
     stop = threading.Event()
-    service = Service(source, estimator, [sink], options, stats)
+    service = Service(source, estimator, [sink], options, stats, analytics=run_analytics())
     runner = threading.Thread(target=service.run, args=(stop,), name="edgepose-bench-idle", daemon=True)
     started = time.perf_counter()
     runner.start()

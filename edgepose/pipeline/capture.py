@@ -53,6 +53,8 @@ class Frame:
         media_s: Seconds since the start of the source, never decreasing (see :mod:`edgepose.pipeline.clock`):
             what the analytics are timed by.
         opening: Which opening of the source it came from (0 first; a reopen or a ``--loop`` adds one).
+        lores: ``image`` is the source's low-resolution grey picture (``read_lores()``, picamera2's ``lores``
+            stream), taken while idle for the motion check only: the model never runs on it.
     """
 
     index: int
@@ -62,6 +64,7 @@ class Frame:
     capture_ms: float
     media_s: float = 0.0
     opening: int = 0
+    lores: bool = False
 
 
 class FrameBuffer:
@@ -197,15 +200,19 @@ class _Reader(threading.Thread):
             self.last_activity = time.monotonic()
             pace = owner.pace_interval(self.source)
             grab = getattr(self.source, "grab", None)
+            read_lores = getattr(self.source, "read_lores", None)
             next_due = time.perf_counter()
             last_decoded = -float("inf")
             # Read only when the frame can be handed over: a file is decoded on demand, not ahead.
             while not self.abandoned.is_set() and owner.buffer.wait_for_room():
                 started = time.perf_counter()
                 # A frame nobody will look at (idle mode, --max-fps) is taken from the device undecoded.
-                skip = grab is not None and started - last_decoded < owner.decode_interval_s
+                full = owner.take_full_request()
+                skip = not full and grab is not None and started - last_decoded < owner.decode_interval_s
+                # While idle, a source with a low-resolution stream is looked at there: its main one is not touched.
+                lores = not skip and not full and read_lores is not None and owner.lores
                 try:
-                    image = None if skip else self.source.read()
+                    image = None if skip else read_lores() if lores and read_lores is not None else self.source.read()
                     got, broken = grab() if grab is not None and skip else image is not None, False
                 except FrameError:
                     if not self.source.live:
@@ -223,7 +230,7 @@ class _Reader(threading.Thread):
                 index = owner.next_index()
                 if image is not None:
                     last_decoded = started
-                    if not owner.deliver(index, image, done, (done - started) * 1000.0, self.opening):
+                    if not owner.deliver(index, image, done, (done - started) * 1000.0, self.opening, lores):
                         break
                     self.frames += 1
                     if self.frames == 1:
@@ -300,6 +307,10 @@ class CaptureThread(threading.Thread):
         #: Seconds between frames worth decoding, set by the loop (idle mode, ``--max-fps``): a source that
         #: can ``grab()`` (OpenCV) skips decoding the frames in between; 0 decodes every frame.
         self.decode_interval_s = 0.0
+        #: Set by the loop while idle: a source with ``read_lores()`` (picamera2) delivers its low-resolution
+        #: grey picture instead of the main frame, except once after :meth:`request_full`.
+        self.lores = False
+        self._full_requested = False
         self.media = MediaClock(time.perf_counter(), self._options.pace_fps)
         self._logged_at = 0.0
 
@@ -310,12 +321,24 @@ class CaptureThread(threading.Thread):
             self.frames += 1
         return index
 
-    def deliver(self, index: int, image: np.ndarray, captured_at: float, capture_ms: float, opening: int = 0) -> bool:
+    def request_full(self) -> None:
+        """Make the next read a decoded main frame, whatever :attr:`lores` and the interval say (idle's model runs)."""
+        with self._lock:
+            self._full_requested = True
+
+    def take_full_request(self) -> bool:
+        """Return whether the loop asked for a main frame since the last call (the reader's, once per read)."""
+        with self._lock:
+            requested, self._full_requested = self._full_requested, False
+        return requested
+
+    def deliver(self, index: int, image: np.ndarray, captured_at: float, capture_ms: float, opening: int = 0,
+                lores: bool = False) -> bool:  # fmt: skip
         """Hand a frame from the current reader to the buffer; ``False`` once the buffer is closed."""
         reader = self._reader
         assert reader is not None, "delivered by a reader"
         media_s = self.media.frame_time(reader.source, index, captured_at)
-        return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms, media_s, opening))
+        return self.buffer.put(Frame(index, image, time.time(), captured_at, capture_ms, media_s, opening, lores))
 
     @property
     def source_timeout_s(self) -> float:

@@ -37,9 +37,13 @@ class MotionDetector:
         self._background = None
 
     def moved(self, frame_bgr: np.ndarray) -> bool:
-        """Compare the frame with the background, then blend it in; return whether it moved."""
+        """Compare the frame with the background, then blend it in; return whether it moved.
+
+        Args:
+            frame_bgr: A BGR frame, or a grey one (a camera's low-resolution ``lores`` picture, its Y plane).
+        """
         small = cv2.resize(frame_bgr, MOTION_SIZE, interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        grey = (small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)).astype(np.float32)
         if self._background is None:
             self._background = grey
             self.level = 0.0

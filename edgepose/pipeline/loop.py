@@ -18,7 +18,7 @@ from edgepose.errors import EdgePoseError
 from edgepose.health import PipelineStats
 from edgepose.inference.estimator import Estimator
 from edgepose.pipeline.capture import CaptureOptions, CaptureThread, Frame, FrameBuffer
-from edgepose.pipeline.idle import IdleGate
+from edgepose.pipeline.idle import IDLE, IdleGate
 from edgepose.pose import PoseResult
 from edgepose.sinks import Heartbeat, Sink, sink_failure
 from edgepose.sources.base import Source
@@ -135,6 +135,7 @@ class Service:
         cap_s = 1.0 / self.options.max_fps if self.options.max_fps > 0 else 0.0
         gate = IdleGate(self.options.idle, time.monotonic()) if live and self.options.idle.enabled else None
         next_run = 0.0
+        run_next = False  # a low-resolution look decided that the next main frame runs the model
         try:
             while not stop.is_set():
                 if self.controls is not None:
@@ -156,11 +157,21 @@ class Service:
                 if frame is None:
                     break
                 now = time.monotonic()
+                if frame.lores:  # idle on a camera's low-resolution stream: motion only, the main stream untouched
+                    if gate is None or gate.should_run(now, frame.image):
+                        capture.request_full()  # the model runs on the next main frame, without a second look
+                        run_next = True
+                    capture.lores = gate is not None and gate.state == IDLE
+                    if gate is not None:
+                        self.stats.idle_skipped = gate.skipped
+                    self.stats.saw_frame()
+                    continue
                 self._follow_source(frame, gate)
-                if gate is not None and not gate.should_run(now, frame.image):
+                if gate is not None and not run_next and not gate.should_run(now, frame.image):
                     self.stats.idle_skipped = gate.skipped
                     self.stats.saw_frame()
                     continue
+                run_next = False
                 next_run = now + cap_s
                 try:
                     result = self._process(frame)
@@ -177,6 +188,7 @@ class Service:
                     gate.observe(now, self._present(result))
                     self.stats.mode = gate.state
                     capture.decode_interval_s = max(cap_s, gate.check_interval_s)
+                    capture.lores = gate.state == IDLE
                 for sink in self.sinks:
                     sink.publish(result)
                 processed += 1

@@ -15,9 +15,10 @@ class Source(Protocol):
         live: A camera or stream: frames arrive in real time and the newest one wins.
         still: Independent still images: no tracking between frames, each through the estimator's still path.
 
-    A source may also have ``fps`` (its own frame rate), ``grab()`` (take a frame without decoding it) and
-    ``position_s`` (a file's timestamp of the frame read last, in seconds, or ``None``), which the capture
-    thread uses when present.
+    A source may also have ``fps`` (its own frame rate), ``grab()`` (take a frame without decoding it),
+    ``read_lores()`` (the next frame as a small grey picture from a low-resolution stream, for idle mode's
+    motion check, without touching the main stream) and ``position_s`` (a file's timestamp of the frame read
+    last, in seconds, or ``None``), which the capture thread uses when present.
     """
 
     name: str

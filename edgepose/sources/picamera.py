@@ -24,8 +24,17 @@ def _picamera2_installed() -> bool:
         return False
 
 
+#: The low-resolution ``lores`` stream idle mode looks at (width, height): twice its 80×60 motion picture, so the
+#: main stream is not touched while nobody is there (the way picamera2's own motion-capture example gates).
+LORES_SIZE = (160, 120)
+
+
 class PicameraSource:
-    """A CSI camera through libcamera. Frames are ``RGB888``, which is BGR in memory, as OpenCV's."""
+    """A CSI camera through libcamera. Frames are ``RGB888``, which is BGR in memory, as OpenCV's.
+
+    Besides the main stream it configures a small ``YUV420`` ``lores`` stream: :meth:`read_lores` returns its Y
+    plane (grey) for idle mode's motion check, and :meth:`grab` waits for a frame without touching either.
+    """
 
     live = True
     still = False
@@ -36,6 +45,7 @@ class PicameraSource:
         self._index = index
         self._cfg = cfg
         self._camera: Any = None
+        self._lores = (*LORES_SIZE, LORES_SIZE[0])
         self.name = f"picamera {index}"
 
     def open(self) -> None:
@@ -53,19 +63,35 @@ class PicameraSource:
             camera = Picamera2(self._index)
             config = camera.create_video_configuration(
                 main={"size": (self._cfg.width, self._cfg.height), "format": "RGB888"},
+                lores={"size": LORES_SIZE, "format": "YUV420"},
                 controls={"FrameRate": self._cfg.fps},
                 buffer_count=2,
             )
             camera.configure(config)
+            lores = camera.stream_configuration("lores")
             camera.start()
         except (RuntimeError, IndexError, OSError) as exc:
             raise SourceError(f"cannot start {self.name}: {exc} (check the ribbon cable and rpicam-hello)") from exc
         self._camera = camera
+        self._lores = (*lores["size"], int(lores["stride"]))
 
     def read(self) -> np.ndarray:
         """Return the newest frame (blocks until the camera delivers one)."""
         frame: np.ndarray = self._camera.capture_array("main")
         return frame
+
+    def read_lores(self) -> np.ndarray:
+        """Return the next frame's ``lores`` Y plane: a small grey picture; the main stream is not touched."""
+        width, height, stride = self._lores
+        buffer = self._camera.capture_buffer("lores")
+        grey: np.ndarray = np.asarray(buffer, dtype=np.uint8)[: stride * height].reshape(height, stride)[:, :width]
+        copy: np.ndarray = grey.copy()
+        return copy
+
+    def grab(self) -> bool:
+        """Wait for the next frame and leave it (its metadata only): a frame idle mode will not look at."""
+        self._camera.capture_metadata()
+        return True
 
     def close(self) -> None:
         """Stop and release the camera."""
