@@ -20,7 +20,7 @@ def test_event_types_are_their_names_in_json_and_text() -> None:
 
 
 def test_home_assistant_takes_the_fall_events_from_the_enum() -> None:
-    assert FALL_EVENTS == (EventType.FALL, EventType.RECOVERED)
+    assert FALL_EVENTS == (EventType.FALL, EventType.LONG_LIE, EventType.RECOVERED)
     assert f"in {[e.value for e in FALL_EVENTS]!r}" in FALL_EVENT_TEMPLATE
 
 
