@@ -351,13 +351,13 @@ def test_an_exception_in_the_encoder_is_logged_once_and_streams_go_on(
         "import os\n"
         "import edgepose.sinks.preview.hub as h\n"
         "real = h.render\n"
-        "def render(*args):\n"
+        "def render(*args, **kwargs):\n"
         f"    if os.path.exists({str(once)!r}):\n"
         f"        os.unlink({str(once)!r})\n"
         "        raise RuntimeError('injected once')\n"
         f"    if os.path.exists({str(always)!r}):\n"
         "        raise KeyError('injected always')\n"
-        "    return real(*args)\n"
+        "    return real(*args, **kwargs)\n"
         "h.render = render\n"
     )
     port = free_port()
