@@ -91,13 +91,20 @@ def test_state_dir_defaults() -> None:
 
 def test_presence_is_held_until_it_has_decided_after_each_start() -> None:
     settle = PresenceConfig().decided_after_s()
-    assert settle == 2.25
-    settling = Settling(settle)
+    assert settle == 2.25 == AnalyticsConfig().decided_after_s()
+    assert AnalyticsConfig(zone_s=3.0).decided_after_s() == 0.5 + 0.25 + 3.0, "zones that take longer"
+    follow = AnalyticsConfig().person_decided_s()
+    assert follow == 0.5
+    settling = Settling(settle, follow)
     assert not settling.observe(0, 100.0, [])
     assert not settling.observe(0, 101.0, [])
     assert settling.observe(0, 100.0 + settle, []), "after decided_after_s of frames"
+    assert settling.since == 100.0
     assert not settling.observe(1, 200.0, []), "a new generation waits again"
-    assert settling.observe(1, 200.1, [{"type": EventType.PERSON_ENTERED}]), "or until the presence decides"
+    assert settling.since == 200.0
+    assert not settling.observe(1, 200.1, [{"type": EventType.PERSON_ENTERED}]), "the posture and zones follow"
+    assert not settling.observe(1, 200.5, [])
+    assert settling.observe(1, 200.6, []), "or until the presence decided and they had follow_s to follow"
 
 
 def test_liveness_needs_a_fresh_frame_and_the_loops_word() -> None:

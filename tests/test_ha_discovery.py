@@ -250,7 +250,8 @@ def test_zones_posture_and_fallen_field_by_field() -> None:
         "json_attributes_template": "{{ {'person': value_json.person} | tojson }}", "expire_after": 90}  # fmt: skip
     assert own("binary_sensor/fallen") == {
         "name": "Fallen", "state_topic": f"{BASE}/fallen", "device_class": "safety",
-        "value_template": "{{ 'ON' if value_json.fallen else 'OFF' }}", "payload_on": "ON", "payload_off": "OFF",
+        "value_template": "{{ 'None' if value_json.fallen is none else ('ON' if value_json.fallen else 'OFF') }}",
+        "payload_on": "ON", "payload_off": "OFF",
         "json_attributes_topic": f"{BASE}/fallen",
         "json_attributes_template": "{{ {'kind': value_json.kind, 'person': value_json.person, "
                                     "'zone': value_json.zone} | tojson }}",

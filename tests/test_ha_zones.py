@@ -136,7 +136,9 @@ def test_fallen_after_a_long_lie_over_a_real_broker(
     assert fallen["device_class"] == "safety"
     changes = _changes(sub.on(f"{BASE}/fallen"))
     down = [c for c in changes if c["fallen"]]
-    assert changes[0] == NOT_FALLEN and changes[-1] == NOT_FALLEN
+    # lying since the start: unknown (not "not fallen") until the long lie decides, then up again
+    assert changes[0] == {"fallen": None, "kind": None, "person": 1, "zone": "floor"}, changes
+    assert changes[-1] == NOT_FALLEN and False not in [c["fallen"] for c in changes[: changes.index(down[0])]]
     assert down and down[0] == {"fallen": True, "kind": "long_lie", "person": 1, "zone": "floor"}
     assert all(c["kind"] == "long_lie" and c["person"] == 1 for c in down)
     assert json.loads(retained(broker.port, f"{BASE}/fallen") or b"{}") == NOT_FALLEN
@@ -195,6 +197,32 @@ def _frame(poses: list[tuple[int, float]], people: list[dict[str, Any]], *events
 
 def _person(person: int, posture: str, fallen: bool = False, zones: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"id": person, "present": True, "posture": posture, "fallen": fallen, "zones": list(zones)}
+
+
+def _at(t: float, people: list[dict[str, Any]], *events: dict[str, Any]) -> PoseResult:
+    return dataclasses.replace(_frame([], people, *events), media_s=t)
+
+
+def test_after_a_start_a_person_already_lying_is_neither_fallen_nor_not_fallen_until_the_long_lie() -> None:
+    summary = Summary(safe_zones=("bed",), window_s=2.25)
+
+    def fallen(t: float, people: list[dict[str, Any]], *events: dict[str, Any], started: float = 100.0) -> Any:
+        out = summary.observe(_at(t, people, *events), started)
+        assert out is not None
+        return json.loads(out[0])
+
+    undecided = {"fallen": None, "kind": None, "person": 1, "zone": "hall"}
+    assert fallen(100.0, [_person(1, "unknown", zones=("hall",))]) == NOT_FALLEN, "no posture yet"
+    assert fallen(100.5, [_person(1, "lying", zones=("hall",))]) == undecided
+    assert fallen(130.0, [_person(1, "unknown", zones=("hall",))]) == undecided, "half hidden: still down"
+    lie = {"type": "long_lie", "person": 1, "confidence": 0.8}
+    assert fallen(160.5, [_person(1, "lying", fallen=True, zones=("hall",))], lie)["fallen"] is True
+    assert fallen(170.0, [_person(1, "standing", zones=("hall",))]) == NOT_FALLEN
+    assert fallen(180.0, [_person(1, "lying", zones=("hall",))]) == NOT_FALLEN, "seen lying down: not in doubt"
+    # a new start of analysis (a pause, a lost camera) doubts again; a bed is no alarm; nor is no start
+    assert fallen(200.0, [_person(1, "lying", zones=("hall",))], started=199.0) == undecided
+    assert fallen(200.1, [_person(1, "lying", zones=("bed",))], started=199.0) == NOT_FALLEN
+    assert fallen(300.0, [_person(2, "lying")], started=None) == NOT_FALLEN
 
 
 def test_the_most_prominent_person_is_kept_while_present_and_fallen_names_the_first_fallen() -> None:

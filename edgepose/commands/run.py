@@ -80,8 +80,10 @@ def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threadi
     if config.mqtt.ha_discovery:  # the zones announced by the last start: their entities go with them
         kept = state_dir(config.control.state_dir) / f"ha-zones-{device_id(config.mqtt)}.json"
         gone = removed_zones(kept, zones)
-    device = Device(controls, config.source.stale_after_s, config.analytics.presence().decided_after_s(),
-                    preview_url(config.preview), zones, gone)  # fmt: skip
+    analytics = config.analytics
+    safe = tuple(zone.name for zone in config.zones if not zone.falls)
+    device = Device(controls, config.source.stale_after_s, analytics.decided_after_s(), analytics.person_decided_s(),
+                    preview_url(config.preview), zones, gone, safe)  # fmt: skip
     return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop, device=device)
 
 

@@ -451,6 +451,20 @@ class AnalyticsConfig:
     rep_confirm_frames: int = _R.confirm_frames
     rep_min_s: float = _R.min_rep_s
 
+    def decided_after_s(self) -> float:
+        """Return the seconds of frames after which presence, posture and zones reflect them, whatever came before.
+
+        Presence as :meth:`PresenceConfig.decided_after_s`; a person's posture and zones hold for ``posture_s``
+        and ``zone_s`` once they have entered. After a (re)start of analysis the state carried over (a default
+        at start) has been confirmed or changed after this long.
+        """
+        entered = self.enter_s + self.dropout_s + self.person_decided_s()
+        return max(self.presence().decided_after_s(), entered)
+
+    def person_decided_s(self) -> float:
+        """Return the seconds after a presence change by which the person's posture and zones have followed."""
+        return max(self.posture_s, self.zone_s)
+
     def presence(self) -> PresenceConfig:
         """Return the presence part."""
         return PresenceConfig(self.enter_score, self.enter_s, self.leave_score, self.leave_s, self.dropout_s)

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgepose.config import MqttConfig, PresenceConfig, SourceConfig
+from edgepose.config import AnalyticsConfig, MqttConfig, SourceConfig
 from edgepose.config.zones import zone_slug
 from edgepose.control import EXERCISE, NO_EXERCISE, Controls
 from edgepose.health import cpu_temperature
@@ -34,18 +34,23 @@ class Device:
         controls: The commands it takes on ``<base>/set/<name>`` and their states (``None``: none).
         stale_after_s: No frame for this long and the state topics are no longer current (``source.stale_after_s``).
         settle_s: Seconds of frames before presence is published after a (re)start of analysis
-            (:meth:`~edgepose.config.PresenceConfig.decided_after_s`).
+            (:meth:`~edgepose.config.AnalyticsConfig.decided_after_s`).
+        follow_s: Seconds after a presence change by which posture and zones follow it
+            (:meth:`~edgepose.config.AnalyticsConfig.person_decided_s`).
         configuration_url: The device's link in Home Assistant (the preview's address), or ``""``.
         zones: The names of the ``[[zones]]`` (an occupancy and a count entity each).
         removed_zones: Zones the last start announced that are gone: their configs are emptied (removed).
+        safe_zones: The ``falls = false`` zones, where lying is no alarm.
     """
 
     controls: Controls | None = None
     stale_after_s: float = SourceConfig.stale_after_s
-    settle_s: float = dataclasses.field(default_factory=lambda: PresenceConfig().decided_after_s())
+    settle_s: float = dataclasses.field(default_factory=lambda: AnalyticsConfig().decided_after_s())
+    follow_s: float = dataclasses.field(default_factory=lambda: AnalyticsConfig().person_decided_s())
     configuration_url: str = ""
     zones: tuple[str, ...] = ()
     removed_zones: tuple[str, ...] = ()
+    safe_zones: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass

@@ -112,13 +112,13 @@ class MqttSink:
         self._link = Connection(cfg, self.settings, self.topics, stats, self.counters, self._request_announce,
                                 commands)  # fmt: skip
         self._worker = Worker(cfg, self.topics, info, stats, self.counters, self._link, device)
-        self._settling = Settling(device.settle_s)
+        self._settling = Settling(device.settle_s, device.follow_s)
         self._live: int | None = None  # the generation whose Live marker was queued
         self._held: tuple[bool | None, int | None, dict[str, Any] | None] = (None, None, None)  # the last frame's
         self._present: bool | None = None  # as last queued by publish()
         self._people: int | None = None  # as last seen by publish()
         self._analytics: dict[str, Any] | None = None  # the analytics state, as last seen by publish()
-        self._summary = Summary()
+        self._summary = Summary(device.safe_zones, device.settle_s)
         self._held_summary: tuple[bytes, bytes] | None = None  # the last frame's fallen and posture payloads
         self._summarised: dict[str, bytes] = {}  # fallen and posture payloads, as last queued
         rate = cfg.pose_rate()
@@ -153,8 +153,9 @@ class MqttSink:
         generation = self._worker.liveness.generation
         t = result.ts if result.media_s is None else result.media_s
         self._held = (present, people, state)
-        self._held_summary = self._summary.observe(result)
-        if state is None or self._settling.observe(generation, t, result.events):
+        settled = state is None or self._settling.observe(generation, t, result.events)
+        self._held_summary = self._summary.observe(result, self._settling.since)
+        if settled:
             self._offer_state()
             if generation != self._live and self._worker.put(Live(generation)):
                 self._live = generation  # after what it vouches for: the inbox is in order

@@ -42,6 +42,8 @@ FALL_EVENT_TEMPLATE = (
     "{% endif %}"
 )
 
+#: The Fallen sensor's state: ``null`` (undecided after a restart, :mod:`.summary`) renders ``None``: unknown.
+FALLEN_TEMPLATE = "{{ 'None' if value_json.fallen is none else ('ON' if value_json.fallen else 'OFF') }}"
 #: The Fallen sensor's attributes: which alarm, whose, where (all ``null`` while nobody is fallen).
 FALLEN_ATTRIBUTES = "{{ {'kind': value_json.kind, 'person': value_json.person, 'zone': value_json.zone} | tojson }}"
 
@@ -161,7 +163,7 @@ def entities(topics: Topics, settings: Discovery) -> list[Entity]:
             "icon": "mdi:account-group", "expire_after": expire}, Gate.ANALYSIS),
         Entity("binary_sensor", "fallen", {
             "name": "Fallen", "state_topic": topics.fallen, "device_class": "safety",
-            "value_template": "{{ 'ON' if value_json.fallen else 'OFF' }}", "payload_on": PERSON_ON,
+            "value_template": FALLEN_TEMPLATE, "payload_on": PERSON_ON,
             "payload_off": PERSON_OFF, "json_attributes_topic": topics.fallen,
             "json_attributes_template": FALLEN_ATTRIBUTES, "expire_after": expire}, Gate.ANALYSIS),
         Entity("sensor", "posture", {

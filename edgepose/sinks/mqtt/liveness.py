@@ -12,8 +12,9 @@ Two halves on two threads:
 - :class:`Settling`, in the loop (``MqttSink.publish``): after each start of analysis (the first frame,
   and again after every time :class:`Liveness` went offline) the presence carries a state over from
   before (a default at start, the last one before a pause or a lost camera). Its changes are held back
-  until the frames since have covered ``PresenceConfig.decided_after_s()`` or the presence changed; then
-  the sink sends them, followed by a :class:`Live` marker.
+  until the frames since have covered ``AnalyticsConfig.decided_after_s()``, or the presence changed and the
+  person's posture and zones had ``AnalyticsConfig.person_decided_s()`` to follow; then the sink sends them,
+  followed by a :class:`Live` marker.
 - :class:`Liveness`, in the sink's worker: ``online`` once a marker of the current generation came
   through the inbox (so after the state it vouches for) and while nothing blocks; anything blocking
   starts a new generation, whose marker the loop has to earn afresh.
@@ -45,15 +46,24 @@ class Settling:
     """When the loop may publish presence again, after a (re)start of analysis (the loop's thread).
 
     Args:
-        settle_s: Seconds of frames after which the presence state reflects them
-            (:meth:`~edgepose.config.PresenceConfig.decided_after_s`; 0 without hysteresis).
+        settle_s: Seconds of frames after which the presence, posture and zones reflect them
+            (:meth:`~edgepose.config.AnalyticsConfig.decided_after_s`; 0 without hysteresis).
+        follow_s: Seconds after a presence change by which the person's posture and zones have followed it
+            (:meth:`~edgepose.config.AnalyticsConfig.person_decided_s`).
     """
 
-    def __init__(self, settle_s: float) -> None:
+    def __init__(self, settle_s: float, follow_s: float = 0.0) -> None:
         self._settle_s = settle_s
+        self._follow_s = follow_s
         self._generation = -1
         self._since = 0.0
+        self._decided_at: float | None = None
         self.settled = False
+
+    @property
+    def since(self) -> float | None:
+        """Media time of the first frame of the current start of analysis (``None`` before any frame)."""
+        return None if self._generation < 0 else self._since
 
     def observe(self, generation: int, t: float, events: Iterable[dict[str, Any]]) -> bool:
         """Account for a frame at media time ``t`` with its events; return whether the state may be published.
@@ -64,10 +74,12 @@ class Settling:
             events: The frame's analytics events.
         """
         if generation != self._generation:
-            self._generation, self._since, self.settled = generation, t, False
+            self._generation, self._since, self._decided_at, self.settled = generation, t, None, False
         if not self.settled:
-            decided = any(event.get("type") in DECISIONS for event in events)
-            self.settled = decided or t - self._since >= self._settle_s
+            if self._decided_at is None and any(event.get("type") in DECISIONS for event in events):
+                self._decided_at = t
+            followed = self._decided_at is not None and t - self._decided_at >= self._follow_s
+            self.settled = followed or t - self._since >= self._settle_s
         return self.settled
 
 

@@ -4,6 +4,13 @@
 fallen person (lowest id), whether a ``fall`` or a ``long_lie`` raised it, their id and the first zone
 they are in (``null`` outside every zone); all three ``null`` while nobody is fallen.
 
+After a (re)start of analysis (the process, a pause, a lost camera) nobody knows how long a person already
+lying there has been down: the long lie's timer starts again from zero. So while nobody is fallen and a
+person who has been lying since that start (their posture turned ``lying`` within ``window_s`` of it) is
+still down outside every ``falls = false`` zone, ``fallen`` is ``null`` (Home Assistant: unknown), with
+their ``person`` and ``zone``, until the long lie decides (``true``) or they are up (``false``): a restart
+never shows a fallen person as not fallen for ``long_lie_s``.
+
 ``<base>/posture``: ``{"posture", "person"}``: the posture of the *most prominent* person and their id,
 both ``null`` while nobody is present. The most prominent person is the present person whose pose has
 the biggest box when the choice is made, kept while they stay present (the rule that picks the person
@@ -16,6 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgepose.analytics.posture import LYING, SITTING, STANDING
 from edgepose.events import EventType
 from edgepose.pose import PoseResult
 
@@ -28,33 +36,71 @@ def _area(box: tuple[float, float, float, float]) -> float:
 
 
 class Summary:
-    """Follows one run's frames (the loop's thread) and returns the payloads of ``fallen`` and ``posture``."""
+    """Follows one run's frames (the loop's thread) and returns the payloads of ``fallen`` and ``posture``.
 
-    def __init__(self) -> None:
+    Args:
+        safe_zones: The names of the ``falls = false`` zones, where lying is no alarm.
+        window_s: A person whose posture turned ``lying`` within this long of the start of analysis has been
+            lying since before it (the posture's and the presence's decision times).
+    """
+
+    def __init__(self, safe_zones: tuple[str, ...] = (), window_s: float = 0.0) -> None:
+        self._safe = frozenset(safe_zones)
+        self._window_s = window_s
         self._kinds: dict[int, str] = {}  # person → the alarm that made them fallen last
+        self._lying_since: dict[int, float] = {}  # person → media time their posture turned lying
+        self._started: float | None = None
         self._prominent: int | None = None
 
-    def observe(self, result: PoseResult) -> tuple[bytes, bytes] | None:
-        """Take a frame; return the ``(fallen, posture)`` payloads (``None`` for a result without analytics)."""
+    def observe(self, result: PoseResult, started: float | None = None) -> tuple[bytes, bytes] | None:
+        """Take a frame; return the ``(fallen, posture)`` payloads (``None`` for a result without analytics).
+
+        Args:
+            result: The frame.
+            started: Media time of the start of this analysis (``None``: no start to doubt).
+        """
         state = result.state
         if state is None:
             return None
+        t = result.ts if result.media_s is None else result.media_s
+        if started != self._started:
+            self._started, self._lying_since = started, {}
         for event in result.events:
             if event.get("type") in ALARMS and isinstance(event.get("person"), int):
                 self._kinds[event["person"]] = str(event["type"])
         people: list[dict[str, Any]] = list(state.get("people", ()))
+        for person in people:
+            if person.get("posture") == LYING:
+                self._lying_since.setdefault(person["id"], t)
+            elif person.get("posture") in (STANDING, SITTING):
+                self._lying_since.pop(person["id"], None)
         known = {p["id"] for p in people}
         self._kinds = {k: v for k, v in self._kinds.items() if k in known}
+        self._lying_since = {k: v for k, v in self._lying_since.items() if k in known}
         return self._fallen(people), self._posture(result, people)
+
+    def _undecided(self, person: dict[str, Any]) -> bool:
+        """Whether ``person`` has been lying since before this analysis started, outside every safe zone."""
+        since = self._lying_since.get(person["id"])
+        return (
+            self._started is not None
+            and since is not None
+            and since - self._started <= self._window_s
+            and not self._safe.intersection(person.get("zones") or ())
+        )
 
     def _fallen(self, people: list[dict[str, Any]]) -> bytes:
         down = next((p for p in people if p.get("fallen")), None)
-        if down is None:
-            data: dict[str, Any] = {"fallen": False, "kind": None, "person": None, "zone": None}
-        else:
+        doubt = next((p for p in people if self._undecided(p)), None) if down is None else None
+        if down is not None:
             zones = down.get("zones") or [None]
             kind = self._kinds.get(down["id"], str(EventType.FALL))
-            data = {"fallen": True, "kind": kind, "person": down["id"], "zone": zones[0]}
+            data: dict[str, Any] = {"fallen": True, "kind": kind, "person": down["id"], "zone": zones[0]}
+        elif doubt is not None:
+            zones = doubt.get("zones") or [None]
+            data = {"fallen": None, "kind": None, "person": doubt["id"], "zone": zones[0]}
+        else:
+            data = {"fallen": False, "kind": None, "person": None, "zone": None}
         return json.dumps(data, separators=(",", ":")).encode()
 
     def _posture(self, result: PoseResult, people: list[dict[str, Any]]) -> bytes:
