@@ -17,13 +17,13 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from broker import Broker, Subscriber, retained
+from broker import Broker, Subscriber, free_port, retained
 from clips import render_tilted, write_frames, write_visit_clip
 from conftest import model_args, run_cli
 from stickfigure import segments
 
 from edgepose.pose import Pose, PoseResult
-from edgepose.sinks.mqtt.announce import removed_zones
+from edgepose.sinks.mqtt.announce import keep_zones, removed_zones
 from edgepose.sinks.mqtt.summary import Summary
 
 BASE = "edgepose/zones"
@@ -168,6 +168,12 @@ def test_a_zone_removed_from_the_config_is_removed_from_home_assistant(
     for object_id in ("zone_hall_occupancy", "zone_sofa_occupancy"):
         assert _config(broker, "binary_sensor", object_id)
     config.write_text(_zone_zone("hall", 0.5))  # the sofa is gone
+    # a run that never reaches the broker (nothing listens there) cannot remove it: the next run does
+    down = run_cli("run", "--config", str(config), "--source", str(clip), "--mqtt", f"mqtt://127.0.0.1:{free_port()}",
+                   "--device-id", "zones", "--ha-discovery", "--state-dir", str(config.parent / "state"),
+                   *model_args(models_dir))  # fmt: skip
+    assert down.returncode == 0, down.stderr
+    assert _config(broker, "binary_sensor", "zone_sofa_occupancy"), "still there"
     sub = _run(broker, config, clip, models_dir)
     assert _config(broker, "binary_sensor", "zone_hall_occupancy") and _config(broker, "sensor", "zone_hall_count")
     for component, object_id in (("binary_sensor", "zone_sofa_occupancy"), ("sensor", "zone_sofa_count")):
@@ -177,14 +183,19 @@ def test_a_zone_removed_from_the_config_is_removed_from_home_assistant(
     sub.close()
 
 
-def test_removed_zones_are_those_of_the_last_start_that_are_gone(tmp_path: Path) -> None:
+def test_removed_zones_are_those_announced_before_that_are_gone(tmp_path: Path) -> None:
     kept = tmp_path / "state" / "ha-zones-porch.json"
     assert removed_zones(kept, ("hall", "Sofa")) == ()
+    keep_zones(kept, ("hall", "Sofa"))
     assert removed_zones(kept, ("hall", "sofa")) == (), "Sofa renamed sofa: the same entities"
-    assert removed_zones(kept, ("hall",)) == ("sofa",)
-    assert removed_zones(kept, ("hall",)) == (), "removed once"
+    assert removed_zones(kept, ("hall",)) == ("Sofa",)
+    assert removed_zones(kept, ("hall",)) == ("Sofa",), "kept until the discovery removing it was published"
+    keep_zones(kept, ("hall",))
+    assert removed_zones(kept, ("hall",)) == ()
     kept.write_text("not json")
-    assert removed_zones(kept, ("hall",)) == () and json.loads(kept.read_text()) == {"zones": ["hall"]}
+    assert removed_zones(kept, ("hall",)) == ()
+    keep_zones(kept, ("hall",))
+    assert json.loads(kept.read_text()) == {"zones": ["hall"]}
 
 
 def _frame(poses: list[tuple[int, float]], people: list[dict[str, Any]], *events: dict[str, Any]) -> PoseResult:

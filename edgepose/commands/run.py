@@ -77,13 +77,14 @@ def _mqtt(config: Config, stats: PipelineStats, info: BackendInfo, stop: threadi
 
     zones = tuple(zone.name for zone in config.zones)
     gone: tuple[str, ...] = ()
-    if config.mqtt.ha_discovery:  # the zones announced by the last start: their entities go with them
+    kept = None
+    if config.mqtt.ha_discovery:  # the zones announced before: the entities of those gone go with them
         kept = state_dir(config.control.state_dir) / f"ha-zones-{device_id(config.mqtt)}.json"
         gone = removed_zones(kept, zones)
     analytics = config.analytics
     safe = tuple(zone.name for zone in config.zones if not zone.falls)
     device = Device(controls, config.source.stale_after_s, analytics.decided_after_s(), analytics.person_decided_s(),
-                    preview_url(config.preview), zones, gone, safe)  # fmt: skip
+                    preview_url(config.preview), zones, gone, safe, kept)  # fmt: skip
     return MqttSink(config.mqtt, stats, info, config.model.min_score, stop=stop, device=device)
 
 

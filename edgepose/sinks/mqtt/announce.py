@@ -41,6 +41,8 @@ class Device:
         zones: The names of the ``[[zones]]`` (an occupancy and a count entity each).
         removed_zones: Zones the last start announced that are gone: their configs are emptied (removed).
         safe_zones: The ``falls = false`` zones, where lying is no alarm.
+        zones_file: Where the zones announced are kept (:func:`keep_zones`) once their discovery was
+            published (``None``: not kept).
     """
 
     controls: Controls | None = None
@@ -51,6 +53,7 @@ class Device:
     zones: tuple[str, ...] = ()
     removed_zones: tuple[str, ...] = ()
     safe_zones: tuple[str, ...] = ()
+    zones_file: Path | None = None
 
 
 @dataclasses.dataclass
@@ -100,32 +103,43 @@ def stats_message(topics: mt.Topics, snapshot: dict[str, Any], info: BackendInfo
     return Message(topics.stats, payload, 0, True)
 
 
-def removed_zones(path: Path, zones: tuple[str, ...]) -> tuple[str, ...]:
-    """Return the zones the last start announced (kept in ``path``) whose entities are gone now; keep ``zones``.
-
-    Zones are compared by their slug (the entities' ids): ``Bed`` renamed ``bed`` is the same entities.
-    A file that cannot be read or written is one warning: nothing is removed then, or next time.
-    """
+def _announced_zones(path: Path) -> list[str]:
+    """Return the zones kept in ``path`` by the last start whose discovery was published (``[]``: none)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        before = [n for n in data.get("zones", []) if isinstance(n, str)] if isinstance(data, dict) else []
     except FileNotFoundError:
-        before = []
+        return []
     except (OSError, ValueError) as exc:
         log.warning("MQTT: cannot read the zones announced before from %s (%s)", path, exc)
-        before = []
-    if before != list(zones):
-        temporary = path.with_suffix(".tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps({"zones": list(zones)}), encoding="utf-8")
-            os.replace(temporary, path)
-        except OSError as exc:
-            log.warning("MQTT: cannot keep the announced zones in %s (%s): a zone removed later stays in "
-                        "Home Assistant", path, exc)  # fmt: skip
+        return []
+    return [n for n in data.get("zones", []) if isinstance(n, str)] if isinstance(data, dict) else []
+
+
+def removed_zones(path: Path, zones: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the zones announced before (kept in ``path``) whose entities are gone now.
+
+    Zones are compared by their slug (the entities' ids): ``Bed`` renamed ``bed`` is the same entities.
+    A file that cannot be read is one warning: nothing is removed then. The file changes only through
+    :func:`keep_zones`, once the discovery that removes these zones was published: a run that never reached
+    the broker removes them next time.
+    """
     kept = {zone_slug(name) for name in zones}
     gone: dict[str, str] = {}
-    for name in before:
+    for name in _announced_zones(path):
         if zone_slug(name) not in kept:
             gone.setdefault(zone_slug(name), name)
     return tuple(gone.values())
+
+
+def keep_zones(path: Path, zones: tuple[str, ...]) -> None:
+    """Keep ``zones`` in ``path`` as the zones announced (atomically); a failure is one warning."""
+    if _announced_zones(path) == list(zones):
+        return
+    temporary = path.with_suffix(".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps({"zones": list(zones)}), encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("MQTT: cannot keep the announced zones in %s (%s): a zone removed later stays in "
+                    "Home Assistant", path, exc)  # fmt: skip

@@ -176,16 +176,21 @@ class Connection:
                             self._settings.url)  # fmt: skip
                 return
 
-    def send(self, msg: Message) -> None:
-        """Hand ``msg`` to paho, or keep it in the outbox while disconnected; count what happens to it."""
+    def send(self, msg: Message) -> Callable[[], bool] | None:
+        """Hand ``msg`` to paho, or keep it in the outbox while disconnected; count what happens to it.
+
+        Returns:
+            Whether the broker has it now (QoS 1: acknowledged), to ask later; ``None`` when it was not
+            handed to paho on a connection.
+        """
         if self._client is None:
-            return
+            return None
         if not self._connected.is_set():
             self._outbox.hold(msg)
-            return
+            return None
         if msg.qos == 0 and msg.topic == self._topics.pose and self._link_is_behind():
             self._counters.backlog_skipped += 1
-            return
+            return None
         info = self._client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
         if msg.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._backlog.add(info.is_published, len(msg.topic) + len(msg.payload))
@@ -195,6 +200,7 @@ class Connection:
             self._counters.queue_dropped += 1
         else:
             self._counters.dropped += 1
+        return info.is_published if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
 
     def _link_is_behind(self) -> bool:
         """Whether the link is behind with the QoS 0 messages (:meth:`.Backlog.behind`) on the current socket."""

@@ -26,7 +26,7 @@ from edgepose.control import EXERCISE, NO_EXERCISE
 from edgepose.health import PipelineStats
 from edgepose.pose import BackendInfo, PoseResult
 from edgepose.sinks.mqtt import topics as mt
-from edgepose.sinks.mqtt.announce import Device, Retained, discovery_messages, stats_message
+from edgepose.sinks.mqtt.announce import Device, Retained, discovery_messages, keep_zones, stats_message
 from edgepose.sinks.mqtt.connection import Connection, time_left
 from edgepose.sinks.mqtt.liveness import Live, Liveness
 from edgepose.sinks.mqtt.outbox import Message, MqttCounters
@@ -87,6 +87,8 @@ class Worker:
         self._announce = threading.Event()
         self._retained = Retained()  # as last published by the worker
         self._announced = info  # the backend the last discovery named
+        self._zones_published: list[Callable[[], bool]] | None = None  # the discovery's checks, until kept
+        self._zones_kept = device.zones_file is None
         self._thread = threading.Thread(target=self._work, name="edgepose-mqtt", daemon=True)
         #: Snapshots are published: discovery announces their image and button.
         self.snapshots = False
@@ -188,8 +190,11 @@ class Worker:
         """
         self._announced = info = self._stats.backend_info(self._info)
         self._exercise = self._current_exercise()
-        for msg in discovery_messages(self._cfg, self._topics, info, self._device, self.snapshots):
-            self._send(msg)
+        checks = [self._link.send(msg) for msg in discovery_messages(self._cfg, self._topics, info, self._device,
+                                                                    self.snapshots)]  # fmt: skip
+        if not self._zones_kept:
+            published = [check for check in checks if check is not None]
+            self._zones_published = published if len(published) == len(checks) else None
         self._link.flush()
         self._send_state(False)
         self._analysis, self._camera, self._controls = None, None, {}  # published again by _follow
@@ -199,9 +204,17 @@ class Worker:
         return (controls.state(EXERCISE.name) if controls is not None else None) or NO_EXERCISE
 
     def _follow(self) -> None:
-        """Publish what changed without a frame: the controls' states, the camera's, ``<base>/analysis``."""
+        """Publish what changed without a frame: the controls' states, the camera's, ``<base>/analysis``.
+
+        Keeps the zones announced once the broker has every message of the discovery that announced them
+        (and emptied the configs of the zones gone).
+        """
         if not self._link.connected:
             return
+        if self._zones_published is not None and all(check() for check in self._zones_published):
+            self._zones_published, self._zones_kept = None, True
+            assert self._device.zones_file is not None
+            keep_zones(self._device.zones_file, self._device.zones)
         controls = self._device.controls
         for name, value in (controls.states() if controls is not None else {}).items():
             if self._controls.get(name) != value:
