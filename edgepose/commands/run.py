@@ -197,9 +197,10 @@ def execute(args: argparse.Namespace, config: Config) -> int:
     install_signal_handlers(stop)
     controls = _controls(config, analytics, stats)
     sinks: list[Sink] = []
+    as_analysed = dataclasses.replace(config, analytics=analytics.config)  # stills: no delays to wait for
     try:
         for factory in SINKS.values():
-            sink = factory(config, stats, estimator.info, stop, controls)
+            sink = factory(as_analysed, stats, estimator.info, stop, controls)
             if sink is not None:
                 attach_snapshots(sinks, sink)
                 sink.start()
