@@ -73,7 +73,7 @@ def shown_state(config: dict[str, Any], payload: bytes) -> str | None:
             return "None"
         return ("ON" if count > 0 else "OFF") if "'ON'" in template else str(count)
     if "value_json.fallen" in template:
-        return "ON" if data.get("fallen") else "OFF"
+        return "None" if data.get("fallen") is None else ("ON" if data["fallen"] else "OFF")
     if "value_json.state == 'ok'" in template:
         return "ON" if data.get("state") == "ok" else "OFF"
     if "event_type" in template:  # the event entity: one row per event it shows

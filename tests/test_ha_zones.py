@@ -22,14 +22,20 @@ from clips import render_tilted, write_frames, write_visit_clip
 from conftest import model_args, run_cli
 from stickfigure import segments
 
-from edgepose.pose import Pose, PoseResult
-from edgepose.sinks.mqtt.announce import keep_zones, removed_zones
+from edgepose.config import MqttConfig
+from edgepose.health import PipelineStats
+from edgepose.pose import BackendInfo, Pose, PoseResult
+from edgepose.sinks.mqtt.announce import Device, keep_zones, removed_zones
+from edgepose.sinks.mqtt.outbox import MqttCounters
 from edgepose.sinks.mqtt.summary import Summary
+from edgepose.sinks.mqtt.topics import Topics
+from edgepose.sinks.mqtt.worker import Worker
 
 BASE = "edgepose/zones"
 NODE = "edgepose_zones"
 NOBODY = {"posture": None, "person": None}
 NOT_FALLEN = {"fallen": False, "kind": None, "person": None, "zone": None}
+INFO = BackendInfo("ai_edge_litert", "xnnpack", 2, "m.tflite")
 
 
 @pytest.fixture
@@ -167,19 +173,22 @@ def test_a_zone_removed_from_the_config_is_removed_from_home_assistant(
     _run(broker, config, clip, models_dir).close()
     for object_id in ("zone_hall_occupancy", "zone_sofa_occupancy"):
         assert _config(broker, "binary_sensor", object_id)
+    kept = config.parent / "state" / "ha-zones-zones.json"
+    assert json.loads(kept.read_text()) == {"zones": ["hall", "Sofa"]}, "kept once the broker had the discovery"
     config.write_text(_zone_zone("hall", 0.5))  # the sofa is gone
     # a run that never reaches the broker (nothing listens there) cannot remove it: the next run does
     down = run_cli("run", "--config", str(config), "--source", str(clip), "--mqtt", f"mqtt://127.0.0.1:{free_port()}",
                    "--device-id", "zones", "--ha-discovery", "--state-dir", str(config.parent / "state"),
                    *model_args(models_dir))  # fmt: skip
     assert down.returncode == 0, down.stderr
-    assert _config(broker, "binary_sensor", "zone_sofa_occupancy"), "still there"
+    assert json.loads(kept.read_text()) == {"zones": ["hall", "Sofa"]}, "not kept: never announced"
     sub = _run(broker, config, clip, models_dir)
     assert _config(broker, "binary_sensor", "zone_hall_occupancy") and _config(broker, "sensor", "zone_hall_count")
     for component, object_id in (("binary_sensor", "zone_sofa_occupancy"), ("sensor", "zone_sofa_count")):
         topic = f"homeassistant/{component}/{NODE}/{object_id}/config"
         assert b"" in sub.on(topic), "an empty retained config removes the entity"
         assert retained(broker.port, topic, timeout=0.5) is None
+    assert json.loads(kept.read_text()) == {"zones": ["hall"]}
     sub.close()
 
 
@@ -217,23 +226,31 @@ def _at(t: float, people: list[dict[str, Any]], *events: dict[str, Any]) -> Pose
 def test_after_a_start_a_person_already_lying_is_neither_fallen_nor_not_fallen_until_the_long_lie() -> None:
     summary = Summary(safe_zones=("bed",), window_s=2.25)
 
-    def fallen(t: float, people: list[dict[str, Any]], *events: dict[str, Any], started: float = 100.0) -> Any:
-        out = summary.observe(_at(t, people, *events), started)
+    def fallen(t: float, people: list[dict[str, Any]], *events: dict[str, Any], started: float = 100.0,
+               of: Summary = summary) -> Any:  # fmt: skip
+        out = of.observe(_at(t, people, *events), started)
         assert out is not None
         return json.loads(out[0])
 
     undecided = {"fallen": None, "kind": None, "person": 1, "zone": "hall"}
-    assert fallen(100.0, [_person(1, "unknown", zones=("hall",))]) == NOT_FALLEN, "no posture yet"
+    assert fallen(100.0, [_person(1, "unknown", zones=("hall",))]) == undecided, "no posture yet: may be down"
     assert fallen(100.5, [_person(1, "lying", zones=("hall",))]) == undecided
     assert fallen(130.0, [_person(1, "unknown", zones=("hall",))]) == undecided, "half hidden: still down"
     lie = {"type": "long_lie", "person": 1, "confidence": 0.8}
     assert fallen(160.5, [_person(1, "lying", fallen=True, zones=("hall",))], lie)["fallen"] is True
     assert fallen(170.0, [_person(1, "standing", zones=("hall",))]) == NOT_FALLEN
     assert fallen(180.0, [_person(1, "lying", zones=("hall",))]) == NOT_FALLEN, "seen lying down: not in doubt"
-    # a new start of analysis (a pause, a lost camera) doubts again; a bed is no alarm; nor is no start
-    assert fallen(200.0, [_person(1, "lying", zones=("hall",))], started=199.0) == undecided
-    assert fallen(200.1, [_person(1, "lying", zones=("bed",))], started=199.0) == NOT_FALLEN
-    assert fallen(300.0, [_person(2, "lying")], started=None) == NOT_FALLEN
+    # a later start of analysis (a pause, a lost camera) keeps the analytics' timers: no doubt
+    assert fallen(200.0, [_person(2, "lying", zones=("hall",))], started=199.0) == NOT_FALLEN
+    # a posture still unknown after the window; a person seen up first; a bed; stills; no start
+    fresh = Summary(safe_zones=("bed",), window_s=2.25)
+    assert fallen(100.0, [_person(1, "unknown", zones=("hall",))], of=fresh) == undecided
+    assert fallen(102.5, [_person(1, "unknown", zones=("hall",))], of=fresh) == NOT_FALLEN
+    assert fallen(100.0, [_person(2, "standing")], of=(up := Summary(window_s=2.25))) == NOT_FALLEN
+    assert fallen(101.0, [_person(2, "lying")], of=up) == NOT_FALLEN
+    assert fallen(100.1, [_person(1, "lying", zones=("bed",))], of=Summary(("bed",), 2.25)) == NOT_FALLEN
+    assert fallen(100.0, [_person(1, "lying")], of=Summary(window_s=0.0)) == NOT_FALLEN
+    assert fallen(300.0, [_person(2, "lying")], started=None, of=Summary(window_s=2.25)) == NOT_FALLEN
 
 
 def test_the_most_prominent_person_is_kept_while_present_and_fallen_names_the_first_fallen() -> None:
@@ -262,3 +279,40 @@ def test_the_most_prominent_person_is_kept_while_present_and_fallen_names_the_fi
     assert seen(_frame([(1, 300), (3, 100)], up, {"type": "recovered", "person": 1}))[0] == {
         "fallen": True, "kind": "long_lie", "person": 3, "zone": "hall"}  # fmt: skip
     assert summary.observe(dataclasses.replace(_frame([], []), state=None)) is None, "no analytics: nothing"
+
+
+class _Link:
+    """A connection that hands every message to a broker that acknowledges when told to."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.queued = self.unsent_bytes = 0
+        self.acked = False
+        self.refuse: str | None = None  # a topic not handed over (the link dropped mid-discovery)
+
+    def send(self, msg: Any) -> Any:
+        return None if msg.topic == self.refuse else (lambda: self.acked)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_the_zones_are_kept_only_once_every_discovery_message_is_acknowledged(tmp_path: Path) -> None:
+    kept = tmp_path / "ha-zones-porch.json"
+    keep_zones(kept, ("hall", "Sofa"))
+    cfg = MqttConfig(url="mqtt://127.0.0.1", device_id="porch", ha_discovery=True)
+    device = Device(zones=("hall",), removed_zones=("Sofa",), zones_file=kept)
+    link = _Link()
+    worker = Worker(cfg, Topics(cfg.prefix, "porch"), INFO, PipelineStats(), MqttCounters(), link, device)  # type: ignore[arg-type]
+    worker._send_announce()
+    worker.keep_zones_if_published()
+    assert removed_zones(kept, ("hall",)) == ("Sofa",), "not acknowledged yet"
+    link.refuse = "homeassistant/binary_sensor/edgepose_porch/zone_sofa_occupancy/config"
+    worker._send_announce()  # a reconnect whose discovery did not all reach paho: nothing to wait for
+    link.acked = True
+    worker.keep_zones_if_published()
+    assert removed_zones(kept, ("hall",)) == ("Sofa",), "a removal never handed over"
+    link.refuse = None
+    worker._send_announce()
+    worker.keep_zones_if_published()
+    assert removed_zones(kept, ("hall",)) == () and json.loads(kept.read_text()) == {"zones": ["hall"]}

@@ -223,6 +223,7 @@ class MqttSink:
         stop_reserve = CLOSE_STOP_SHARE * max(0.0, timeout_s)
         self._worker.stop(deadline, stop_reserve)
         self._link.close(deadline, stop_reserve)
+        self._worker.keep_zones_if_published()  # a short run: its discovery acknowledged before offline was
         c = self.counters
         log.info("MQTT: closed; %d sent, %d dropped offline, %d rate-limited, %d skipped behind a slow link",
                  c.sent, c.dropped, c.rate_limited, c.backlog_skipped)  # fmt: skip

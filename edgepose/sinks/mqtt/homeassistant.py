@@ -44,7 +44,7 @@ FALL_EVENT_TEMPLATE = (
 
 #: The Fallen sensor's state: ``null`` (undecided after a restart, :mod:`.summary`) renders ``None``: unknown.
 FALLEN_TEMPLATE = "{{ 'None' if value_json.fallen is none else ('ON' if value_json.fallen else 'OFF') }}"
-#: The Fallen sensor's attributes: which alarm, whose, where (all ``null`` while nobody is fallen).
+#: The Fallen sensor's attributes: which alarm, whose, where (all ``null`` while off; whose, where while unknown).
 FALLEN_ATTRIBUTES = "{{ {'kind': value_json.kind, 'person': value_json.person, 'zone': value_json.zone} | tojson }}"
 
 

@@ -4,18 +4,14 @@
 fallen person (lowest id), whether a ``fall`` or a ``long_lie`` raised it, their id and the first zone
 they are in (``null`` outside every zone); all three ``null`` while nobody is fallen.
 
-After a (re)start of analysis (the process, a pause, a lost camera) nobody knows how long a person already
-lying there has been down: the long lie's timer starts again from zero. So while nobody is fallen and a
-person who has been lying since that start (their posture turned ``lying`` within ``window_s`` of it) is
-still down outside every ``falls = false`` zone, ``fallen`` is ``null`` (Home Assistant: unknown), with
-their ``person`` and ``zone``, until the long lie decides (``true``) or they are up (``false``): a restart
-never shows a fallen person as not fallen for ``long_lie_s``.
-
-``<base>/posture``: ``{"posture", "person"}``: the posture of the *most prominent* person and their id,
-both ``null`` while nobody is present. The most prominent person is the present person whose pose has
-the biggest box when the choice is made, kept while they stay present (the rule that picks the person
-exercising), so the sensor does not jump between two people of about one size; when none of the
-present people is seen in that frame, the lowest id.
+After the service starts, nobody knows how long a person already lying there has been down: the long
+lie's timer starts from zero. (A pause or a lost camera keeps the timers: the long lie fires on time.) So
+while nobody is fallen and a person who has not been seen up since the first frames is down outside every
+``falls = false`` zone, ``fallen`` is ``null`` (Home Assistant: unknown), with their ``person`` and ``zone``,
+until the long lie decides (``true``) or they are up (``false``). Down means their posture turned ``lying``
+within ``window_s`` of the first frame (and stays ``lying`` or ``unknown``), or is still ``unknown`` within
+``window_s`` (a posture that has not decided yet). A restart never shows a fallen person as not fallen for
+``long_lie_s``. Stills (``window_s`` 0) are never in doubt.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edgepose.analytics.posture import LYING, SITTING, STANDING
+from edgepose.analytics.posture import LYING, SITTING, STANDING, UNKNOWN
 from edgepose.events import EventType
 from edgepose.pose import PoseResult
 
@@ -49,7 +45,9 @@ class Summary:
         self._window_s = window_s
         self._kinds: dict[int, str] = {}  # person → the alarm that made them fallen last
         self._lying_since: dict[int, float] = {}  # person → media time their posture turned lying
+        self._up: set[int] = set()  # people seen standing or sitting since the first frame
         self._started: float | None = None
+        self._now = 0.0
         self._prominent: int | None = None
 
     def observe(self, result: PoseResult, started: float | None = None) -> tuple[bytes, bytes] | None:
@@ -57,14 +55,15 @@ class Summary:
 
         Args:
             result: The frame.
-            started: Media time of the start of this analysis (``None``: no start to doubt).
+            started: Media time of the start of analysis; the first one given is the service's start (later
+                starts keep the analytics' timers). ``None``: no start to doubt.
         """
         state = result.state
         if state is None:
             return None
-        t = result.ts if result.media_s is None else result.media_s
-        if started != self._started:
-            self._started, self._lying_since = started, {}
+        self._now = t = result.ts if result.media_s is None else result.media_s
+        if self._started is None:
+            self._started = started
         for event in result.events:
             if event.get("type") in ALARMS and isinstance(event.get("person"), int):
                 self._kinds[event["person"]] = str(event["type"])
@@ -74,20 +73,24 @@ class Summary:
                 self._lying_since.setdefault(person["id"], t)
             elif person.get("posture") in (STANDING, SITTING):
                 self._lying_since.pop(person["id"], None)
+                self._up.add(person["id"])
         known = {p["id"] for p in people}
         self._kinds = {k: v for k, v in self._kinds.items() if k in known}
         self._lying_since = {k: v for k, v in self._lying_since.items() if k in known}
+        self._up &= known
         return self._fallen(people), self._posture(result, people)
 
     def _undecided(self, person: dict[str, Any]) -> bool:
-        """Whether ``person`` has been lying since before this analysis started, outside every safe zone."""
-        since = self._lying_since.get(person["id"])
-        return (
-            self._started is not None
-            and since is not None
-            and since - self._started <= self._window_s
-            and not self._safe.intersection(person.get("zones") or ())
-        )
+        """Whether ``person`` may have been down since before the service started (see the module docstring)."""
+        started, pid = self._started, person["id"]
+        if started is None or self._window_s <= 0 or pid in self._up:
+            return False
+        if self._safe.intersection(person.get("zones") or ()):
+            return False
+        since = self._lying_since.get(pid)
+        if since is not None:
+            return since - started <= self._window_s
+        return person.get("posture") == UNKNOWN and self._now - started <= self._window_s
 
     def _fallen(self, people: list[dict[str, Any]]) -> bytes:
         down = next((p for p in people if p.get("fallen")), None)

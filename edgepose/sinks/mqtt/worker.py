@@ -199,6 +199,18 @@ class Worker:
         self._send_state(False)
         self._analysis, self._camera, self._controls = None, None, {}  # published again by _follow
 
+    def keep_zones_if_published(self) -> None:
+        """Keep the zones announced once the broker has every message of the discovery that announced them.
+
+        Called by the worker while connected, and once more by the sink after its close waited for the
+        broker's acknowledgement of ``offline`` (QoS 1 is acknowledged in order: a short run's discovery is
+        acknowledged by then).
+        """
+        if self._zones_published is not None and all(check() for check in self._zones_published):
+            self._zones_published, self._zones_kept = None, True
+            assert self._device.zones_file is not None
+            keep_zones(self._device.zones_file, self._device.zones)
+
     def _current_exercise(self) -> str:
         controls = self._device.controls
         return (controls.state(EXERCISE.name) if controls is not None else None) or NO_EXERCISE
@@ -211,10 +223,7 @@ class Worker:
         """
         if not self._link.connected:
             return
-        if self._zones_published is not None and all(check() for check in self._zones_published):
-            self._zones_published, self._zones_kept = None, True
-            assert self._device.zones_file is not None
-            keep_zones(self._device.zones_file, self._device.zones)
+        self.keep_zones_if_published()
         controls = self._device.controls
         for name, value in (controls.states() if controls is not None else {}).items():
             if self._controls.get(name) != value:
