@@ -12,6 +12,12 @@ until the long lie decides (``true``) or they are up (``false``). Down means the
 within ``window_s`` of the first frame (and stays ``lying`` or ``unknown``), or is still ``unknown`` within
 ``window_s`` (a posture that has not decided yet). A restart never shows a fallen person as not fallen for
 ``long_lie_s``. Stills (``window_s`` 0) are never in doubt.
+
+``<base>/posture``: ``{"posture", "person"}``: the posture of the *most prominent* person and their id,
+both ``null`` while nobody is present. The most prominent person is the present person whose pose has
+the biggest box when the choice is made, kept while they stay present (the rule that picks the person
+exercising), so the sensor does not jump between two people of about one size; when none of the
+present people is seen in that frame, the lowest id.
 """
 
 from __future__ import annotations
