@@ -53,7 +53,6 @@ class Summary:
         self._lying_since: dict[int, float] = {}  # person → media time their posture turned lying
         self._up: set[int] = set()  # people seen standing or sitting since the first frame
         self._started: float | None = None
-        self._now = 0.0
         self._prominent: int | None = None
 
     def observe(self, result: PoseResult, started: float | None = None) -> tuple[bytes, bytes] | None:
@@ -67,7 +66,7 @@ class Summary:
         state = result.state
         if state is None:
             return None
-        self._now = t = result.ts if result.media_s is None else result.media_s
+        t = result.ts if result.media_s is None else result.media_s
         if self._started is None:
             self._started = started
         for event in result.events:
@@ -84,10 +83,10 @@ class Summary:
         self._kinds = {k: v for k, v in self._kinds.items() if k in known}
         self._lying_since = {k: v for k, v in self._lying_since.items() if k in known}
         self._up &= known
-        return self._fallen(people), self._posture(result, people)
+        return self._fallen(people, t), self._posture(result, people)
 
-    def _undecided(self, person: dict[str, Any]) -> bool:
-        """Whether ``person`` may have been down since before the service started (see the module docstring)."""
+    def _undecided(self, person: dict[str, Any], t: float) -> bool:
+        """Whether ``person`` may have been down since before the service started, at media time ``t``."""
         started, pid = self._started, person["id"]
         if started is None or self._window_s <= 0 or pid in self._up:
             return False
@@ -96,20 +95,17 @@ class Summary:
         since = self._lying_since.get(pid)
         if since is not None:
             return since - started <= self._window_s
-        return person.get("posture") == UNKNOWN and self._now - started <= self._window_s
+        return person.get("posture") == UNKNOWN and t - started <= self._window_s
 
-    def _fallen(self, people: list[dict[str, Any]]) -> bytes:
+    def _fallen(self, people: list[dict[str, Any]], t: float) -> bytes:
         down = next((p for p in people if p.get("fallen")), None)
-        doubt = next((p for p in people if self._undecided(p)), None) if down is None else None
-        if down is not None:
-            zones = down.get("zones") or [None]
-            kind = self._kinds.get(down["id"], str(EventType.FALL))
-            data: dict[str, Any] = {"fallen": True, "kind": kind, "person": down["id"], "zone": zones[0]}
-        elif doubt is not None:
-            zones = doubt.get("zones") or [None]
-            data = {"fallen": None, "kind": None, "person": doubt["id"], "zone": zones[0]}
+        person = down or next((p for p in people if self._undecided(p, t)), None)
+        if person is None:
+            data: dict[str, Any] = {"fallen": False, "kind": None, "person": None, "zone": None}
         else:
-            data = {"fallen": False, "kind": None, "person": None, "zone": None}
+            zones = person.get("zones") or [None]
+            kind = self._kinds.get(person["id"], str(EventType.FALL)) if down else None
+            data = {"fallen": True if down else None, "kind": kind, "person": person["id"], "zone": zones[0]}
         return json.dumps(data, separators=(",", ":")).encode()
 
     def _posture(self, result: PoseResult, people: list[dict[str, Any]]) -> bytes:
