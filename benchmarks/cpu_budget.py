@@ -51,9 +51,10 @@ NOTES = [
     "threads); CPU time is the child's, all threads, between its 60th result and its 10th-last, so start-up is "
     "left out. Bare `invoke()` runs in a child of its own each round, on the same runtime and thread count.",
     "- The idle run reads a video file with `--realtime`: FFmpeg decodes inside `grab()` for files (only the colour "
-    "conversion is skipped), so decoding 30 frames a second stays in the idle figure, next to the two model runs a "
-    "second. A V4L2 camera's `grab()` skips the MJPEG decode, and picamera2 while idle reads only its 160×120 "
-    "`lores` Y plane and waits for the frames in between; neither can be measured on this machine.",
+    "conversion is skipped), so decoding 30 frames a second stays in the idle figure, next to the model runs (one a "
+    "second on a picture that does not change). A V4L2 camera's `grab()` skips the MJPEG decode, and picamera2 "
+    "while idle reads only its 160×120 `lores` Y plane and waits for the frames in between; neither can be "
+    "measured on this machine.",
     "- The machine is shared and noisy: bare `invoke()` alone varies by ±30 % between rounds; compare the columns "
     "of one run, and the per-round ratios.",
 ]

@@ -9,10 +9,11 @@ import pytest
 from stickfigure import FPS, HEIGHT, T0, WIDTH, Noise, empty_keypoints, noisy, squat
 
 from edgepose.analytics import Analytics
+from edgepose.analytics.body import joined_group
 from edgepose.analytics.presence import Presence
 from edgepose.config import AnalyticsConfig, Config, PresenceConfig, SmoothingConfig, validate
 from edgepose.errors import ConfigError
-from edgepose.pose import PoseResult
+from edgepose.pose import SKELETON_EDGES, PoseResult
 
 #: (seconds, person in view?) — absent, present, absent, present again, absent.
 SCRIPT = [(1.0, False), (4.0, True), (4.0, False), (3.0, True), (3.0, False)]
@@ -126,3 +127,34 @@ def test_leave_score_above_enter_score_means_no_hysteresis() -> None:
 def test_bad_settings_are_config_errors(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match="analytics"):
         validate(Config(analytics=AnalyticsConfig(**bad)))
+
+
+def _largest_group_by_search(seen: list[bool]) -> list[int]:
+    """The largest group of seen keypoints joined along the skeleton, by a plain search (the lowest index first)."""
+    best: list[int] = []
+    done: set[int] = set()
+    for start in range(len(seen)):
+        if not seen[start] or start in done:
+            continue
+        group, todo = {start}, [start]
+        while todo:
+            i = todo.pop()
+            for a, b in SKELETON_EDGES:
+                for here, there in ((a, b), (b, a)):
+                    if here == i and seen[there] and there not in group:
+                        group.add(there)
+                        todo.append(there)
+        done |= group
+        if len(group) > len(best):
+            best = sorted(group)
+    return best
+
+
+def test_the_joined_group_is_the_largest_connected_one_for_every_pattern_seen() -> None:
+    rng = np.random.default_rng(3)
+    patterns = [rng.random(17) < p for p in np.linspace(0.1, 0.95, 400)]
+    patterns += [np.ones(17, bool), np.zeros(17, bool), np.arange(17) % 2 == 0]
+    for seen in patterns * 2:  # twice: the second pass is answered from the per-pattern cache
+        keypoints = np.zeros((17, 3), np.float32)
+        keypoints[:, 2] = np.where(seen, 0.6, 0.1)
+        assert list(joined_group(keypoints, 0.3)) == _largest_group_by_search(seen.tolist())

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from clips import default_script, write_clip
@@ -19,6 +20,7 @@ from conftest import eventually, model_args, run_cli
 from edgepose.errors import BackendUnavailableError
 from edgepose.pipeline.capture import MAX_FAILED_READS, CaptureOptions, CaptureThread, Frame, FrameBuffer
 from edgepose.sources.images import load_image
+from edgepose.sources.opencv import open_video_file
 
 
 def _frame(index: int) -> Frame:
@@ -221,3 +223,35 @@ def test_a_live_source_that_cannot_work_here_is_not_reopened() -> None:
     capture.join(timeout=5)
     assert isinstance(capture.error, BackendUnavailableError)
     assert capture.state.reopens == 0
+
+
+def _mp4(path: Path, size: tuple[int, int], frames: int) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+    rng = np.random.default_rng(5)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 40 + 5 * i, np.uint8)
+        frame[: size[1] // 2] = rng.integers(0, 255, (size[1] // 2, size[0], 3), dtype=np.uint8)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_video_files_up_to_720p_are_decoded_by_one_thread_into_the_same_frames(tmp_path: Path) -> None:
+    small = _mp4(tmp_path / "small.mp4", (640, 480), 12)
+    capture = open_video_file(str(small))
+    assert capture.getBackendName() == "FFMPEG" and capture.get(cv2.CAP_PROP_N_THREADS) == 1
+    default = cv2.VideoCapture(str(small), cv2.CAP_FFMPEG)
+    for _ in range(12):  # FFmpeg's own threads and one thread decode the very same pixels
+        (ok_one, one), (ok_many, many) = capture.read(), default.read()
+        assert ok_one and ok_many and np.array_equal(one, many)
+    assert not capture.read()[0]
+    capture.release()
+    default.release()
+    big = _mp4(tmp_path / "big.mp4", (1296, 736), 2)  # past 1280×720: FFmpeg's choice of threads stays
+    capture = open_video_file(str(big))
+    assert capture.isOpened() and capture.get(cv2.CAP_PROP_N_THREADS) == cv2.VideoCapture(str(big)).get(
+        cv2.CAP_PROP_N_THREADS
+    )
+    assert capture.read()[0]
+    capture.release()
+    assert not open_video_file(str(tmp_path / "missing.mp4")).isOpened()

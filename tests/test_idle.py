@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from clips import BACKGROUND, HEIGHT, WIDTH, Placement, default_script, render, write_clip
 from conftest import TESTDATA, model_args, run_cli
 
 from edgepose.config import IdleConfig
-from edgepose.pipeline.idle import ACTIVE, IDLE, IdleGate, MotionDetector
+from edgepose.pipeline.idle import (
+    ACTIVE,
+    IDLE,
+    MOTION_SIZE,
+    UNCHANGED_RECHECK_S,
+    IdleGate,
+    MotionDetector,
+    shrink,
+)
 from edgepose.sources.images import load_image
 
 FPS = 30.0
@@ -44,9 +54,46 @@ def test_empty_scene_goes_idle_after_idle_after_s_and_runs_at_most_idle_fps() ->
     active_runs = [t for t in runs if t < 10.0]
     assert len(active_runs) == 300, "every frame of the first 10 s ran the model"
     idle_runs = [t for t in runs if t > 10.0 + 1 / FPS]
-    assert len(idle_runs) <= 2 * 15 + 1, "at most idle_fps model runs per second while idle"
-    assert len(idle_runs) >= 2 * 15 - 2, "but it does keep looking"
+    # The room does not change: after the first idle run, one a second (UNCHANGED_RECHECK_S), not idle_fps.
+    assert 15 / UNCHANGED_RECHECK_S - 2 <= len(idle_runs) <= 15 / UNCHANGED_RECHECK_S + 1, "it keeps looking"
+    assert all(b - a >= UNCHANGED_RECHECK_S - 1 / FPS for a, b in itertools.pairwise(idle_runs)), idle_runs
     assert gate.wakes == 0, "sensor noise is not motion"
+
+
+def _far_away(frame: np.ndarray, seed: int) -> np.ndarray:
+    """The empty room with a small dark figure in one corner: a change in one cell, not motion over the picture."""
+    out = frame.copy()
+    rows, cols = out.shape[0] // 12, out.shape[1] // 16  # 1/192 of the picture
+    out[10 : 10 + rows, 10 : 10 + cols] = 20 + np.random.default_rng(seed).integers(0, 3, (rows, cols, 1))
+    return out
+
+
+def test_a_changed_picture_gets_idle_fps_runs_an_unchanged_one_one_a_second() -> None:
+    gate = IdleGate(IdleConfig(after_s=1.0, fps=2.0), start=0.0)
+    _drive(gate, [_empty(i) for i in range(60)], 0.0)
+    assert gate.state == IDLE
+    unchanged = _drive(gate, [_empty(100 + i) for i in range(90)], 2.0)
+    assert 2 <= len(unchanged) <= 4, unchanged  # 3 s of the same room: about one run a second
+    # Something small appears: too little to count as motion over the whole picture, so no wake...
+    appeared = 5.0
+    runs = _drive(gate, [_far_away(_empty(200 + i), i) for i in range(90)], appeared)
+    assert gate.wakes == 0 and gate.motion.level < gate.settings.motion_threshold
+    # ...but its cell changed since the last run: the next run comes at idle_fps (within 0.5 s), as before.
+    assert runs and runs[0] - appeared <= 1 / gate.settings.fps + 1 / FPS, runs
+    # Once a run has seen it (and found nobody), that picture is the unchanged one again.
+    assert all(b - a >= UNCHANGED_RECHECK_S - 1 / FPS for a, b in itertools.pairwise(runs)), runs
+
+
+def test_a_picture_that_keeps_changing_gets_idle_fps_runs() -> None:
+    gate = IdleGate(IdleConfig(after_s=1.0, fps=2.0), start=0.0)
+    _drive(gate, [_empty(i) for i in range(60)], 0.0)
+    # A flickering screen in a corner: a different cell picture every frame, never motion over the picture.
+    flicker = [_empty(300 + i) for i in range(150)]
+    for i, frame in enumerate(flicker):
+        frame[10:22, 10:26] = 40 if i % 2 else 200
+    runs = _drive(gate, flicker, 2.0)
+    assert gate.wakes == 0
+    assert 2 * 5 - 2 <= len(runs) <= 2 * 5 + 1, runs  # 5 s at idle_fps
 
 
 def test_motion_wakes_at_once_and_a_person_keeps_it_active() -> None:
@@ -68,6 +115,21 @@ def test_motion_detector_ignores_noise_and_sees_a_person(testdata: Path) -> None
     assert not any(detector.moved(_empty(i)) for i in range(1, 30))
     person = load_image(testdata / "woman_standing.png")
     assert detector.moved(render(person, Placement(0.5, 200, 100)))
+
+
+def test_the_motion_copy_is_the_area_average_of_the_frame_up_to_rounding(testdata: Path) -> None:
+    frame = render(load_image(testdata / "woman_standing.png"), Placement(0.5, 200, 100))
+    for image in (frame, frame[:, :, 1].copy(), cv2.resize(frame, (1280, 720))):
+        small = shrink(image, MOTION_SIZE).astype(np.int16)
+        direct = cv2.resize(image, MOTION_SIZE, interpolation=cv2.INTER_AREA).astype(np.int16)
+        assert small.shape == direct.shape
+        if (
+            image.shape[1] % MOTION_SIZE[0] == 0
+            and image.shape[1] // MOTION_SIZE[0] == image.shape[0] // MOTION_SIZE[1]
+        ):
+            assert np.abs(small - direct).max() <= 2, "a power-of-two factor: only the rounding of each halving differs"
+        else:  # 1280×720 to 80×60: halved to 160×90 first, so the blocks' edges fall elsewhere
+            assert np.abs(small - direct).mean() < 1.0
 
 
 def test_disabled_idle_never_idles() -> None:

@@ -34,7 +34,7 @@ from conftest import ROOT, cli_env, eventually, model_args
 
 from edgepose.errors import OutputClosed, SinkError
 from edgepose.health import PipelineStats
-from edgepose.pose import PoseResult
+from edgepose.pose import PoseResult, keypoints_to_json, printed_keypoints
 from edgepose.sinks import jsonl
 from edgepose.sinks.jsonl import JsonlSink
 from edgepose.sources.images import load_image
@@ -486,3 +486,16 @@ def test_file_source_and_a_stalled_reader_wait_drop_nothing_and_fail_at_sigterm(
     assert "dropped in all" not in err and "not keeping up" not in err, err
     assert _unwritten(err) + len(lines) == _processed(err), "every result is written or counted"
     assert [json.loads(line)["frame"] for line in lines] == list(range(len(lines)))
+
+
+def test_printed_keypoints_are_what_round_prints_for_the_models_float32_keypoints() -> None:
+    rng = np.random.default_rng(11)
+    xy = np.concatenate([rng.uniform(-40, 2000, 3000), np.arange(-800, 8000) / 8])  # k/8: exact ties at 0.01
+    scores = np.concatenate([np.arange(33) / 32, rng.uniform(0, 1, len(xy) - 33)])  # odd/32: exact ties at 1e-4
+    keypoints = np.stack([xy, xy[::-1], scores], axis=1).astype(np.float32)
+    expected = [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in keypoints.tolist()]
+    assert printed_keypoints(keypoints).tolist() == expected
+    line = keypoints_to_json(keypoints[:17])
+    assert [[k["x"], k["y"], k["score"]] for k in line] == expected[:17]
+    again = printed_keypoints(np.array([[k["x"], k["y"], k["score"]] for k in line]))
+    assert again.tolist() == expected[:17], "a printed value read back prints the same (analyze on run's lines)"

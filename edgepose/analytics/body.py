@@ -20,6 +20,7 @@ keypoints connected along :data:`~edgepose.pose.SKELETON_EDGES`. A pose is
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -44,10 +45,20 @@ class Evidence(NamedTuple):
 NOTHING = Evidence(False, False, 0)
 
 
-def joined_group(keypoints: np.ndarray, min_score: float) -> list[int]:
+def joined_group(keypoints: np.ndarray, min_score: float) -> tuple[int, ...]:
     """Return the indices of the largest group of seen keypoints connected along the skeleton."""
-    seen = keypoints[:, 2] >= min_score
-    parent = list(range(len(keypoints)))
+    seen = np.flatnonzero(keypoints[:, 2] >= min_score).tolist()
+    return _largest_group(len(keypoints), sum(1 << i for i in seen))
+
+
+@functools.lru_cache(maxsize=4096)
+def _largest_group(count: int, seen_mask: int) -> tuple[int, ...]:
+    """Return the largest connected group of the keypoints whose bits are set (the first on a tie), per pattern.
+
+    A person shows only a few patterns of seen keypoints from frame to frame, so the union-find over the
+    skeleton runs once per pattern.
+    """
+    parent = list(range(count))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -55,29 +66,48 @@ def joined_group(keypoints: np.ndarray, min_score: float) -> list[int]:
             i = parent[i]
         return i
 
+    seen = [bool(seen_mask >> i & 1) for i in range(count)]
     for a, b in SKELETON_EDGES:
         if seen[a] and seen[b]:
             parent[root(a)] = root(b)
     groups: dict[int, list[int]] = {}
-    for i in np.flatnonzero(seen).tolist():
-        groups.setdefault(root(i), []).append(i)
-    return max(groups.values(), key=len, default=[])
+    for i in range(count):
+        if seen[i]:
+            groups.setdefault(root(i), []).append(i)
+    largest: list[int] = max(groups.values(), key=len, default=[])
+    return tuple(largest)
 
 
-def _skeleton(keypoints: np.ndarray, group: list[int], shorter_side: float, min_size: float) -> bool:
-    """Whether the joined group has a torso, the size of a body and a skeleton's proportions."""
+class _GroupParts(NamedTuple):
+    """What a joined group's skeleton test needs, by index: its shoulders, its hips and its bones' ends."""
+
+    shoulders: list[int]
+    hips: list[int]
+    bone_a: list[int]
+    bone_b: list[int]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parts(group: tuple[int, ...]) -> _GroupParts:
+    """Return the shoulders, hips and bones of a joined group (kept per group: the patterns repeat)."""
     members = set(group)
-    shoulders = [i for i in _SHOULDERS if i in members]
-    hips = [i for i in _HIPS if i in members]
-    if not shoulders or not hips:
+    ends = [(a, b) for a, b in SKELETON_EDGES if a in members and b in members]
+    return _GroupParts([i for i in _SHOULDERS if i in members], [i for i in _HIPS if i in members],
+                  [a for a, _ in ends], [b for _, b in ends])  # fmt: skip
+
+
+def _skeleton(keypoints: np.ndarray, group: tuple[int, ...], shorter_side: float, min_size: float) -> bool:
+    """Whether the joined group has a torso, the size of a body and a skeleton's proportions."""
+    parts = _parts(group)
+    if not parts.shoulders or not parts.hips:
         return False
     xy = keypoints[:, :2].astype(np.float64)
-    torso = max(float(np.hypot(*(xy[s] - xy[h]))) for s in shoulders for h in hips)
-    points = xy[group]
+    across = xy[parts.shoulders][:, None, :] - xy[parts.hips][None, :, :]
+    torso = float(np.hypot(across[..., 0], across[..., 1]).max())
+    points = xy[list(group)]
     if float((points.max(axis=0) - points.min(axis=0)).max()) < min_size * shorter_side or torso <= 0.0:
         return False
-    ends = np.array([(a, b) for a, b in SKELETON_EDGES if a in members and b in members])
-    bones = xy[ends[:, 0]] - xy[ends[:, 1]]  # one hypot per bone, as a vector: the same values, one call
+    bones = xy[parts.bone_a] - xy[parts.bone_b]  # one hypot per bone, as a vector
     return float(np.hypot(bones[:, 0], bones[:, 1]).max()) <= MAX_BONE_PER_TORSO * torso
 
 

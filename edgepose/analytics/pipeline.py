@@ -22,7 +22,7 @@ from edgepose.config import AnalyticsConfig, SmoothingConfig, ZoneConfig
 from edgepose.config.choices import EXERCISES
 from edgepose.errors import ConfigError
 from edgepose.events import EventType
-from edgepose.pose import Pose, PoseResult
+from edgepose.pose import Pose, PoseResult, printed_keypoints
 
 
 class Analytics:
@@ -196,5 +196,4 @@ def _stamped(event: dict[str, Any], stamp: dict[str, float]) -> dict[str, Any]:
 
 def _as_printed(keypoints: np.ndarray) -> np.ndarray:
     """Return the keypoints rounded as ``to_dict`` prints them (x, y to 0.01 px, score to 1e-4)."""
-    rows = [(round(float(x), 2), round(float(y), 2), round(float(s), 4)) for x, y, s in keypoints.tolist()]
-    return np.array(rows, dtype=np.float32)
+    return printed_keypoints(keypoints).astype(np.float32)
