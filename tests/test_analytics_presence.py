@@ -158,3 +158,18 @@ def test_the_joined_group_is_the_largest_connected_one_for_every_pattern_seen() 
         keypoints = np.zeros((17, 3), np.float32)
         keypoints[:, 2] = np.where(seen, 0.6, 0.1)
         assert list(joined_group(keypoints, 0.3)) == _largest_group_by_search(seen.tolist())
+
+
+def test_deciding_holds_from_the_first_body_until_the_person_is_taken_or_forgotten() -> None:
+    analytics = Analytics(AnalyticsConfig(), None)
+    rng = np.random.default_rng(4)
+    seen = [analytics.update(PoseResult(0, T0, WIDTH, HEIGHT, empty_keypoints(rng))) for _ in range(3)]
+    assert not analytics.deciding and not any(r.state and r.state["present"] for r in seen)
+    deciding = []
+    for i in range(round(2 * FPS)):  # a person in view: first a body being decided on, then a person
+        result = analytics.update(PoseResult(i, T0 + 1 + i / FPS, WIDTH, HEIGHT, noisy(squat(175.0), rng, Noise())))
+        deciding.append((analytics.deciding, bool(result.state and result.state["present"])))
+    assert deciding[0] == (True, False), "the first body is followed before presence decides"
+    assert deciding[-1] == (False, True), "once entered, nobody is being decided on"
+    entered = next(i for i, (_, present) in enumerate(deciding) if present)
+    assert all(d for d, _ in deciding[:entered]) and not any(d for d, _ in deciding[entered:])

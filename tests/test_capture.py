@@ -236,11 +236,11 @@ def _mp4(path: Path, size: tuple[int, int], frames: int) -> Path:
     return path
 
 
-def test_video_files_up_to_720p_are_decoded_by_one_thread_into_the_same_frames(tmp_path: Path) -> None:
+def test_paced_video_files_up_to_720p_are_decoded_by_one_thread_into_the_same_frames(tmp_path: Path) -> None:
     small = _mp4(tmp_path / "small.mp4", (640, 480), 12)
-    capture = open_video_file(str(small))
+    capture = open_video_file(str(small), one_thread=True)
     assert capture.getBackendName() == "FFMPEG" and capture.get(cv2.CAP_PROP_N_THREADS) == 1
-    default = cv2.VideoCapture(str(small), cv2.CAP_FFMPEG)
+    default = open_video_file(str(small), one_thread=False)  # a file read at full speed: FFmpeg's own threads
     for _ in range(12):  # FFmpeg's own threads and one thread decode the very same pixels
         (ok_one, one), (ok_many, many) = capture.read(), default.read()
         assert ok_one and ok_many and np.array_equal(one, many)
@@ -248,10 +248,10 @@ def test_video_files_up_to_720p_are_decoded_by_one_thread_into_the_same_frames(t
     capture.release()
     default.release()
     big = _mp4(tmp_path / "big.mp4", (1296, 736), 2)  # past 1280×720: FFmpeg's choice of threads stays
-    capture = open_video_file(str(big))
-    assert capture.isOpened() and capture.get(cv2.CAP_PROP_N_THREADS) == cv2.VideoCapture(str(big)).get(
-        cv2.CAP_PROP_N_THREADS
-    )
+    capture = open_video_file(str(big), one_thread=True)
+    reference = cv2.VideoCapture(str(big))
+    assert capture.isOpened() and capture.get(cv2.CAP_PROP_N_THREADS) == reference.get(cv2.CAP_PROP_N_THREADS)
     assert capture.read()[0]
     capture.release()
-    assert not open_video_file(str(tmp_path / "missing.mp4")).isOpened()
+    reference.release()
+    assert not open_video_file(str(tmp_path / "missing.mp4"), one_thread=True).isOpened()

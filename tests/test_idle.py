@@ -72,16 +72,35 @@ def test_a_changed_picture_gets_idle_fps_runs_an_unchanged_one_one_a_second() ->
     gate = IdleGate(IdleConfig(after_s=1.0, fps=2.0), start=0.0)
     _drive(gate, [_empty(i) for i in range(60)], 0.0)
     assert gate.state == IDLE
-    unchanged = _drive(gate, [_empty(100 + i) for i in range(90)], 2.0)
-    assert 2 <= len(unchanged) <= 4, unchanged  # 3 s of the same room: about one run a second
-    # Something small appears: too little to count as motion over the whole picture, so no wake...
-    appeared = 5.0
+    unchanged: list[float] = []  # the same room, until half a second after its second run
+    i = 0
+    while len(unchanged) < 2 or 2.0 + i / FPS < unchanged[-1] + 0.5:
+        unchanged += _drive(gate, [_empty(100 + i)], 2.0 + i / FPS)
+        i += 1
+    assert unchanged[1] - unchanged[0] >= UNCHANGED_RECHECK_S - 1 / FPS, unchanged
+    # Something small appears half a second after the last run: too little to count as motion over the whole
+    # picture, so no wake...
+    appeared = 2.0 + i / FPS
     runs = _drive(gate, [_far_away(_empty(200 + i), i) for i in range(90)], appeared)
     assert gate.wakes == 0 and gate.motion.level < gate.settings.motion_threshold
-    # ...but its cell changed since the last run: the next run comes at idle_fps (within 0.5 s), as before.
-    assert runs and runs[0] - appeared <= 1 / gate.settings.fps + 1 / FPS, runs
+    # ...but its cell changed since the last run: the next run comes at idle_fps, not a second after the last.
+    assert runs and runs[0] - unchanged[-1] <= 1 / gate.settings.fps + 1 / FPS, (unchanged, runs)
     # Once a run has seen it (and found nobody), that picture is the unchanged one again.
     assert all(b - a >= UNCHANGED_RECHECK_S - 1 / FPS for a, b in itertools.pairwise(runs)), runs
+
+
+def test_a_body_still_being_decided_on_keeps_idle_fps_runs_on_an_unchanged_picture() -> None:
+    gate = IdleGate(IdleConfig(after_s=1.0, fps=2.0), start=0.0)
+    _drive(gate, [_empty(i) for i in range(60)], 0.0)
+    assert gate.state == IDLE
+    runs = []
+    for i in range(90):  # 3 s of the same picture; every run finds a body the analytics have not taken yet
+        now = 2.0 + i / FPS
+        if gate.should_run(now, _empty(400 + i)):
+            runs.append(now)
+            gate.observe(now, present=False, deciding=True)
+    assert len(runs) >= 2 * 3 - 1, runs
+    assert all(b - a <= 1 / gate.settings.fps + 1 / FPS for a, b in itertools.pairwise(runs)), runs
 
 
 def test_a_picture_that_keeps_changing_gets_idle_fps_runs() -> None:

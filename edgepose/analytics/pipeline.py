@@ -57,6 +57,11 @@ class Analytics:
         """Whether anyone is present."""
         return any(person.presence.present for person in self.people)
 
+    @property
+    def deciding(self) -> bool:
+        """Whether a body is being followed that has not been taken for a person yet (presence still deciding)."""
+        return any(person.id is None for person in self.people)
+
     def set_exercise(self, exercise: str) -> None:
         """Count repetitions of ``exercise`` from the next frame on (``""``: none); the count starts at 0.
 

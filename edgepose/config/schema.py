@@ -208,7 +208,7 @@ class IdleConfig:
     Attributes:
         enabled: Idle mode for cameras, streams and ``realtime`` files.
         after_s: Seconds without a person before going idle.
-        fps: Model runs a second while idle, at most (on a picture unchanged since the last run: one a second).
+        fps: Model runs a second while idle, at most (fewer while the picture does not change: see idle mode).
         motion_threshold: Mean grey-level difference on an 80×60 copy that counts as motion.
         check_fps: Frames a second looked at for motion while idle.
     """

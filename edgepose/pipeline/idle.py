@@ -4,10 +4,11 @@ A camera box looks at an empty room most of the day. After ``after_s`` seconds w
 loop goes ``idle``: the model runs at most ``fps`` times a second, and every frame looked at in between
 is checked for motion on an 80×60 grey copy (mean absolute difference against a slowly updated
 background). Motion, or a person found by one of the idle runs, makes the loop ``active`` again at once.
-An idle run on a picture that has not changed since the last one would find the same nobody: while no
-10×10 cell of the grey copy differs from the last run's by more than the motion threshold (a change too
-small to count as motion over the whole picture, such as a far-away person, still shows in its cell),
-the model runs only every :data:`UNCHANGED_RECHECK_S`.
+An idle run on a picture that has not changed since a run that found nobody would find nobody again:
+while no 10×10 cell of the grey copy differs from that run's by more than the motion threshold (a change
+too small to count as motion over the whole picture, such as a far-away person, still shows in its cell),
+the model runs only every :data:`UNCHANGED_RECHECK_S`. While the analytics follow a body not yet taken for a
+person, the runs come at ``fps`` whatever the picture, so presence decides as quickly as before.
 Everything here is a pure function of the frames and the times given to it: no clock is read.
 """
 
@@ -26,8 +27,8 @@ MOTION_SIZE = (80, 60)
 BACKGROUND_RATE = 0.05
 #: Side (pixels of the grey copy) of the cells an idle picture is compared in with the last idle run's.
 CHANGE_CELL = 10
-#: Seconds between idle runs while the picture has not changed since the last run (else ``1 / fps``): the
-#: state, the preview and Home Assistant's settling after a restart of analysis keep getting results.
+#: Seconds between idle runs while the picture has not changed since a run that found nobody (else ``1 / fps``):
+#: the state, the preview and Home Assistant's settling after a restart of analysis keep getting results.
 UNCHANGED_RECHECK_S = 1.0
 
 
@@ -63,6 +64,10 @@ class MotionDetector:
     def mark(self) -> None:
         """Remember the frame looked at last as the one the model ran on."""
         self._reference = self._grey
+
+    def unmark(self) -> None:
+        """Forget the marked frame: the next :meth:`changed` says ``True``."""
+        self._reference = None
 
     def changed(self) -> bool:
         """Whether some cell of the frame looked at last differs from the marked one by more than the threshold.
@@ -138,9 +143,15 @@ class IdleGate:
         self.skipped += 1
         return False
 
-    def observe(self, now: float, present: bool) -> None:
-        """Account for a model run at ``now`` and whether it found a person."""
+    def observe(self, now: float, present: bool, deciding: bool = False) -> None:
+        """Account for a model run at ``now``: whether it found a person, or a body still being decided on.
+
+        While the analytics follow a body that is not a person yet (presence takes a few runs to decide), the idle
+        runs stay at ``fps`` even on an unchanged picture.
+        """
         self._last_run = now
+        if deciding and not present:
+            self.motion.unmark()
         if present:
             self._last_present = now
             self.state = ACTIVE

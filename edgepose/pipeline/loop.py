@@ -185,7 +185,7 @@ class Service:
                     result = self.analytics.update(result)
                 self.stats.record(result, buffer.dropped)
                 if gate is not None:
-                    gate.observe(now, self._present(result))
+                    gate.observe(now, self._present(result), self.analytics is not None and self.analytics.deciding)
                     self.stats.mode = gate.state
                     capture.decode_interval_s = max(cap_s, gate.check_interval_s)
                     capture.lores = gate.state == IDLE

@@ -15,10 +15,10 @@ from edgepose.sources.pixels import to_bgr
 
 log = logging.getLogger(__name__)
 
-#: Video files with frames up to this size are decoded by one FFmpeg thread. FFmpeg's own choice, a thread per
-#: core, buys nothing here: the model's threads take the cores anyway, and handing frames between decoding
-#: threads costs CPU (measured on a 640×480 clip, 2 cores: 0.68 → 0.56 ms of CPU a frame alone; 1.48 → 1.27 ms
-#: inside ``run --realtime``). Bigger frames keep FFmpeg's threads, so a 1080p file is not decoded on one core.
+#: Video files paced like a camera (``realtime``) with frames up to this size are decoded by one FFmpeg thread.
+#: FFmpeg's own choice, a thread per core, hands frames between its threads, which costs more CPU than it gives
+#: next to the model's threads (benchmarks/RESULTS.md, issue 22). Files read at full speed, and bigger frames,
+#: keep FFmpeg's threads: there decoding may be what limits the rate (an EdgeTPU leaves the cores free).
 ONE_DECODE_THREAD_MAX_PIXELS = 1280 * 720
 
 
@@ -74,7 +74,7 @@ class OpenCVSource:
         if self._device:
             return cv2.VideoCapture(self._target)
         if not self._stream:
-            return open_video_file(str(self._target))
+            return open_video_file(str(self._target), one_thread=self._cfg.realtime)
         # FFmpeg's own open and read timeouts (30 s by default) bounded by the source timeout, so a silent
         # server ends the read; the capture thread's watchdog does not depend on it either way.
         timeout_ms = max(1000, round(self._cfg.timeout_s * 1000))
@@ -111,11 +111,14 @@ class OpenCVSource:
             self._capture = None
 
 
-def open_video_file(path: str) -> cv2.VideoCapture:
-    """Open a video file with FFmpeg, decoded by one thread unless its frames are big (see the constant above).
+def open_video_file(path: str, one_thread: bool) -> cv2.VideoCapture:
+    """Open a video file with FFmpeg; with ``one_thread``, decoded by one thread unless its frames are big.
 
-    Whatever FFmpeg cannot open is left to OpenCV's other backends (an image sequence, say), as before.
+    See :data:`ONE_DECODE_THREAD_MAX_PIXELS`. Whatever FFmpeg cannot open is left to OpenCV's other backends (an
+    image sequence, say), as before.
     """
+    if not one_thread:
+        return cv2.VideoCapture(path)
     capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     if not capture.isOpened():
         capture.release()
